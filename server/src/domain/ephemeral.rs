@@ -1,0 +1,42 @@
+//! The ephemeral store contract: short-lived, owner-scoped blobs with a time limit on every entry.
+//! Implementations (memory now, Redis later) store bytes only; encryption happens above them in
+//! [`crate::domain::session::SessionData`], so no backend ever sees plaintext.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+/// Result of an ephemeral store call.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A failure of the ephemeral store itself (not "not found", which is `Ok(None)`).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the ephemeral store is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Owner-scoped key-value storage where every entry expires.
+///
+/// A *scope* groups everything one owner made (for example one session) so it can be deleted in
+/// one call; a *name* identifies an entry inside its scope. Every write carries a time limit:
+/// there is no way to store something forever.
+#[async_trait]
+pub trait EphemeralStore: Send + Sync + 'static {
+    /// Stores `value`, replacing any previous entry, expiring after `ttl`.
+    async fn put(&self, scope: &str, name: &str, value: Vec<u8>, ttl: Duration) -> StoreResult<()>;
+    /// The live entry, if any.
+    async fn get(&self, scope: &str, name: &str) -> StoreResult<Option<Vec<u8>>>;
+    /// Resets the time limit of a live entry to `ttl`; false when there is no live entry.
+    async fn touch(&self, scope: &str, name: &str, ttl: Duration) -> StoreResult<bool>;
+    /// Removes and returns the entry atomically: at most one caller ever gets it.
+    async fn take(&self, scope: &str, name: &str) -> StoreResult<Option<Vec<u8>>>;
+    /// Removes one entry; true when it existed.
+    async fn delete(&self, scope: &str, name: &str) -> StoreResult<bool>;
+    /// Removes every entry of a scope; returns how many were removed.
+    async fn delete_scope(&self, scope: &str) -> StoreResult<u64>;
+    /// Names of the live entries of a scope (for audits and tests; not for hot paths).
+    async fn names(&self, scope: &str) -> StoreResult<Vec<String>>;
+    /// Scopes that hold at least one live entry (for audits and tests; not for hot paths).
+    async fn scopes(&self) -> StoreResult<Vec<String>>;
+}

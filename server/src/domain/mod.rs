@@ -1,0 +1,9 @@
+//! The domain: sessions, catalog, usage and the store contracts. It knows nothing of gRPC, HTTP or
+//! prost; the `grpc` module adapts it to the wire.
+
+pub mod catalog;
+pub mod crypto;
+pub mod ephemeral;
+pub mod error;
+pub mod session;
+pub mod usage;

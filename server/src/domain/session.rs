@@ -1,0 +1,358 @@
+//! Sessions: a 256-bit bearer token per app launch, kept only as its SHA-256, with idle and
+//! absolute limits; and `SessionData`, the encrypted, session-scoped view of the ephemeral store.
+//!
+//! The session record (which holds the session's data key) lives under the hash of the token and
+//! expires after the idle limit unless touched; everything the session makes is sealed under that
+//! data key. Deleting or expiring the record therefore shreds all of the session's data at once.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::domain::crypto::{Key256, random_bytes};
+use crate::domain::ephemeral::EphemeralStore;
+use crate::domain::error::{CoreError, CoreResult};
+use crate::domain::usage::{UsageEvent, UsageKind, UsageSink};
+
+/// Scope of the session records, each named by the hex SHA-256 of its token.
+const TOKEN_SCOPE: &str = "session-tokens";
+/// Length of an encoded token: 32 random bytes in unpadded base64url.
+const TOKEN_LEN: usize = 43;
+
+/// How long sessions live.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionLimits {
+    /// Without a call for this long, the session ends.
+    pub idle: Duration,
+    /// The session ends this long after it started, whatever happens.
+    pub absolute: Duration,
+}
+
+/// The bearer token handed to the app at launch. Never logged: `Debug` is redacted.
+pub struct SessionToken(String);
+
+impl SessionToken {
+    fn generate() -> Self {
+        SessionToken(URL_SAFE_NO_PAD.encode(random_bytes::<32>()))
+    }
+
+    /// The token to send back to the caller (the only place it is exposed).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SessionToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SessionToken([redacted])")
+    }
+}
+
+/// The id of the printer a session runs on: 1 to 64 characters of `A-Z a-z 0-9 . _ -`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceId(String);
+
+impl DeviceId {
+    pub fn parse(raw: &str) -> CoreResult<Self> {
+        let ok_chars = raw.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if raw.is_empty() || raw.len() > 64 || !ok_chars {
+            return Err(CoreError::InvalidArgument(
+                "device_id must be 1 to 64 characters of letters, digits, '.', '_' or '-'".into(),
+            ));
+        }
+        Ok(DeviceId(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An authenticated session, as the handlers of one call see it.
+#[derive(Clone)]
+pub struct Session {
+    id: [u8; 16],
+    token_hash: String,
+    data_key: Key256,
+    device_id: DeviceId,
+    expires_at: SystemTime,
+}
+
+impl Session {
+    pub fn device_id(&self) -> &DeviceId {
+        &self.device_id
+    }
+
+    /// When the session ends at the latest (the absolute limit).
+    pub fn expires_at(&self) -> SystemTime {
+        self.expires_at
+    }
+
+    /// The ephemeral-store scope holding everything this session made.
+    pub fn scope(&self) -> String {
+        format!("session-{}", hex::encode(self.id))
+    }
+
+    fn remaining(&self) -> Duration {
+        self.expires_at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO)
+    }
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session").field("device_id", &self.device_id).finish_non_exhaustive()
+    }
+}
+
+/// What is stored under the token hash, sealed under the store key.
+#[derive(Serialize, Deserialize)]
+struct StoredSession {
+    id: [u8; 16],
+    data_key: [u8; 32],
+    device_id: String,
+    expires_at_ms: u64,
+}
+
+/// Starts, checks and ends sessions.
+pub struct SessionManager {
+    store: Arc<dyn EphemeralStore>,
+    record_key: Key256,
+    limits: SessionLimits,
+    usage: Arc<dyn UsageSink>,
+}
+
+impl SessionManager {
+    /// `record_key` seals session records; with a shared store (Redis) every instance must use
+    /// the same one.
+    pub fn new(
+        store: Arc<dyn EphemeralStore>,
+        record_key: Key256,
+        limits: SessionLimits,
+        usage: Arc<dyn UsageSink>,
+    ) -> Self {
+        SessionManager { store, record_key, limits, usage }
+    }
+
+    pub fn limits(&self) -> SessionLimits {
+        self.limits
+    }
+
+    /// Opens a new session for a device and returns its token (shown once, never stored).
+    pub async fn start(&self, device_id: DeviceId) -> CoreResult<(SessionToken, Session)> {
+        let token = SessionToken::generate();
+        let session = Session {
+            id: random_bytes::<16>(),
+            token_hash: hash_token(token.expose()),
+            data_key: Key256::generate(),
+            device_id,
+            expires_at: SystemTime::now() + self.limits.absolute,
+        };
+        self.write_record(&session).await?;
+        self.usage.record(UsageEvent::new(UsageKind::SessionStarted)).await;
+        Ok((token, session))
+    }
+
+    /// The live session a token belongs to, refreshing its idle limit.
+    pub async fn authenticate(&self, token: &str) -> CoreResult<Session> {
+        if token.len() != TOKEN_LEN || URL_SAFE_NO_PAD.decode(token).is_err() {
+            return Err(CoreError::Unauthenticated(
+                "the session token is malformed; start a new session with SessionService.StartSession".into(),
+            ));
+        }
+        let token_hash = hash_token(token);
+        let Some(sealed) = self.store.get(TOKEN_SCOPE, &token_hash).await? else {
+            return Err(expired());
+        };
+        let stored: StoredSession = self
+            .record_key
+            .open(record_aad(&token_hash).as_bytes(), &sealed)
+            .ok()
+            .and_then(|plain| postcard::from_bytes(&plain).ok())
+            .ok_or_else(|| CoreError::internal("session record is unreadable", "session record failed to open"))?;
+        let session = Session {
+            id: stored.id,
+            token_hash,
+            data_key: Key256::from_bytes(stored.data_key),
+            device_id: DeviceId(stored.device_id),
+            expires_at: UNIX_EPOCH + Duration::from_millis(stored.expires_at_ms),
+        };
+        let remaining = session.remaining();
+        if remaining.is_zero() {
+            self.close(&session).await?;
+            return Err(expired());
+        }
+        let ttl = remaining.min(self.limits.idle);
+        if !self.store.touch(TOKEN_SCOPE, &session.token_hash, ttl).await? {
+            return Err(expired());
+        }
+        Ok(session)
+    }
+
+    /// Ends the session: the token stops working and everything the session stored is deleted.
+    pub async fn close(&self, session: &Session) -> CoreResult<()> {
+        // The record goes first: it holds the data key, so the data is unreadable from here on
+        // even if deleting the scope fails halfway.
+        self.store.delete(TOKEN_SCOPE, &session.token_hash).await?;
+        self.store.delete_scope(&session.scope()).await?;
+        self.usage.record(UsageEvent::new(UsageKind::SessionClosed)).await;
+        Ok(())
+    }
+
+    /// The encrypted, session-scoped view of the ephemeral store.
+    pub fn data(&self, session: &Session) -> SessionData {
+        SessionData { store: self.store.clone(), session: session.clone() }
+    }
+
+    async fn write_record(&self, session: &Session) -> CoreResult<()> {
+        let stored = StoredSession {
+            id: session.id,
+            data_key: *session.data_key.as_bytes(),
+            device_id: session.device_id.0.clone(),
+            expires_at_ms: session.expires_at.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64,
+        };
+        let plain = zeroize::Zeroizing::new(
+            postcard::to_allocvec(&stored).map_err(|e| CoreError::internal("cannot encode session", e))?,
+        );
+        let sealed = self.record_key.seal(record_aad(&session.token_hash).as_bytes(), &plain);
+        let ttl = self.limits.idle.min(session.remaining());
+        Ok(self.store.put(TOKEN_SCOPE, &session.token_hash, sealed, ttl).await?)
+    }
+}
+
+/// One session's data in the ephemeral store, sealed under the session's data key and bound to
+/// its scope and name, and never outliving the session's absolute limit.
+pub struct SessionData {
+    store: Arc<dyn EphemeralStore>,
+    session: Session,
+}
+
+impl SessionData {
+    pub async fn put(&self, name: &str, value: &[u8]) -> CoreResult<()> {
+        let scope = self.session.scope();
+        let sealed = self.session.data_key.seal(data_aad(&scope, name).as_bytes(), value);
+        let ttl = self.session.remaining();
+        Ok(self.store.put(&scope, name, sealed, ttl).await?)
+    }
+
+    pub async fn get(&self, name: &str) -> CoreResult<Option<Vec<u8>>> {
+        let scope = self.session.scope();
+        let Some(sealed) = self.store.get(&scope, name).await? else {
+            return Ok(None);
+        };
+        self.session
+            .data_key
+            .open(data_aad(&scope, name).as_bytes(), &sealed)
+            .map(Some)
+            .map_err(|e| CoreError::internal("stored session data is unreadable", e))
+    }
+
+    pub async fn delete(&self, name: &str) -> CoreResult<bool> {
+        Ok(self.store.delete(&self.session.scope(), name).await?)
+    }
+}
+
+fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+fn record_aad(token_hash: &str) -> String {
+    format!("podconnect/session-record/v1/{token_hash}")
+}
+
+fn data_aad(scope: &str, name: &str) -> String {
+    format!("podconnect/session-data/v1/{scope}/{name}")
+}
+
+fn expired() -> CoreError {
+    CoreError::Unauthenticated(
+        "the session token is unknown, closed or expired; start a new session with SessionService.StartSession".into(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::memory::MemoryStore;
+
+    struct Discard;
+
+    #[async_trait::async_trait]
+    impl UsageSink for Discard {
+        async fn record(&self, _event: UsageEvent) {}
+    }
+
+    fn manager(idle: Duration, absolute: Duration) -> (Arc<MemoryStore>, SessionManager) {
+        let store = MemoryStore::new();
+        let limits = SessionLimits { idle, absolute };
+        let manager = SessionManager::new(store.clone(), Key256::generate(), limits, Arc::new(Discard));
+        (store, manager)
+    }
+
+    fn device() -> DeviceId {
+        DeviceId::parse("mfd-1").unwrap()
+    }
+
+    #[tokio::test]
+    async fn token_is_stored_only_as_hash() {
+        let (store, manager) = manager(Duration::from_secs(60), Duration::from_secs(600));
+        let (token, _) = manager.start(device()).await.unwrap();
+        let names = store.names(TOKEN_SCOPE).await.unwrap();
+        assert_eq!(names, vec![hash_token(token.expose())]);
+        for scope in store.scopes().await.unwrap() {
+            assert!(!scope.contains(token.expose()));
+            for name in store.names(&scope).await.unwrap() {
+                let value = store.get(&scope, &name).await.unwrap().unwrap();
+                let needle = token.expose().as_bytes();
+                assert!(!value.windows(needle.len()).any(|w| w == needle));
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn tokens_are_unique_and_full_strength() {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..10_000 {
+            let token = SessionToken::generate();
+            assert_eq!(URL_SAFE_NO_PAD.decode(token.expose()).unwrap().len(), 32);
+            assert!(seen.insert(token.0));
+        }
+    }
+
+    #[tokio::test]
+    async fn absolute_limit_ends_session_even_when_active() {
+        let (_, manager) = manager(Duration::from_secs(60), Duration::from_millis(80));
+        let (token, _) = manager.start(device()).await.unwrap();
+        manager.authenticate(token.expose()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        assert!(matches!(manager.authenticate(token.expose()).await, Err(CoreError::Unauthenticated(_))));
+    }
+
+    #[tokio::test]
+    async fn session_data_is_isolated_and_shredded_on_close() {
+        let (store, manager) = manager(Duration::from_secs(60), Duration::from_secs(600));
+        let (_, a) = manager.start(device()).await.unwrap();
+        let (_, b) = manager.start(device()).await.unwrap();
+        manager.data(&a).put("draft/1", b"secret of a").await.unwrap();
+        assert_eq!(manager.data(&b).get("draft/1").await.unwrap(), None);
+
+        // Even a copy of A's ciphertext placed in B's scope does not open with B's key.
+        let sealed = store.get(&a.scope(), "draft/1").await.unwrap().unwrap();
+        store.put(&b.scope(), "draft/1", sealed, Duration::from_secs(60)).await.unwrap();
+        assert!(manager.data(&b).get("draft/1").await.is_err());
+
+        manager.close(&a).await.unwrap();
+        assert!(store.names(&a.scope()).await.unwrap().is_empty());
+        assert!(manager.authenticate("x".repeat(TOKEN_LEN).as_str()).await.is_err());
+    }
+
+    #[test]
+    fn debug_output_hides_token() {
+        let token = SessionToken::generate();
+        assert!(!format!("{token:?}").contains(token.expose()));
+    }
+}

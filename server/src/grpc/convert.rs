@@ -1,0 +1,234 @@
+//! Conversions between prost wire types and domain types, all in one place. Wire input is
+//! validated here (`TryFrom`-style functions return `CoreError::InvalidArgument` naming the field).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use proto::v1 as pb;
+
+use crate::domain::catalog::{
+    Category, CategoryId, ImageInfo, ListProducts, Price, Product, ProductId, ProductKind, ProductPage, ProductSummary,
+    QuantityRule, TrimSize,
+};
+use crate::domain::error::{CoreError, CoreResult};
+use crate::domain::usage::{UsageCount, UsageGrouping, UsageKind, UsageQuery};
+
+pub fn timestamp(at: SystemTime) -> prost_types::Timestamp {
+    let since = at.duration_since(UNIX_EPOCH).unwrap_or_default();
+    prost_types::Timestamp { seconds: since.as_secs() as i64, nanos: since.subsec_nanos() as i32 }
+}
+
+pub fn duration(d: Duration) -> prost_types::Duration {
+    prost_types::Duration { seconds: d.as_secs() as i64, nanos: d.subsec_nanos() as i32 }
+}
+
+fn system_time(field: &str, ts: &prost_types::Timestamp) -> CoreResult<SystemTime> {
+    let invalid = || CoreError::InvalidArgument(format!("{field} is not a valid timestamp"));
+    if ts.seconds < 0 || !(0..1_000_000_000).contains(&ts.nanos) {
+        return Err(invalid());
+    }
+    UNIX_EPOCH.checked_add(Duration::new(ts.seconds as u64, ts.nanos as u32)).ok_or_else(invalid)
+}
+
+fn count(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+/// Required id field: empty is "required", anything else goes through the id's own check.
+pub fn product_id(raw: &str) -> CoreResult<ProductId> {
+    if raw.is_empty() {
+        return Err(CoreError::InvalidArgument("product_id is required".into()));
+    }
+    ProductId::parse(raw)
+}
+
+pub fn list_products(req: pb::ListProductsRequest) -> CoreResult<ListProducts> {
+    let category = match req.category_id.as_str() {
+        "" => None,
+        raw => Some(CategoryId::parse(raw)?),
+    };
+    let page_size = u32::try_from(req.page_size)
+        .map_err(|_| CoreError::InvalidArgument("page_size must not be negative".into()))?;
+    Ok(ListProducts { category, query: req.query, page_size, page_token: req.page_token })
+}
+
+pub fn category(c: Category) -> pb::Category {
+    pb::Category {
+        id: c.id.as_str().to_owned(),
+        display_name: c.name,
+        description: c.description,
+        subcategories: c.children.into_iter().map(category).collect(),
+        product_count: count(c.product_count),
+    }
+}
+
+fn kind(k: ProductKind) -> i32 {
+    match k {
+        ProductKind::Static => pb::ProductKind::Static as i32,
+        ProductKind::Customizable => pb::ProductKind::Customizable as i32,
+    }
+}
+
+fn price(p: Price) -> pb::Price {
+    pb::Price { currency_code: p.currency, amount_minor: p.amount_minor, per_quantity: count(p.per_quantity) }
+}
+
+fn thumbnail_info(i: ImageInfo) -> pb::ThumbnailInfo {
+    pb::ThumbnailInfo { content_type: i.content_type, width_px: count(i.width_px), height_px: count(i.height_px) }
+}
+
+pub fn product_summary(p: ProductSummary) -> pb::ProductSummary {
+    pb::ProductSummary {
+        id: p.id.as_str().to_owned(),
+        display_name: p.name,
+        short_description: p.short_description,
+        kind: kind(p.kind),
+        category_id: p.category.as_str().to_owned(),
+        price: p.price.map(price),
+        thumbnail: p.thumbnail.map(thumbnail_info),
+    }
+}
+
+pub fn product_page(page: ProductPage) -> pb::ListProductsResponse {
+    pb::ListProductsResponse {
+        products: page.items.into_iter().map(product_summary).collect(),
+        next_page_token: page.next_page_token,
+        total_size: count(page.total),
+    }
+}
+
+fn trim(t: TrimSize) -> pb::TrimSize {
+    pb::TrimSize { width_mm: t.width_mm, height_mm: t.height_mm, bleed_mm: t.bleed_mm }
+}
+
+fn quantity(q: QuantityRule) -> pb::QuantityRule {
+    pb::QuantityRule {
+        minimum: count(q.minimum),
+        maximum: count(q.maximum),
+        default_quantity: count(q.default),
+        options: q.options.into_iter().map(count).collect(),
+    }
+}
+
+pub fn product(p: Product) -> pb::Product {
+    let s = p.summary;
+    pb::Product {
+        id: s.id.as_str().to_owned(),
+        display_name: s.name,
+        short_description: s.short_description,
+        description: p.description,
+        kind: kind(s.kind),
+        category_id: s.category.as_str().to_owned(),
+        price: s.price.map(price),
+        thumbnail: s.thumbnail.map(thumbnail_info),
+        trim_size: Some(trim(p.trim)),
+        page_count: count(p.page_count),
+        quantity: Some(quantity(p.quantity)),
+    }
+}
+
+fn usage_kind_from_wire(raw: i32) -> CoreResult<UsageKind> {
+    use pb::UsageEventKind as K;
+    let kind = match K::try_from(raw) {
+        Ok(K::SessionStarted) => UsageKind::SessionStarted,
+        Ok(K::SessionClosed) => UsageKind::SessionClosed,
+        Ok(K::ProductViewed) => UsageKind::ProductViewed,
+        Ok(K::LoginSucceeded) => UsageKind::LoginSucceeded,
+        Ok(K::LoginFailed) => UsageKind::LoginFailed,
+        Ok(K::DraftCreated) => UsageKind::DraftCreated,
+        Ok(K::PreviewRendered) => UsageKind::PreviewRendered,
+        Ok(K::DraftFinalized) => UsageKind::DraftFinalized,
+        Ok(K::JobSubmitted) => UsageKind::JobSubmitted,
+        Ok(K::JobEnded) => UsageKind::JobEnded,
+        Ok(K::SsoEnrolled) => UsageKind::SsoEnrolled,
+        Ok(K::SsoUsed) => UsageKind::SsoUsed,
+        Ok(K::Unspecified) | Err(_) => {
+            return Err(CoreError::InvalidArgument(format!("kinds contains {raw}, which is not a usage event kind")));
+        }
+    };
+    Ok(kind)
+}
+
+fn usage_kind_to_wire(kind: UsageKind) -> i32 {
+    use pb::UsageEventKind as K;
+    let wire = match kind {
+        UsageKind::SessionStarted => K::SessionStarted,
+        UsageKind::SessionClosed => K::SessionClosed,
+        UsageKind::ProductViewed => K::ProductViewed,
+        UsageKind::LoginSucceeded => K::LoginSucceeded,
+        UsageKind::LoginFailed => K::LoginFailed,
+        UsageKind::DraftCreated => K::DraftCreated,
+        UsageKind::PreviewRendered => K::PreviewRendered,
+        UsageKind::DraftFinalized => K::DraftFinalized,
+        UsageKind::JobSubmitted => K::JobSubmitted,
+        UsageKind::JobEnded => K::JobEnded,
+        UsageKind::SsoEnrolled => K::SsoEnrolled,
+        UsageKind::SsoUsed => K::SsoUsed,
+    };
+    wire as i32
+}
+
+pub fn usage_query(req: pb::CountUsageEventsRequest) -> CoreResult<UsageQuery> {
+    let start = req.start_time.as_ref().map(|t| system_time("start_time", t)).transpose()?;
+    let end = req.end_time.as_ref().map(|t| system_time("end_time", t)).transpose()?;
+    if let (Some(start), Some(end)) = (start, end)
+        && end < start
+    {
+        return Err(CoreError::InvalidArgument("end_time must not be before start_time".into()));
+    }
+    let kinds = req.kinds.iter().map(|&k| usage_kind_from_wire(k)).collect::<CoreResult<_>>()?;
+    let group_by = req
+        .group_by
+        .iter()
+        .map(|&g| match pb::UsageGrouping::try_from(g) {
+            Ok(pb::UsageGrouping::Kind) => Ok(UsageGrouping::Kind),
+            Ok(pb::UsageGrouping::Product) => Ok(UsageGrouping::Product),
+            Ok(pb::UsageGrouping::Day) => Ok(UsageGrouping::Day),
+            Ok(pb::UsageGrouping::DeviceModel) => Ok(UsageGrouping::DeviceModel),
+            _ => Err(CoreError::InvalidArgument(format!("group_by contains {g}, which is not a grouping"))),
+        })
+        .collect::<CoreResult<_>>()?;
+    Ok(UsageQuery { start, end, kinds, group_by })
+}
+
+pub fn usage_counts(counts: Vec<UsageCount>) -> pb::CountUsageEventsResponse {
+    let total = counts.iter().map(|c| c.count).sum::<u64>();
+    pb::CountUsageEventsResponse {
+        counts: counts
+            .into_iter()
+            .map(|c| pb::UsageCount {
+                kind: c.kind.map_or(0, usage_kind_to_wire),
+                product_id: c.product.unwrap_or_default(),
+                day: c.day.unwrap_or_default(),
+                device_model: c.device_model.unwrap_or_default(),
+                count: c.count as i64,
+            })
+            .collect(),
+        total: total as i64,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_usage_kind_round_trips_through_the_wire() {
+        for kind in UsageKind::ALL {
+            assert_eq!(usage_kind_from_wire(usage_kind_to_wire(kind)).unwrap(), kind);
+        }
+        assert!(usage_kind_from_wire(0).is_err());
+        assert!(usage_kind_from_wire(999).is_err());
+    }
+
+    #[test]
+    fn bad_times_and_sizes_are_invalid_arguments() {
+        let bad = pb::CountUsageEventsRequest {
+            start_time: Some(prost_types::Timestamp { seconds: 10, nanos: 0 }),
+            end_time: Some(prost_types::Timestamp { seconds: 5, nanos: 0 }),
+            ..Default::default()
+        };
+        assert!(matches!(usage_query(bad), Err(CoreError::InvalidArgument(_))));
+        let negative = pb::ListProductsRequest { page_size: -1, ..Default::default() };
+        assert!(matches!(list_products(negative), Err(CoreError::InvalidArgument(_))));
+    }
+}

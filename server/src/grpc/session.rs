@@ -1,0 +1,57 @@
+//! `SessionService` over gRPC: a thin adapter over `SessionManager`.
+
+use std::sync::Arc;
+
+use proto::v1 as pb;
+use proto::v1::session_service_server::SessionService;
+use tonic::{Request, Response, Status};
+
+use crate::domain::session::{DeviceId, Session, SessionManager};
+use crate::grpc::convert;
+use crate::grpc::status::GrpcResult;
+
+pub struct SessionAdapter(pub Arc<SessionManager>);
+
+/// The session the gate authenticated for this call.
+pub fn session<T>(request: &Request<T>) -> Result<Session, Status> {
+    request
+        .extensions()
+        .get::<Session>()
+        .cloned()
+        .ok_or_else(|| Status::internal("internal error: the call was not authenticated"))
+}
+
+#[tonic::async_trait]
+impl SessionService for SessionAdapter {
+    async fn start_session(&self, request: Request<pb::StartSessionRequest>) -> GrpcResult<pb::StartSessionResponse> {
+        let request = request.into_inner();
+        let device = DeviceId::parse(&request.device_id)?;
+        let (token, session) = self.0.start(device).await?;
+        Ok(Response::new(pb::StartSessionResponse {
+            session_token: token.expose().to_owned(),
+            expire_time: Some(convert::timestamp(session.expires_at())),
+            idle_timeout: Some(convert::duration(self.0.limits().idle)),
+            // No SSO vault exists yet, so nothing is ever stored for a device user.
+            sso_available: false,
+        }))
+    }
+
+    async fn login(&self, _request: Request<pb::LoginRequest>) -> GrpcResult<pb::LoginResponse> {
+        Err(Status::unimplemented(
+            "SessionService.Login is not available yet: the embedded storefront has no accounts; storefront \
+             login arrives with the XMPie uStore backend and single sign-on",
+        ))
+    }
+
+    async fn logout(&self, _request: Request<pb::LogoutRequest>) -> GrpcResult<pb::LogoutResponse> {
+        Err(Status::unimplemented(
+            "SessionService.Logout is not available yet: storefront login arrives with the XMPie uStore backend",
+        ))
+    }
+
+    async fn close_session(&self, request: Request<pb::CloseSessionRequest>) -> GrpcResult<pb::CloseSessionResponse> {
+        let session = session(&request)?;
+        self.0.close(&session).await?;
+        Ok(Response::new(pb::CloseSessionResponse {}))
+    }
+}

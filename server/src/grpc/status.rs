@@ -1,0 +1,29 @@
+//! The one place where domain errors become gRPC statuses. Internal details are logged here and
+//! never sent to the caller.
+
+use tonic::{Code, Status};
+
+use crate::domain::error::CoreError;
+
+impl From<CoreError> for Status {
+    fn from(err: CoreError) -> Self {
+        let code = match &err {
+            CoreError::InvalidArgument(_) => Code::InvalidArgument,
+            CoreError::NotFound(_) => Code::NotFound,
+            CoreError::Unauthenticated(_) => Code::Unauthenticated,
+            CoreError::PermissionDenied(_) => Code::PermissionDenied,
+            CoreError::FailedPrecondition(_) => Code::FailedPrecondition,
+            CoreError::ResourceExhausted(_) => Code::ResourceExhausted,
+            CoreError::Unavailable(_) => Code::Unavailable,
+            CoreError::Unimplemented(_) => Code::Unimplemented,
+            CoreError::Internal { public, detail } => {
+                tracing::error!(%detail, public = %public, "internal error");
+                Code::Internal
+            }
+        };
+        Status::new(code, err.to_string())
+    }
+}
+
+/// Shorthand for handler results.
+pub type GrpcResult<T> = Result<tonic::Response<T>, Status>;

@@ -1,0 +1,100 @@
+//! `podconnect-server`: parses the configuration once, sets up logging, binds the listener and
+//! runs the core until SIGINT or SIGTERM.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use server::app::{self, Ready};
+use server::config::{Cli, Config, LogFormat};
+use server::store::memory::MemoryStore;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::resolve(cli, std::env::var("PODCONNECT_OPERATOR_TOKEN").ok()) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("podconnect-server: {err:#}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("podconnect-server: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("{err:#}");
+            eprintln!("podconnect-server: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|err| anyhow::anyhow!("cannot listen on {}: {err}", config.listen))?;
+    let store = MemoryStore::new();
+    store.spawn_sweeper(Duration::from_secs(30));
+    app::run(config, listener, store, shutdown_signal(), announce).await
+}
+
+/// Prints where the core listens on standard output (logs go to standard error), so people and
+/// scripts can find it even when port 0 picked the port.
+#[allow(clippy::print_stdout)]
+fn announce(ready: &Ready) {
+    let scheme = if ready.tls { "https" } else { "http" };
+    tracing::info!(
+        addr = %ready.addr,
+        storefront = %ready.storefront,
+        products = ready.products,
+        startup_ms = ready.startup.as_secs_f64() * 1000.0,
+        "serving"
+    );
+    println!("podconnect-server listening on {scheme}://{}", ready.addr);
+    if let Some(ca) = &ready.dev_ca {
+        println!(
+            "development CA: {} (for example: grpcurl -cacert {} {} list)",
+            ca.display(),
+            ca.display(),
+            ready.addr
+        );
+    }
+}
+
+fn init_logging(config: &Config) {
+    let filter = EnvFilter::try_new(&config.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Completes on the first SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for SIGTERM; only Ctrl-C stops the server");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutting down: finishing calls in flight");
+}

@@ -1,0 +1,186 @@
+//! In-memory ephemeral store, the embedded default. Entries expire lazily on access and are
+//! purged by a periodic sweep, so memory is reclaimed even for entries nobody reads again.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use crate::domain::ephemeral::{EphemeralStore, StoreResult};
+
+struct Entry {
+    value: Vec<u8>,
+    expires_at: Instant,
+}
+
+type Scopes = HashMap<Box<str>, HashMap<Box<str>, Entry>>;
+
+/// An [`EphemeralStore`] held in process memory. Lost on restart, which is what "ephemeral"
+/// promises.
+#[derive(Default)]
+pub struct MemoryStore {
+    scopes: Mutex<Scopes>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Arc<Self> {
+        Arc::new(MemoryStore::default())
+    }
+
+    /// Starts a background task that purges expired entries every `every`. It stops by itself
+    /// when the store is dropped.
+    pub fn spawn_sweeper(self: &Arc<Self>, every: Duration) {
+        let weak: Weak<Self> = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(store) = weak.upgrade() else { return };
+                store.purge_expired();
+            }
+        });
+    }
+
+    /// Removes every expired entry now; returns how many went.
+    pub fn purge_expired(&self) -> usize {
+        let now = Instant::now();
+        let mut scopes = self.lock();
+        let mut removed = 0;
+        scopes.retain(|_, entries| {
+            let before = entries.len();
+            entries.retain(|_, entry| entry.expires_at > now);
+            removed += before - entries.len();
+            !entries.is_empty()
+        });
+        removed
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Scopes> {
+        // A panic while holding the lock cannot leave an entry half-written (every mutation is a
+        // single map operation), so a poisoned lock is still consistent.
+        self.scopes.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn live<'a>(scopes: &'a mut Scopes, scope: &str, name: &str, now: Instant) -> Option<&'a mut Entry> {
+    let entries = scopes.get_mut(scope)?;
+    if entries.get(name).is_some_and(|entry| entry.expires_at <= now) {
+        entries.remove(name);
+        return None;
+    }
+    entries.get_mut(name)
+}
+
+#[async_trait]
+impl EphemeralStore for MemoryStore {
+    async fn put(&self, scope: &str, name: &str, value: Vec<u8>, ttl: Duration) -> StoreResult<()> {
+        let entry = Entry { value, expires_at: Instant::now() + ttl };
+        let mut scopes = self.lock();
+        scopes.entry(scope.into()).or_default().insert(name.into(), entry);
+        Ok(())
+    }
+
+    async fn get(&self, scope: &str, name: &str) -> StoreResult<Option<Vec<u8>>> {
+        let mut scopes = self.lock();
+        Ok(live(&mut scopes, scope, name, Instant::now()).map(|entry| entry.value.clone()))
+    }
+
+    async fn touch(&self, scope: &str, name: &str, ttl: Duration) -> StoreResult<bool> {
+        let now = Instant::now();
+        let mut scopes = self.lock();
+        Ok(match live(&mut scopes, scope, name, now) {
+            Some(entry) => {
+                entry.expires_at = now + ttl;
+                true
+            }
+            None => false,
+        })
+    }
+
+    async fn take(&self, scope: &str, name: &str) -> StoreResult<Option<Vec<u8>>> {
+        let now = Instant::now();
+        let mut scopes = self.lock();
+        let Some(entries) = scopes.get_mut(scope) else { return Ok(None) };
+        let taken = entries.remove(name).filter(|entry| entry.expires_at > now);
+        if entries.is_empty() {
+            scopes.remove(scope);
+        }
+        Ok(taken.map(|entry| entry.value))
+    }
+
+    async fn delete(&self, scope: &str, name: &str) -> StoreResult<bool> {
+        let mut scopes = self.lock();
+        let Some(entries) = scopes.get_mut(scope) else { return Ok(false) };
+        let existed = entries.remove(name).is_some();
+        if entries.is_empty() {
+            scopes.remove(scope);
+        }
+        Ok(existed)
+    }
+
+    async fn delete_scope(&self, scope: &str) -> StoreResult<u64> {
+        let mut scopes = self.lock();
+        Ok(scopes.remove(scope).map_or(0, |entries| entries.len() as u64))
+    }
+
+    async fn names(&self, scope: &str) -> StoreResult<Vec<String>> {
+        let now = Instant::now();
+        let scopes = self.lock();
+        let Some(entries) = scopes.get(scope) else { return Ok(Vec::new()) };
+        Ok(entries.iter().filter(|(_, e)| e.expires_at > now).map(|(name, _)| name.to_string()).collect())
+    }
+
+    async fn scopes(&self) -> StoreResult<Vec<String>> {
+        let now = Instant::now();
+        let scopes = self.lock();
+        Ok(scopes
+            .iter()
+            .filter(|(_, entries)| entries.values().any(|e| e.expires_at > now))
+            .map(|(scope, _)| scope.to_string())
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LONG: Duration = Duration::from_secs(60);
+
+    #[tokio::test]
+    async fn put_get_delete_scope() {
+        let store = MemoryStore::new();
+        store.put("a", "x", b"1".to_vec(), LONG).await.unwrap();
+        store.put("a", "y", b"2".to_vec(), LONG).await.unwrap();
+        store.put("b", "x", b"3".to_vec(), LONG).await.unwrap();
+        assert_eq!(store.get("a", "x").await.unwrap().as_deref(), Some(&b"1"[..]));
+        assert_eq!(store.get("b", "y").await.unwrap(), None);
+        assert_eq!(store.delete_scope("a").await.unwrap(), 2);
+        assert_eq!(store.get("a", "y").await.unwrap(), None);
+        assert_eq!(store.scopes().await.unwrap(), vec!["b".to_string()]);
+    }
+
+    #[tokio::test]
+    async fn entries_expire_and_touch_extends() {
+        let store = MemoryStore::new();
+        store.put("s", "short", b"v".to_vec(), Duration::ZERO).await.unwrap();
+        assert_eq!(store.get("s", "short").await.unwrap(), None);
+        assert!(!store.touch("s", "short", LONG).await.unwrap());
+
+        store.put("s", "kept", b"v".to_vec(), Duration::ZERO).await.unwrap();
+        store.put("s", "other", b"v".to_vec(), LONG).await.unwrap();
+        assert_eq!(store.purge_expired(), 1);
+        assert!(store.touch("s", "other", LONG).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn take_hands_out_once() {
+        let store = MemoryStore::new();
+        store.put("s", "once", b"v".to_vec(), LONG).await.unwrap();
+        assert!(store.take("s", "once").await.unwrap().is_some());
+        assert!(store.take("s", "once").await.unwrap().is_none());
+        assert!(store.scopes().await.unwrap().is_empty());
+    }
+}

@@ -1,0 +1,482 @@
+//! The embedded storefront: a folder of products shipped with the server, loaded and validated
+//! once at start-up, so a broken product file is a start-up error naming the file rather than a
+//! surprise at the printer. The folder format is documented in `server/storefront/README.md`.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Component, Path, PathBuf};
+
+use anyhow::{Context, bail, ensure};
+use async_trait::async_trait;
+use bytes::Bytes;
+use serde::Deserialize;
+
+use crate::domain::catalog::{
+    Category, CategoryId, Image, ImageInfo, Price, Product, ProductFilter, ProductId, ProductKind, ProductSlice,
+    ProductSummary, QuantityRule, Shopper, Storefront, TrimSize,
+};
+use crate::domain::error::{CoreError, CoreResult};
+
+/// Largest accepted thumbnail file.
+const MAX_THUMBNAIL_BYTES: u64 = 2 * 1024 * 1024;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StorefrontFile {
+    name: String,
+    currency: String,
+    #[serde(default, rename = "category")]
+    categories: Vec<CategoryFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CategoryFile {
+    id: String,
+    name: String,
+    #[serde(default)]
+    description: String,
+    parent: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProductFile {
+    id: String,
+    name: String,
+    short_description: String,
+    description: String,
+    category: String,
+    kind: KindFile,
+    thumbnail: String,
+    price_minor: i64,
+    price_per: u32,
+    trim: TrimFile,
+    quantity: QuantityFile,
+    pdf: Option<String>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum KindFile {
+    Static,
+    Customizable,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrimFile {
+    width_mm: f64,
+    height_mm: f64,
+    #[serde(default)]
+    bleed_mm: f64,
+    pages: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QuantityFile {
+    min: u32,
+    max: u32,
+    default: u32,
+    #[serde(default)]
+    options: Vec<u32>,
+}
+
+struct Entry {
+    product: Product,
+    /// Lower-cased name and descriptions, for search.
+    haystack: String,
+    thumbnail: Image,
+    /// The print-as-is document of a static product.
+    document: Option<PathBuf>,
+}
+
+/// A storefront read from a folder at start-up and served from memory.
+pub struct EmbeddedStorefront {
+    name: String,
+    roots: Vec<Category>,
+    categories: HashSet<CategoryId>,
+    /// Sorted by display name, then id.
+    products: Vec<Entry>,
+    by_id: HashMap<ProductId, usize>,
+}
+
+impl std::fmt::Debug for EmbeddedStorefront {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedStorefront")
+            .field("name", &self.name)
+            .field("products", &self.products.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl EmbeddedStorefront {
+    /// Loads and validates the storefront folder `root`. Every error names the file at fault.
+    pub fn load(root: &Path) -> anyhow::Result<Self> {
+        let index_path = root.join("storefront.toml");
+        let index: StorefrontFile = read_toml(&index_path)?;
+        ensure!(!index.name.trim().is_empty(), "{}: name must not be empty", index_path.display());
+        ensure!(
+            index.currency.len() == 3 && index.currency.chars().all(|c| c.is_ascii_uppercase()),
+            "{}: currency must be an ISO 4217 code such as \"EUR\"",
+            index_path.display()
+        );
+
+        let mut category_order = Vec::new();
+        let mut parents: HashMap<String, Option<String>> = HashMap::new();
+        let mut category_info: HashMap<String, (String, String)> = HashMap::new();
+        for category in &index.categories {
+            let where_ = format!("{}: category \"{}\"", index_path.display(), category.id);
+            check_slug(&category.id).with_context(|| where_.clone())?;
+            ensure!(!category.name.trim().is_empty(), "{where_}: name must not be empty");
+            ensure!(!parents.contains_key(&category.id), "{where_}: declared twice");
+            if let Some(parent) = &category.parent {
+                ensure!(parents.contains_key(parent), "{where_}: parent \"{parent}\" must be declared before it");
+            }
+            parents.insert(category.id.clone(), category.parent.clone());
+            category_info.insert(category.id.clone(), (category.name.clone(), category.description.clone()));
+            category_order.push(category.id.clone());
+        }
+
+        let products_dir = root.join("products");
+        let mut folders: Vec<PathBuf> = std::fs::read_dir(&products_dir)
+            .with_context(|| format!("{}: cannot read the products folder", products_dir.display()))?
+            .map(|entry| entry.map(|e| e.path()))
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("{}: cannot list the products folder", products_dir.display()))?;
+        folders.retain(|path| path.is_dir());
+        folders.sort();
+
+        let mut products = Vec::with_capacity(folders.len());
+        for folder in folders {
+            let entry = load_product(&folder, &index.currency, &parents)?;
+            products.push(entry);
+        }
+        ensure!(!products.is_empty(), "{}: the storefront has no products", products_dir.display());
+        products.sort_by(|a, b| {
+            (a.product.summary.name.as_str(), a.product.summary.id.as_str())
+                .cmp(&(b.product.summary.name.as_str(), b.product.summary.id.as_str()))
+        });
+
+        let mut direct_counts: HashMap<&str, u32> = HashMap::new();
+        for entry in &products {
+            *direct_counts.entry(entry.product.summary.category.as_str()).or_default() += 1;
+        }
+        let roots = build_tree(None, &category_order, &parents, &category_info, &direct_counts);
+        let by_id = products.iter().enumerate().map(|(i, e)| (e.product.summary.id.clone(), i)).collect();
+        let categories = category_order.iter().map(|id| CategoryId::parse(id).expect("checked slug")).collect();
+        Ok(EmbeddedStorefront { name: index.name, roots, categories, products, by_id })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn product_count(&self) -> usize {
+        self.products.len()
+    }
+
+    /// The print-as-is PDF of a static product, inside the storefront folder.
+    pub fn document_path(&self, id: &ProductId) -> Option<&Path> {
+        self.entry(id).ok()?.document.as_deref()
+    }
+
+    fn entry(&self, id: &ProductId) -> CoreResult<&Entry> {
+        self.by_id
+            .get(id)
+            .map(|&i| &self.products[i])
+            .ok_or_else(|| CoreError::NotFound(format!("product \"{id}\" does not exist in this storefront")))
+    }
+}
+
+#[async_trait]
+impl Storefront for EmbeddedStorefront {
+    async fn categories(&self, _shopper: &Shopper) -> CoreResult<Vec<Category>> {
+        Ok(self.roots.clone())
+    }
+
+    async fn products(
+        &self,
+        _shopper: &Shopper,
+        filter: &ProductFilter,
+        offset: u32,
+        limit: u32,
+    ) -> CoreResult<ProductSlice> {
+        if let Some(category) = &filter.category
+            && !self.categories.contains(category)
+        {
+            return Err(CoreError::NotFound(format!("category \"{category}\" does not exist in this storefront")));
+        }
+        let matching = self.products.iter().filter(|entry| {
+            filter.category.as_ref().is_none_or(|c| &entry.product.summary.category == c)
+                && filter.terms.iter().all(|term| entry.haystack.contains(term.as_str()))
+        });
+        let mut total = 0u32;
+        let mut items = Vec::new();
+        for entry in matching {
+            if total >= offset && items.len() < limit as usize {
+                items.push(entry.product.summary.clone());
+            }
+            total += 1;
+        }
+        Ok(ProductSlice { items, total })
+    }
+
+    async fn product(&self, _shopper: &Shopper, id: &ProductId) -> CoreResult<Product> {
+        Ok(self.entry(id)?.product.clone())
+    }
+
+    async fn thumbnail(&self, _shopper: &Shopper, id: &ProductId) -> CoreResult<Image> {
+        Ok(self.entry(id)?.thumbnail.clone())
+    }
+}
+
+fn read_toml<T: for<'de> Deserialize<'de>>(path: &Path) -> anyhow::Result<T> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("{}: invalid", path.display()))
+}
+
+fn check_slug(id: &str) -> anyhow::Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    ensure!(ok, "id \"{id}\" must be 1 to 64 characters of a-z, 0-9 and '-'");
+    Ok(())
+}
+
+/// Resolves a file named in a product file, refusing anything that could leave the folder.
+fn inside(folder: &Path, name: &str) -> anyhow::Result<PathBuf> {
+    let relative = Path::new(name);
+    let plain = relative.components().all(|c| matches!(c, Component::Normal(_)));
+    ensure!(plain && !name.is_empty(), "\"{name}\" must be a file name inside the product folder");
+    let path = folder.join(relative);
+    let meta = std::fs::symlink_metadata(&path).with_context(|| format!("\"{name}\" does not exist"))?;
+    ensure!(meta.is_file(), "\"{name}\" must be a regular file, not a link or folder");
+    Ok(path)
+}
+
+fn load_product(folder: &Path, currency: &str, categories: &HashMap<String, Option<String>>) -> anyhow::Result<Entry> {
+    let path = folder.join("product.toml");
+    let file: ProductFile = read_toml(&path)?;
+    let at = |what: &str| format!("{}: {what}", path.display());
+
+    check_slug(&file.id).with_context(|| at("id"))?;
+    let folder_name = folder.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    ensure!(
+        file.id == folder_name,
+        "{}",
+        at(&format!("id \"{}\" must equal the folder name \"{folder_name}\"", file.id))
+    );
+    ensure!(!file.name.trim().is_empty(), "{}", at("name must not be empty"));
+    ensure!(file.short_description.chars().count() <= 120, "{}", at("short_description is longer than 120 characters"));
+    ensure!(
+        categories.contains_key(&file.category),
+        "{}",
+        at(&format!("category \"{}\" does not exist", file.category))
+    );
+    ensure!(file.price_minor >= 0 && file.price_per >= 1, "{}", at("price_minor must be >= 0 and price_per >= 1"));
+
+    let trim = &file.trim;
+    let sane = |mm: f64| mm.is_finite() && (10.0..=2000.0).contains(&mm);
+    ensure!(sane(trim.width_mm) && sane(trim.height_mm), "{}", at("trim width_mm and height_mm must be 10 to 2000"));
+    ensure!(
+        trim.bleed_mm.is_finite() && (0.0..=20.0).contains(&trim.bleed_mm),
+        "{}",
+        at("trim bleed_mm must be 0 to 20")
+    );
+    ensure!((1..=64).contains(&trim.pages), "{}", at("trim pages must be 1 to 64"));
+
+    let q = &file.quantity;
+    ensure!(
+        q.min >= 1 && q.min <= q.default && q.default <= q.max,
+        "{}",
+        at("quantity must satisfy 1 <= min <= default <= max")
+    );
+    if !q.options.is_empty() {
+        ensure!(
+            q.options.iter().all(|o| (q.min..=q.max).contains(o)),
+            "{}",
+            at("quantity options must lie within min..=max")
+        );
+        ensure!(
+            q.options.windows(2).all(|w| w[0] < w[1]),
+            "{}",
+            at("quantity options must be ascending without repeats")
+        );
+        ensure!(q.options.contains(&q.default), "{}", at("quantity default must be one of the options"));
+    }
+
+    let thumbnail = load_thumbnail(folder, &file.thumbnail).with_context(|| at("thumbnail"))?;
+    let kind = match file.kind {
+        KindFile::Static => ProductKind::Static,
+        KindFile::Customizable => ProductKind::Customizable,
+    };
+    let document = match (file.kind, &file.pdf) {
+        (KindFile::Static, Some(name)) => Some(check_pdf(folder, name).with_context(|| at("pdf"))?),
+        (KindFile::Static, None) => bail!("{}", at("a static product needs pdf = \"<file>.pdf\"")),
+        (KindFile::Customizable, Some(_)) => bail!("{}", at("pdf is only for static products")),
+        (KindFile::Customizable, None) => None,
+    };
+
+    let id = ProductId::parse(&file.id).expect("checked slug");
+    let haystack = format!("{}\n{}\n{}", file.name, file.short_description, file.description).to_lowercase();
+    let product = Product {
+        summary: ProductSummary {
+            id,
+            name: file.name,
+            short_description: file.short_description,
+            kind,
+            category: CategoryId::parse(&file.category).expect("checked slug"),
+            price: Some(Price {
+                currency: currency.to_owned(),
+                amount_minor: file.price_minor,
+                per_quantity: file.price_per,
+            }),
+            thumbnail: Some(thumbnail.info.clone()),
+        },
+        description: file.description,
+        trim: TrimSize { width_mm: trim.width_mm, height_mm: trim.height_mm, bleed_mm: trim.bleed_mm },
+        page_count: trim.pages,
+        quantity: QuantityRule { minimum: q.min, maximum: q.max, default: q.default, options: q.options.clone() },
+    };
+    Ok(Entry { product, haystack, thumbnail, document })
+}
+
+fn load_thumbnail(folder: &Path, name: &str) -> anyhow::Result<Image> {
+    let path = inside(folder, name)?;
+    let size = std::fs::metadata(&path)?.len();
+    ensure!(size <= MAX_THUMBNAIL_BYTES, "\"{name}\" is larger than 2 MiB");
+    let data = std::fs::read(&path)?;
+    let content_type = match imagesize::image_type(&data) {
+        Ok(imagesize::ImageType::Png) => "image/png",
+        Ok(imagesize::ImageType::Jpeg) => "image/jpeg",
+        _ => bail!("\"{name}\" is not a PNG or JPEG image"),
+    };
+    let dims = imagesize::blob_size(&data).with_context(|| format!("\"{name}\" has an unreadable image header"))?;
+    ensure!(
+        dims.width > 0 && dims.height > 0 && dims.width <= 4096 && dims.height <= 4096,
+        "\"{name}\" must be 1 to 4096 pixels on each side"
+    );
+    Ok(Image {
+        info: ImageInfo {
+            content_type: content_type.into(),
+            width_px: dims.width as u32,
+            height_px: dims.height as u32,
+        },
+        data: Bytes::from(data),
+    })
+}
+
+fn check_pdf(folder: &Path, name: &str) -> anyhow::Result<PathBuf> {
+    let path = inside(folder, name)?;
+    let mut head = [0u8; 5];
+    use std::io::Read as _;
+    std::fs::File::open(&path)?
+        .read_exact(&mut head)
+        .with_context(|| format!("\"{name}\" is too short to be a PDF"))?;
+    ensure!(&head == b"%PDF-", "\"{name}\" is not a PDF file");
+    Ok(path)
+}
+
+fn build_tree(
+    parent: Option<&str>,
+    order: &[String],
+    parents: &HashMap<String, Option<String>>,
+    info: &HashMap<String, (String, String)>,
+    counts: &HashMap<&str, u32>,
+) -> Vec<Category> {
+    order
+        .iter()
+        .filter(|id| parents[*id].as_deref() == parent)
+        .map(|id| {
+            let (name, description) = info[id].clone();
+            Category {
+                id: CategoryId::parse(id).expect("checked slug"),
+                name,
+                description,
+                product_count: counts.get(id.as_str()).copied().unwrap_or(0),
+                children: build_tree(Some(id), order, parents, info, counts),
+            }
+        })
+        // Like uStore, a category with no product at any depth is not shown.
+        .filter(|category| category.product_count > 0 || !category.children.is_empty())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("storefront/sample")
+    }
+
+    #[test]
+    fn sample_storefront_loads() {
+        let shop = EmbeddedStorefront::load(&sample()).unwrap();
+        assert!(shop.product_count() >= 10);
+        assert!(shop.roots.iter().any(|c| !c.children.is_empty()), "a nested category");
+    }
+
+    /// Copies the sample into a temporary folder so a test can break one file.
+    fn broken_copy(edit: impl FnOnce(&Path)) -> anyhow::Error {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(&sample(), dir.path());
+        edit(dir.path());
+        EmbeddedStorefront::load(dir.path()).unwrap_err()
+    }
+
+    fn copy_dir(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let path = entry.unwrap().path();
+            let target = to.join(path.file_name().unwrap());
+            if path.is_dir() {
+                copy_dir(&path, &target)
+            } else {
+                std::fs::copy(&path, &target).unwrap();
+            }
+        }
+    }
+
+    fn first_product(root: &Path) -> PathBuf {
+        let mut dirs: Vec<_> = std::fs::read_dir(root.join("products")).unwrap().map(|e| e.unwrap().path()).collect();
+        dirs.sort();
+        dirs.remove(0)
+    }
+
+    #[test]
+    fn broken_product_file_is_named_in_the_error() {
+        let mut product = PathBuf::new();
+        let err = broken_copy(|root| {
+            product = first_product(root).join("product.toml");
+            let text = std::fs::read_to_string(&product).unwrap();
+            std::fs::write(&product, text.replace("category = ", "category = \"nowhere\"\n#")).unwrap();
+        });
+        let message = format!("{err:#}");
+        assert!(message.contains("product.toml"), "{message}");
+        assert!(message.contains("nowhere"), "{message}");
+    }
+
+    #[test]
+    fn unknown_keys_and_escaping_paths_are_refused() {
+        let err = broken_copy(|root| {
+            let path = first_product(root).join("product.toml");
+            let text = std::fs::read_to_string(&path).unwrap();
+            std::fs::write(&path, format!("colour = \"red\"\n{text}")).unwrap();
+        });
+        assert!(format!("{err:#}").contains("colour"), "{err:#}");
+
+        let err = broken_copy(|root| {
+            let path = first_product(root).join("product.toml");
+            let text = std::fs::read_to_string(&path).unwrap();
+            let text = text
+                .lines()
+                .map(|l| if l.starts_with("thumbnail") { "thumbnail = \"../../storefront.toml\"" } else { l })
+                .collect::<Vec<_>>()
+                .join("\n");
+            std::fs::write(&path, text).unwrap();
+        });
+        assert!(format!("{err:#}").contains("inside the product folder"), "{err:#}");
+    }
+}

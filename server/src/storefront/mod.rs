@@ -1,0 +1,3 @@
+//! Implementations of the domain's `Storefront` trait.
+
+pub mod embedded;

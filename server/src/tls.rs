@@ -1,0 +1,206 @@
+//! TLS for the gRPC listener: rustls with TLS 1.2 as the floor and 1.3 preferred, optional or
+//! required client certificates, and a development CA generated on first start when no
+//! certificate is configured. Handshakes run off the accept loop with a time limit.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    SanType,
+};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+
+use crate::config::{ClientAuth, Identity, TlsSettings};
+
+/// A client that has not finished its handshake by then is disconnected.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Files of the development CA and its localhost certificate.
+#[derive(Debug, Clone)]
+pub struct DevCa {
+    /// The CA certificate clients trust (e.g. `grpcurl -cacert`).
+    pub ca_cert: PathBuf,
+    pub ca_key: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+}
+
+impl DevCa {
+    pub fn in_dir(data_dir: &Path) -> Self {
+        let dir = data_dir.join("tls");
+        DevCa {
+            ca_cert: dir.join("dev-ca.pem"),
+            ca_key: dir.join("dev-ca.key"),
+            server_cert: dir.join("localhost.pem"),
+            server_key: dir.join("localhost.key"),
+        }
+    }
+
+    /// Creates the CA and the localhost certificate unless they exist; returns whether it did.
+    pub fn ensure(&self) -> anyhow::Result<bool> {
+        let all = [&self.ca_cert, &self.ca_key, &self.server_cert, &self.server_key];
+        if all.iter().all(|path| path.exists()) {
+            return Ok(false);
+        }
+        let dir = self.ca_cert.parent().expect("files live in a folder");
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+
+        // Any missing file means a fresh pair: clients must then trust the new CA file.
+        let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        ca_params.distinguished_name.push(DnType::CommonName, "podconnect development CA");
+        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let ca_key = KeyPair::generate()?;
+        let ca_cert = ca_params.self_signed(&ca_key)?;
+        write_file(&self.ca_cert, ca_cert.pem().as_bytes(), false)?;
+        write_file(&self.ca_key, ca_key.serialize_pem().as_bytes(), true)?;
+        let issuer = Issuer::new(ca_params, ca_key);
+
+        let mut leaf = CertificateParams::new(vec!["localhost".to_string()])?;
+        leaf.distinguished_name.push(DnType::CommonName, "localhost");
+        leaf.subject_alt_names.push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+        leaf.subject_alt_names.push(SanType::IpAddress(IpAddr::V6(Ipv6Addr::LOCALHOST)));
+        leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        let leaf_key = KeyPair::generate()?;
+        let leaf_cert = leaf.signed_by(&leaf_key, &issuer)?;
+        write_file(&self.server_cert, leaf_cert.pem().as_bytes(), false)?;
+        write_file(&self.server_key, leaf_key.serialize_pem().as_bytes(), true)?;
+        Ok(true)
+    }
+}
+
+fn write_file(path: &Path, contents: &[u8], secret: bool) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mode = if secret { 0o600 } else { 0o644 };
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    file.write_all(contents).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// The rustls provider every TLS object here uses.
+pub fn crypto_provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Builds the listener's TLS configuration. Returns the development CA when one is in use.
+pub fn server_config(settings: &TlsSettings, data_dir: &Path) -> anyhow::Result<(Arc<ServerConfig>, Option<DevCa>)> {
+    let (cert_path, key_path, dev) = match &settings.identity {
+        Identity::Files { cert, key } => (cert.clone(), key.clone(), None),
+        Identity::Development => {
+            let dev = DevCa::in_dir(data_dir);
+            dev.ensure()?;
+            (dev.server_cert.clone(), dev.server_key.clone(), Some(dev))
+        }
+    };
+    let chain = load_certs(&cert_path)?;
+    let key = PrivateKeyDer::from_pem_file(&key_path)
+        .with_context(|| format!("{}: no usable private key (PEM PKCS#8, PKCS#1 or SEC1)", key_path.display()))?;
+
+    let provider = crypto_provider();
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
+    let builder = match (settings.client_auth, &settings.client_ca) {
+        (ClientAuth::None, _) => builder.with_no_client_auth(),
+        (mode, Some(ca_path)) => {
+            let mut roots = RootCertStore::empty();
+            for cert in load_certs(ca_path)? {
+                roots.add(cert).with_context(|| format!("{}: not a usable CA certificate", ca_path.display()))?;
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+            let verifier = if mode == ClientAuth::Optional { verifier.allow_unauthenticated() } else { verifier };
+            builder.with_client_cert_verifier(verifier.build()?)
+        }
+        (_, None) => bail!("client certificates need a client CA"),
+    };
+    let mut config = builder
+        .with_single_cert(chain, key)
+        .with_context(|| format!("{}: the key does not match the certificate", key_path.display()))?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok((Arc::new(config), dev))
+}
+
+/// Every certificate in a PEM file; an error names the file when there is none.
+pub fn load_certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("{}: invalid PEM", path.display()))?;
+    if certs.is_empty() {
+        bail!("{}: no certificate found", path.display());
+    }
+    Ok(certs)
+}
+
+/// Accepted TLS connections, as a stream tonic can serve. Handshakes run concurrently, so one
+/// slow client cannot hold up the others; the accept task ends when this is dropped.
+pub struct TlsIncoming {
+    rx: mpsc::Receiver<std::io::Result<TlsStream<TcpStream>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TlsIncoming {
+    pub fn new(listener: TcpListener, config: Arc<ServerConfig>) -> Self {
+        let acceptor = TlsAcceptor::from(config);
+        let (tx, rx) = mpsc::channel(64);
+        let task = tokio::spawn(async move {
+            loop {
+                let (tcp, peer) = match listener.accept().await {
+                    Ok(accepted) => accepted,
+                    Err(err) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(error = %err, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = tcp.set_nodelay(true);
+                let acceptor = acceptor.clone();
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                        Ok(Ok(stream)) => {
+                            let _ = tx.send(Ok(stream)).await;
+                        }
+                        Ok(Err(err)) => tracing::debug!(%peer, error = %err, "TLS handshake refused"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                });
+            }
+        });
+        TlsIncoming { rx, task }
+    }
+}
+
+impl futures::Stream for TlsIncoming {
+    type Item = std::io::Result<TlsStream<TcpStream>>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
+impl Drop for TlsIncoming {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

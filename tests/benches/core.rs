@@ -1,0 +1,866 @@
+//! Performance benchmark of the podconnect core against the release `podconnect-server` binary:
+//! GetProduct throughput and latency over TLS, memory held per idle session, and the time from
+//! process start to SERVING. Run `cargo build --release -p server` first, then
+//! `cargo bench -p tests --bench core`. Loopback only; stops by itself (about a minute).
+//!
+//! Environment: `BENCH_SECONDS` (measured seconds per GetProduct run, default 10; warm-up is 2 s),
+//! `BENCH_SESSIONS` (idle sessions to hold, default 100000), `BENCH_STARTS` (start-ups per data
+//! folder kind, default 20).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, bail, ensure};
+use proto::v1 as pb;
+use proto::v1::catalog_service_client::CatalogServiceClient;
+use proto::v1::session_service_client::SessionServiceClient;
+use proto::v1::usage_service_client::UsageServiceClient;
+use tokio::process::{Child, Command};
+use tonic::Request;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+const WARMUP: Duration = Duration::from_secs(2);
+const CONCURRENT_STREAMS: usize = 64;
+const SESSION_STREAMS: usize = 16;
+const SESSION_WARMUP: u64 = 2_000;
+const SESSION_TARGET_BYTES: f64 = 2048.0;
+const STARTUP_TARGET_MS: f64 = 200.0;
+const START_LIMIT: Duration = Duration::from_secs(30);
+const OPERATOR_TOKEN: &str = "bench-operator-token-0123456789abcdef0123";
+const LONG_SESSIONS: [&str; 4] = ["--session-idle-timeout", "1h", "--session-absolute-timeout", "2h"];
+
+fn main() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
+    let settings = Settings::from_env()?;
+    let binary = release_binary()?;
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let bench_started = Instant::now();
+
+    println!("podconnect core benchmark");
+    println!("  cores (available_parallelism): {cores}; client and server share them (loopback)");
+    println!("  server binary: {}", binary.display());
+    if let Some(warning) = staleness_warning(&binary) {
+        println!("  WARNING: {warning}");
+    }
+    println!(
+        "  GetProduct: {} s warm-up + {} s measured per run (BENCH_SECONDS); sessions: {} (BENCH_SESSIONS); \
+         start-ups: {} per kind (BENCH_STARTS)",
+        WARMUP.as_secs(),
+        settings.measure.as_secs(),
+        settings.sessions,
+        settings.starts
+    );
+    println!();
+
+    let throughput = bench_get_product(&binary, &settings).await.context("GetProduct benchmark")?;
+    let memory = bench_session_memory(&binary, settings.sessions).await.context("session memory benchmark")?;
+    let startup = bench_startup(&binary, settings.starts).await.context("start-up benchmark")?;
+
+    println!("total bench time: {:.1} s", bench_started.elapsed().as_secs_f64());
+    println!();
+    println!("{}", json_line(cores, &settings, &throughput, &memory, &startup));
+    Ok(())
+}
+
+struct Settings {
+    measure: Duration,
+    sessions: u64,
+    starts: usize,
+}
+
+impl Settings {
+    fn from_env() -> anyhow::Result<Self> {
+        fn var<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
+            match std::env::var(name) {
+                Ok(raw) => raw.trim().parse().ok().with_context(|| format!("{name}={raw:?} is not a number")),
+                Err(_) => Ok(default),
+            }
+        }
+        let seconds: u64 = var("BENCH_SECONDS", 10)?;
+        let sessions: u64 = var("BENCH_SESSIONS", 100_000)?;
+        let starts: usize = var("BENCH_STARTS", 20)?;
+        ensure!(
+            seconds > 0 && sessions > 0 && starts > 0,
+            "BENCH_SECONDS, BENCH_SESSIONS and BENCH_STARTS must be > 0"
+        );
+        Ok(Settings { measure: Duration::from_secs(seconds), sessions, starts })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. GetProduct over TLS
+// ---------------------------------------------------------------------------------------------
+
+struct LoadResult {
+    label: String,
+    ok: u64,
+    errors: u64,
+    first_error: Option<String>,
+    measured: Duration,
+    /// Latencies of the successful calls in the measured window, sorted, in nanoseconds.
+    latencies: Vec<u64>,
+    server_cpu: CpuUse,
+    client_cpu: CpuUse,
+}
+
+impl LoadResult {
+    fn rps(&self) -> f64 {
+        self.ok as f64 / self.measured.as_secs_f64()
+    }
+
+    fn percentile_us(&self, q: f64) -> f64 {
+        percentile(&self.latencies, q) as f64 / 1000.0
+    }
+}
+
+struct Throughput {
+    runs: Vec<LoadResult>,
+    server_rss_kib: u64,
+}
+
+async fn bench_get_product(binary: &Path, settings: &Settings) -> anyhow::Result<Throughput> {
+    let dir = tempfile::tempdir()?;
+    let mut server =
+        Server::spawn(binary, &dir.path().join("data"), &dir.path().join("server.log"), &LONG_SESSIONS, &[]).await?;
+    let (channel, _) = server.wait_serving().await?;
+
+    let token = start_session(&channel, "mfd-bench").await?;
+    let bearer: MetadataValue<Ascii> = format!("Bearer {token}").parse()?;
+    let product = first_product(&channel, &bearer).await?;
+    // One call up front, so a broken setup fails loudly instead of producing a table of errors.
+    let mut request = Request::new(pb::GetProductRequest { product_id: product.clone() });
+    request.metadata_mut().insert("authorization", bearer.clone());
+    CatalogServiceClient::new(channel.clone()).get_product(request).await.context("GetProduct fails")?;
+
+    let mut runs = Vec::new();
+    for (label, streams) in [("sequential (1 stream)", 1), ("64 concurrent streams", CONCURRENT_STREAMS)] {
+        let result =
+            get_product_load(&channel, &bearer, &product, streams, settings.measure, server.pid, label).await?;
+        runs.push(result);
+    }
+    let server_rss_kib = read_memory(server.pid)?.rss_kib;
+    drop(channel);
+    server.stop().await;
+
+    println!("1. GetProduct(\"{product}\") over TLS, one connection (one tonic Channel, HTTP/2), release server");
+    println!(
+        "  {:<24} {:>9} {:>10} {:>9} {:>9} {:>9} {:>9} {:>7} {:>12} {:>11}",
+        "mode", "calls", "req/s", "p50 µs", "p90 µs", "p99 µs", "max µs", "errors", "server CPU", "srv µs/call"
+    );
+    for run in &runs {
+        let server_cores = run.server_cpu.total_ns as f64 / run.measured.as_nanos() as f64;
+        let per_call_us = if run.ok == 0 { 0.0 } else { run.server_cpu.total_ns as f64 / run.ok as f64 / 1000.0 };
+        println!(
+            "  {:<24} {:>9} {:>10.0} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>7} {:>8.2} core {:>11.1}",
+            run.label,
+            run.ok,
+            run.rps(),
+            run.percentile_us(0.50),
+            run.percentile_us(0.90),
+            run.percentile_us(0.99),
+            run.percentile_us(1.0),
+            run.errors,
+            server_cores,
+            per_call_us
+        );
+    }
+    for run in &runs {
+        println!("  {}:", run.label);
+        println!("    server threads: {}", run.server_cpu.describe(run.measured));
+        println!("    bench threads:  {}", run.client_cpu.describe(run.measured));
+        if let Some(error) = &run.first_error {
+            println!("    first error: {error}");
+        }
+    }
+    println!("  server RSS after both runs: {} KiB", server_rss_kib);
+    println!();
+    Ok(Throughput { runs, server_rss_kib })
+}
+
+async fn first_product(channel: &Channel, bearer: &MetadataValue<Ascii>) -> anyhow::Result<String> {
+    let mut request = Request::new(pb::ListProductsRequest { page_size: 1, ..Default::default() });
+    request.metadata_mut().insert("authorization", bearer.clone());
+    let page = CatalogServiceClient::new(channel.clone()).list_products(request).await?.into_inner();
+    page.products.into_iter().next().map(|p| p.id).context("the storefront has no products")
+}
+
+/// Runs `streams` callers in a loop on one channel: `WARMUP`, then `measure`. Only calls that
+/// start and end inside the measured window count.
+async fn get_product_load(
+    channel: &Channel,
+    bearer: &MetadataValue<Ascii>,
+    product: &str,
+    streams: usize,
+    measure: Duration,
+    server_pid: u32,
+    label: &str,
+) -> anyhow::Result<LoadResult> {
+    let measure_start = Instant::now() + WARMUP;
+    let end = measure_start + measure;
+    let mut tasks = Vec::with_capacity(streams);
+    for _ in 0..streams {
+        let mut client = CatalogServiceClient::new(channel.clone());
+        let bearer = bearer.clone();
+        let product = product.to_owned();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(1 << 16);
+            let mut errors = 0u64;
+            let mut first_error = None;
+            loop {
+                let t0 = Instant::now();
+                if t0 >= end {
+                    break;
+                }
+                let mut request = Request::new(pb::GetProductRequest { product_id: product.clone() });
+                request.metadata_mut().insert("authorization", bearer.clone());
+                let result = client.get_product(request).await;
+                let t1 = Instant::now();
+                if t0 < measure_start || t1 > end {
+                    continue;
+                }
+                match result {
+                    Ok(_) => latencies.push((t1 - t0).as_nanos() as u64),
+                    Err(status) => {
+                        errors += 1;
+                        first_error.get_or_insert_with(|| format!("{:?}: {}", status.code(), status.message()));
+                    }
+                }
+            }
+            (latencies, errors, first_error)
+        }));
+    }
+    tokio::time::sleep_until(measure_start.into()).await;
+    let server_before = thread_cpu(server_pid);
+    let client_before = thread_cpu(std::process::id());
+    tokio::time::sleep_until(end.into()).await;
+    let server_after = thread_cpu(server_pid);
+    let client_after = thread_cpu(std::process::id());
+
+    let mut latencies = Vec::new();
+    let (mut errors, mut first_error) = (0, None);
+    for task in tasks {
+        let (lat, errs, first) = task.await?;
+        latencies.extend(lat);
+        errors += errs;
+        first_error = first_error.or(first);
+    }
+    latencies.sort_unstable();
+    Ok(LoadResult {
+        label: label.to_owned(),
+        ok: latencies.len() as u64,
+        errors,
+        first_error,
+        measured: measure,
+        latencies,
+        server_cpu: CpuUse::between(&server_before, &server_after),
+        client_cpu: CpuUse::between(&client_before, &client_after),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Memory per idle session
+// ---------------------------------------------------------------------------------------------
+
+struct MemoryResult {
+    sessions: u64,
+    errors: u64,
+    rate: f64,
+    p50_us: f64,
+    p99_us: f64,
+    before: Memory,
+    after: Memory,
+    usage_events: i64,
+    db_bytes: u64,
+}
+
+impl MemoryResult {
+    fn bytes_per_session(&self) -> f64 {
+        (self.after.rss_kib as f64 - self.before.rss_kib as f64) * 1024.0 / self.sessions as f64
+    }
+
+    fn anon_bytes_per_session(&self) -> f64 {
+        (self.after.anon_kib as f64 - self.before.anon_kib as f64) * 1024.0 / self.sessions as f64
+    }
+}
+
+async fn bench_session_memory(binary: &Path, sessions: u64) -> anyhow::Result<MemoryResult> {
+    let dir = tempfile::tempdir()?;
+    let data_dir = dir.path().join("data");
+    let mut server = Server::spawn(
+        binary,
+        &data_dir,
+        &dir.path().join("server.log"),
+        &LONG_SESSIONS,
+        &[("PODCONNECT_OPERATOR_TOKEN", OPERATOR_TOKEN)],
+    )
+    .await?;
+    let (channel, _) = server.wait_serving().await?;
+
+    // Warm up the connection, the allocator and the usage writer, so the baseline holds them.
+    let warm = start_sessions(&channel, SESSION_WARMUP, SESSION_STREAMS).await?;
+    ensure!(warm.errors == 0, "StartSession failed during warm-up: {}", warm.first_error.unwrap_or_default());
+    flush_usage(&channel).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = read_memory(server.pid)?;
+
+    let run = start_sessions(&channel, sessions, SESSION_STREAMS).await?;
+    let usage_events = flush_usage(&channel).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = read_memory(server.pid)?;
+    let db_bytes = ["podconnect.db", "podconnect.db-wal", "podconnect.db-shm"]
+        .iter()
+        .filter_map(|name| std::fs::metadata(data_dir.join(name)).ok())
+        .map(|m| m.len())
+        .sum();
+    drop(channel);
+    server.stop().await;
+
+    let result = MemoryResult {
+        sessions: run.ok,
+        errors: run.errors,
+        rate: run.ok as f64 / run.elapsed.as_secs_f64(),
+        p50_us: percentile(&run.latencies, 0.50) as f64 / 1000.0,
+        p99_us: percentile(&run.latencies, 0.99) as f64 / 1000.0,
+        before,
+        after,
+        usage_events,
+        db_bytes,
+    };
+    println!(
+        "2. Memory held per idle session (StartSession over {SESSION_STREAMS} concurrent streams, one connection; \
+         idle 1h / absolute 2h)"
+    );
+    println!(
+        "  created {} sessions in {:.1} s ({:.0}/s, p50 {:.0} µs, p99 {:.0} µs), {} errors{}",
+        result.sessions,
+        run.elapsed.as_secs_f64(),
+        result.rate,
+        result.p50_us,
+        result.p99_us,
+        result.errors,
+        run.first_error.map(|e| format!(" (first: {e})")).unwrap_or_default()
+    );
+    println!(
+        "  {:<12} {:>12} {:>12} {:>12} {:>12} {:>12}",
+        "", "VmRSS KiB", "RssAnon KiB", "RssFile KiB", "RssShmem KiB", "VmHWM KiB"
+    );
+    for (name, m) in [("before", &result.before), ("after", &result.after)] {
+        println!(
+            "  {:<12} {:>12} {:>12} {:>12} {:>12} {:>12}",
+            name, m.rss_kib, m.anon_kib, m.file_kib, m.shmem_kib, m.hwm_kib
+        );
+    }
+    let verdict = if result.bytes_per_session() < SESSION_TARGET_BYTES { "OK" } else { "OVER TARGET" };
+    println!(
+        "  bytes per session (VmRSS delta): {:.0} B   (RssAnon delta: {:.0} B)   target < {} B: {verdict}",
+        result.bytes_per_session(),
+        result.anon_bytes_per_session(),
+        SESSION_TARGET_BYTES
+    );
+    println!(
+        "  usage events in SQLite: {} (one per StartSession, incl. {SESSION_WARMUP} warm-up); database files on disk: {} KiB",
+        result.usage_events,
+        result.db_bytes / 1024
+    );
+    println!();
+    Ok(result)
+}
+
+struct SessionRun {
+    ok: u64,
+    errors: u64,
+    first_error: Option<String>,
+    elapsed: Duration,
+    latencies: Vec<u64>,
+}
+
+/// Starts `count` sessions over `streams` concurrent callers on one channel.
+async fn start_sessions(channel: &Channel, count: u64, streams: usize) -> anyhow::Result<SessionRun> {
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(streams);
+    for _ in 0..streams {
+        let mut client = SessionServiceClient::new(channel.clone());
+        let next = next.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let (mut errors, mut first_error) = (0u64, None);
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= count {
+                    break;
+                }
+                let request =
+                    pb::StartSessionRequest { device_id: format!("mfd-bench-{:02}", i % 100), ..Default::default() };
+                let t0 = Instant::now();
+                match client.start_session(request).await {
+                    Ok(_) => latencies.push(t0.elapsed().as_nanos() as u64),
+                    Err(status) => {
+                        errors += 1;
+                        first_error.get_or_insert_with(|| format!("{:?}: {}", status.code(), status.message()));
+                    }
+                }
+            }
+            (latencies, errors, first_error)
+        }));
+    }
+    let mut latencies = Vec::new();
+    let (mut errors, mut first_error) = (0, None);
+    for task in tasks {
+        let (lat, errs, first) = task.await?;
+        latencies.extend(lat);
+        errors += errs;
+        first_error = first_error.or(first);
+    }
+    let elapsed = started.elapsed();
+    latencies.sort_unstable();
+    Ok(SessionRun { ok: latencies.len() as u64, errors, first_error, elapsed, latencies })
+}
+
+/// Waits until every usage event recorded so far is in SQLite (CountUsageEvents flushes the
+/// writer first); returns how many events the database holds.
+async fn flush_usage(channel: &Channel) -> anyhow::Result<i64> {
+    let mut request = Request::new(pb::CountUsageEventsRequest::default());
+    request.metadata_mut().insert("authorization", format!("Bearer {OPERATOR_TOKEN}").parse()?);
+    let response = UsageServiceClient::new(channel.clone()).count_usage_events(request).await?;
+    Ok(response.into_inner().total)
+}
+
+async fn start_session(channel: &Channel, device_id: &str) -> anyhow::Result<String> {
+    let response = SessionServiceClient::new(channel.clone())
+        .start_session(pb::StartSessionRequest { device_id: device_id.into(), ..Default::default() })
+        .await
+        .context("StartSession fails")?;
+    Ok(response.into_inner().session_token)
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Start-up to SERVING
+// ---------------------------------------------------------------------------------------------
+
+struct StartupSeries {
+    label: &'static str,
+    /// Spawn to first SERVING health check, milliseconds, sorted.
+    wall_ms: Vec<f64>,
+    /// The server's own `startup_ms` log field (from `app::run` to SERVING), sorted.
+    server_ms: Vec<f64>,
+    probe_attempts: Vec<u32>,
+}
+
+struct StartupResult {
+    fresh: StartupSeries,
+    reused: StartupSeries,
+}
+
+async fn bench_startup(binary: &Path, starts: usize) -> anyhow::Result<StartupResult> {
+    let root = tempfile::tempdir()?;
+    let mut fresh =
+        StartupSeries { label: "fresh data dir", wall_ms: vec![], server_ms: vec![], probe_attempts: vec![] };
+    for i in 0..starts {
+        let dir = root.path().join(format!("fresh-{i}"));
+        start_once(binary, &dir, &root.path().join(format!("fresh-{i}.log")), &mut fresh).await?;
+    }
+    let reused_dir = root.path().join("reused");
+    // The first start creates the dev CA and the database; it is not counted.
+    let mut discard = StartupSeries { label: "", wall_ms: vec![], server_ms: vec![], probe_attempts: vec![] };
+    start_once(binary, &reused_dir, &root.path().join("reused-first.log"), &mut discard).await?;
+    let mut reused =
+        StartupSeries { label: "reused data dir", wall_ms: vec![], server_ms: vec![], probe_attempts: vec![] };
+    for i in 0..starts {
+        start_once(binary, &reused_dir, &root.path().join(format!("reused-{i}.log")), &mut reused).await?;
+    }
+    for series in [&mut fresh, &mut reused] {
+        series.wall_ms.sort_by(f64::total_cmp);
+        series.server_ms.sort_by(f64::total_cmp);
+        series.probe_attempts.sort_unstable();
+    }
+
+    println!(
+        "3. Start-up: spawn of the release binary to the first grpc.health.v1.Health/Check = SERVING over TLS \
+         (new connection per attempt, 1 ms back-off)"
+    );
+    println!(
+        "  {:<16} {:>4} {:>9} {:>10} {:>9}   {:>22}   {:>14}  {}",
+        "data dir", "n", "min ms", "median ms", "max ms", "server startup_ms med", "probe attempts", "target"
+    );
+    for series in [&fresh, &reused] {
+        let server_ms =
+            if series.server_ms.is_empty() { "n/a".to_owned() } else { format!("{:.1}", median(&series.server_ms)) };
+        let attempts = format!(
+            "{}..{}",
+            series.probe_attempts.first().copied().unwrap_or(0),
+            series.probe_attempts.last().copied().unwrap_or(0)
+        );
+        let mid = median(&series.wall_ms);
+        let verdict = if mid < STARTUP_TARGET_MS { "OK" } else { "OVER TARGET" };
+        println!(
+            "  {:<16} {:>4} {:>9.1} {:>10.1} {:>9.1}   {:>22}   {:>14}  < {} ms: {verdict}",
+            series.label,
+            series.wall_ms.len(),
+            series.wall_ms.first().copied().unwrap_or(f64::NAN),
+            mid,
+            series.wall_ms.last().copied().unwrap_or(f64::NAN),
+            server_ms,
+            attempts,
+            STARTUP_TARGET_MS
+        );
+    }
+    println!(
+        "  (server startup_ms covers app::run only: storefront load, SQLite open + migrations, dev CA, TLS config)"
+    );
+    println!();
+    Ok(StartupResult { fresh, reused })
+}
+
+async fn start_once(binary: &Path, data_dir: &Path, log: &Path, series: &mut StartupSeries) -> anyhow::Result<()> {
+    let mut server = Server::spawn(binary, data_dir, log, &[], &[]).await?;
+    let (channel, elapsed) = server.wait_serving().await?;
+    series.wall_ms.push(elapsed.as_secs_f64() * 1000.0);
+    series.probe_attempts.push(server.attempts);
+    if let Some(ms) = parse_startup_ms(&std::fs::read_to_string(log).unwrap_or_default()) {
+        series.server_ms.push(ms);
+    }
+    drop(channel);
+    server.stop().await;
+    Ok(())
+}
+
+/// The `startup_ms` field of the server's "serving" log line (text format, colours or not).
+fn parse_startup_ms(log: &str) -> Option<f64> {
+    let plain = strip_ansi(log);
+    let rest = &plain[plain.find("startup_ms=")? + "startup_ms=".len()..];
+    let end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC '[' parameters, ending with a letter.
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// The server process
+// ---------------------------------------------------------------------------------------------
+
+struct Server {
+    child: Child,
+    pid: u32,
+    addr: SocketAddr,
+    ca: PathBuf,
+    log: PathBuf,
+    spawned: Instant,
+    /// Connection attempts `wait_serving` made.
+    attempts: u32,
+}
+
+impl Server {
+    /// Starts the binary on a free loopback port with its development CA in `data_dir`.
+    async fn spawn(
+        binary: &Path,
+        data_dir: &Path,
+        log: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Server> {
+        // Picking the port here (rather than --listen :0) lets the probe connect before the
+        // server says anything; the tiny window in which another process could take it is fine
+        // on a bench machine.
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+        let log_file = std::fs::File::create(log)?;
+        let mut command = Command::new(binary);
+        command
+            .arg("--listen")
+            .arg(addr.to_string())
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(extra)
+            .env_remove("PODCONNECT_OPERATOR_TOKEN")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .kill_on_drop(true);
+        let spawned = Instant::now();
+        let child = command.spawn().with_context(|| format!("cannot start {}", binary.display()))?;
+        let pid = child.id().context("the server exited at once")?;
+        Ok(Server {
+            child,
+            pid,
+            addr,
+            ca: data_dir.join("tls").join("dev-ca.pem"),
+            log: log.to_path_buf(),
+            spawned,
+            attempts: 0,
+        })
+    }
+
+    /// Polls with a new TLS connection and a health check until the server answers SERVING;
+    /// returns the connection and the time since spawn.
+    async fn wait_serving(&mut self) -> anyhow::Result<(Channel, Duration)> {
+        loop {
+            self.attempts += 1;
+            if let Ok(Ok(channel)) = tokio::time::timeout(Duration::from_secs(5), probe(self.addr, &self.ca)).await {
+                return Ok((channel, self.spawned.elapsed()));
+            }
+            if let Some(status) = self.child.try_wait()? {
+                let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+                bail!("the server exited ({status}) before SERVING:\n{log}");
+            }
+            if self.spawned.elapsed() > START_LIMIT {
+                bail!("the server did not answer SERVING within {START_LIMIT:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    /// SIGTERM, then SIGKILL if it has not exited within 10 s.
+    async fn stop(mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.pid.to_string()]).status().await;
+        if tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await.is_err() {
+            let _ = self.child.kill().await;
+        }
+    }
+}
+
+async fn probe(addr: SocketAddr, ca: &Path) -> anyhow::Result<Channel> {
+    let pem = tokio::fs::read(ca).await?;
+    ensure!(!pem.is_empty(), "the CA file is still empty");
+    let tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)).domain_name("localhost");
+    let channel = Channel::from_shared(format!("https://{addr}"))?.tls_config(tls)?.connect().await?;
+    let status = HealthClient::new(channel.clone())
+        .check(HealthCheckRequest { service: String::new() })
+        .await?
+        .into_inner()
+        .status;
+    ensure!(status == ServingStatus::Serving as i32, "health status {status}");
+    Ok(channel)
+}
+
+/// `target/release/podconnect-server`, next to the folder of this bench executable
+/// (`target/release/deps/core-<hash>`).
+fn release_binary() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let profile_dir = exe.parent().and_then(Path::parent).context("unexpected bench executable location")?;
+    let binary = profile_dir.join("podconnect-server");
+    ensure!(
+        binary.exists(),
+        "{} is missing: build the release server first with `cargo build --release -p server`",
+        binary.display()
+    );
+    Ok(binary)
+}
+
+/// Warns when a server source file is newer than the binary (other people edit server/).
+fn staleness_warning(binary: &Path) -> Option<String> {
+    let built = std::fs::metadata(binary).and_then(|m| m.modified()).ok()?;
+    let server_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../server");
+    let newest = newest_mtime(&server_dir.join("src")).max(newest_mtime(&server_dir.join("Cargo.toml")))?;
+    (newest > built).then(|| {
+        let age = newest.duration_since(built).unwrap_or_default();
+        format!(
+            "server sources changed {:.0} s after this binary was built; run `cargo build --release -p server`",
+            age.as_secs_f64()
+        )
+    })
+}
+
+fn newest_mtime(path: &Path) -> Option<SystemTime> {
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.is_dir() {
+        return meta.modified().ok();
+    }
+    std::fs::read_dir(path).ok()?.flatten().filter_map(|entry| newest_mtime(&entry.path())).max()
+}
+
+// ---------------------------------------------------------------------------------------------
+// /proc readings
+// ---------------------------------------------------------------------------------------------
+
+struct Memory {
+    rss_kib: u64,
+    anon_kib: u64,
+    file_kib: u64,
+    shmem_kib: u64,
+    hwm_kib: u64,
+}
+
+fn read_memory(pid: u32) -> anyhow::Result<Memory> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).context("cannot read /proc/<pid>/status")?;
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    Ok(Memory {
+        rss_kib: field("VmRSS:"),
+        anon_kib: field("RssAnon:"),
+        file_kib: field("RssFile:"),
+        shmem_kib: field("RssShmem:"),
+        hwm_kib: field("VmHWM:"),
+    })
+}
+
+/// CPU time of each thread of a process: thread id to (name, nanoseconds on CPU).
+type ThreadCpu = BTreeMap<u32, (String, u64)>;
+
+fn thread_cpu(pid: u32) -> ThreadCpu {
+    let mut threads = BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return threads };
+    for task in tasks.flatten() {
+        let Ok(tid) = task.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default().trim().to_owned();
+        // schedstat has nanoseconds; stat has clock ticks (USER_HZ, 100 on Linux).
+        let ns = std::fs::read_to_string(task.path().join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+            .or_else(|| {
+                let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+                let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+                let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+                Some(ticks * 10_000_000)
+            });
+        if let Some(ns) = ns {
+            threads.insert(tid, (name, ns));
+        }
+    }
+    threads
+}
+
+/// CPU used between two readings, in total and by thread name.
+struct CpuUse {
+    total_ns: u64,
+    by_name: Vec<(String, u64)>,
+}
+
+impl CpuUse {
+    fn between(before: &ThreadCpu, after: &ThreadCpu) -> CpuUse {
+        let mut by_name: BTreeMap<String, u64> = BTreeMap::new();
+        for (tid, (name, ns)) in after {
+            let start = before.get(tid).map_or(0, |(_, ns)| *ns);
+            *by_name.entry(name.clone()).or_default() += ns.saturating_sub(start);
+        }
+        let total_ns = by_name.values().sum();
+        let mut by_name: Vec<_> = by_name.into_iter().filter(|(_, ns)| *ns > 0).collect();
+        by_name.sort_by(|a, b| b.1.cmp(&a.1));
+        CpuUse { total_ns, by_name }
+    }
+
+    fn describe(&self, over: Duration) -> String {
+        let cores = |ns: u64| ns as f64 / over.as_nanos() as f64;
+        let mut text = format!("{:.2} cores", cores(self.total_ns));
+        let parts: Vec<String> = self.by_name.iter().map(|(name, ns)| format!("{name} {:.2}", cores(*ns))).collect();
+        if !parts.is_empty() {
+            let _ = write!(text, " ({})", parts.join(", "));
+        }
+        text
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statistics and the JSON line
+// ---------------------------------------------------------------------------------------------
+
+/// The `q` quantile (0..=1) of sorted values, nearest rank.
+fn percentile(sorted: &[u64], q: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn median(sorted: &[f64]) -> f64 {
+    match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
+}
+
+fn json_number(value: f64) -> String {
+    // At most two decimals.
+    if value.is_finite() { format!("{}", (value * 100.0).round() / 100.0) } else { "null".into() }
+}
+
+fn json_line(
+    cores: usize,
+    settings: &Settings,
+    throughput: &Throughput,
+    memory: &MemoryResult,
+    startup: &StartupResult,
+) -> String {
+    let load = |run: &LoadResult| {
+        format!(
+            r#"{{"streams_label":"{}","calls":{},"errors":{},"rps":{},"p50_us":{},"p90_us":{},"p99_us":{},"max_us":{},"server_cpu_cores":{},"server_cpu_us_per_call":{}}}"#,
+            run.label,
+            run.ok,
+            run.errors,
+            json_number(run.rps()),
+            json_number(run.percentile_us(0.50)),
+            json_number(run.percentile_us(0.90)),
+            json_number(run.percentile_us(0.99)),
+            json_number(run.percentile_us(1.0)),
+            json_number(run.server_cpu.total_ns as f64 / run.measured.as_nanos() as f64),
+            json_number(if run.ok == 0 { f64::NAN } else { run.server_cpu.total_ns as f64 / run.ok as f64 / 1000.0 }),
+        )
+    };
+    let series = |s: &StartupSeries| {
+        format!(
+            r#"{{"n":{},"min_ms":{},"median_ms":{},"max_ms":{},"server_startup_ms_median":{}}}"#,
+            s.wall_ms.len(),
+            json_number(s.wall_ms.first().copied().unwrap_or(f64::NAN)),
+            json_number(median(&s.wall_ms)),
+            json_number(s.wall_ms.last().copied().unwrap_or(f64::NAN)),
+            json_number(median(&s.server_ms)),
+        )
+    };
+    let runs: Vec<String> = throughput.runs.iter().map(load).collect();
+    format!(
+        r#"{{"bench":"core","cores":{cores},"measure_s":{},"warmup_s":{},"get_product":{{"sequential":{},"concurrent64":{},"server_rss_kib":{}}},"session_memory":{{"sessions":{},"errors":{},"start_session_per_s":{},"rss_before_kib":{},"rss_after_kib":{},"bytes_per_session":{},"anon_bytes_per_session":{},"usage_events":{},"db_kib":{}}},"startup":{{"fresh":{},"reused":{}}}}}"#,
+        settings.measure.as_secs(),
+        WARMUP.as_secs(),
+        runs.first().map_or("null", String::as_str),
+        runs.get(1).map_or("null", String::as_str),
+        throughput.server_rss_kib,
+        memory.sessions,
+        memory.errors,
+        json_number(memory.rate),
+        memory.before.rss_kib,
+        memory.after.rss_kib,
+        json_number(memory.bytes_per_session()),
+        json_number(memory.anon_bytes_per_session()),
+        memory.usage_events,
+        memory.db_bytes / 1024,
+        series(&startup.fresh),
+        series(&startup.reused),
+    )
+}

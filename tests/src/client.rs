@@ -1,0 +1,69 @@
+//! Clients for a `TestCore`: TLS channels that trust the core's development CA, and helpers that
+//! start sessions and attach tokens the way the weblet and podctl do.
+
+use std::path::Path;
+
+use proto::v1 as pb;
+use proto::v1::catalog_service_client::CatalogServiceClient;
+use proto::v1::session_service_client::SessionServiceClient;
+use tonic::Request;
+use tonic::metadata::MetadataValue;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+
+use crate::core::TestCore;
+
+impl TestCore {
+    /// A channel over TLS trusting the development CA.
+    pub async fn channel(&self) -> Channel {
+        self.channel_with(None).await.expect("the core accepts a TLS connection")
+    }
+
+    /// A channel over TLS, optionally presenting a client certificate (PEM cert and key).
+    pub async fn channel_with(&self, identity: Option<(&str, &str)>) -> anyhow::Result<Channel> {
+        let ca = self.dev_ca.as_ref().expect("the core runs with its development CA");
+        self.channel_trusting(ca, identity).await
+    }
+
+    /// A channel over TLS trusting `ca_file`.
+    pub async fn channel_trusting(&self, ca_file: &Path, identity: Option<(&str, &str)>) -> anyhow::Result<Channel> {
+        let ca = std::fs::read_to_string(ca_file)?;
+        let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca)).domain_name("localhost");
+        if let Some((cert, key)) = identity {
+            tls = tls.identity(Identity::from_pem(cert, key));
+        }
+        let channel = Channel::from_shared(format!("https://{}", self.addr))?.tls_config(tls)?.connect().await?;
+        Ok(channel)
+    }
+
+    /// A plaintext channel (for cores started with --insecure-plaintext).
+    pub async fn plaintext_channel(&self) -> anyhow::Result<Channel> {
+        Ok(Channel::from_shared(format!("http://{}", self.addr))?.connect().await?)
+    }
+}
+
+/// Starts a session for `device_id` and returns its token.
+pub async fn start_session(channel: &Channel, device_id: &str) -> String {
+    let response = SessionServiceClient::new(channel.clone())
+        .start_session(pb::StartSessionRequest { device_id: device_id.into(), ..Default::default() })
+        .await
+        .expect("StartSession succeeds");
+    response.into_inner().session_token
+}
+
+/// Wraps a message in a request carrying `authorization: Bearer <token>`.
+pub fn authed<T>(token: &str, message: T) -> Request<T> {
+    let mut request = Request::new(message);
+    let value: MetadataValue<_> = format!("Bearer {token}").parse().expect("a token is ASCII");
+    request.metadata_mut().insert("authorization", value);
+    request
+}
+
+/// A catalog client.
+pub fn catalog(channel: &Channel) -> CatalogServiceClient<Channel> {
+    CatalogServiceClient::new(channel.clone())
+}
+
+/// A session client.
+pub fn sessions(channel: &Channel) -> SessionServiceClient<Channel> {
+    SessionServiceClient::new(channel.clone())
+}

@@ -1,0 +1,12 @@
+//! The end-to-end test harness: small builders that start the real core (as the
+//! `podconnect-server` binary, or in-process through the same `app::run` when a test must look
+//! inside its stores) on `127.0.0.1:0`, and clients that call it over TLS.
+//!
+//! Modules:
+//! - `core`: `TestCore`, the running server, and how to reach it.
+//! - `pki`: throwaway CAs and client certificates for mTLS tests.
+//! - `client`: channels and session helpers.
+
+pub mod client;
+pub mod core;
+pub mod pki;

@@ -1,0 +1,44 @@
+//! Throwaway certificate authorities and client certificates for mTLS tests.
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+};
+
+/// A CA that can sign client certificates.
+pub struct TestCa {
+    pub cert_pem: String,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+/// A client certificate and its key, in PEM.
+pub struct ClientCert {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl TestCa {
+    pub fn new(name: &str) -> TestCa {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("valid params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let key = KeyPair::generate().expect("key generation");
+        let cert = params.self_signed(&key).expect("self-signed CA");
+        TestCa { cert_pem: cert.pem(), issuer: Issuer::new(params, key) }
+    }
+
+    /// A client certificate with subject CN `name`.
+    pub fn client(&self, name: &str) -> ClientCert {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("valid params");
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let key = KeyPair::generate().expect("key generation");
+        let cert = params.signed_by(&key, &self.issuer).expect("signed client certificate");
+        ClientCert { cert_pem: cert.pem(), key_pem: key.serialize_pem() }
+    }
+
+    /// Writes the CA certificate to `path` (for --client-ca).
+    pub fn write(&self, path: &std::path::Path) {
+        std::fs::write(path, &self.cert_pem).expect("write CA file");
+    }
+}

@@ -1,0 +1,9 @@
+//! The one end-to-end test binary. Each module covers one area against real servers.
+
+mod catalog;
+mod grpcurl;
+mod reflection;
+mod sessions;
+mod startup;
+mod tls;
+mod usage;
