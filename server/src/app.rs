@@ -75,6 +75,7 @@ pub async fn run(
     // With the in-memory store nothing outlives the process, so a per-process key is enough.
     let sessions =
         Arc::new(SessionManager::new(ephemeral, Key256::generate(), config.sessions, Arc::new(usage.clone())));
+    let sweeper = tokio::spawn(sweep_sessions(sessions.clone()));
     let catalog = Arc::new(Catalog::new(Arc::new(storefront), Arc::new(usage.clone())));
 
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -137,10 +138,27 @@ pub async fn run(
     for name in SERVICES {
         health.set_service_status(*name, ServingStatus::NotServing).await;
     }
+    sweeper.abort();
     usage.flush().await;
     drop(usage);
     usage_writer.abort();
     result.context("the gRPC server failed")
+}
+
+/// How often sessions that ended by their time limits are cleaned up and counted.
+const SESSION_SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+async fn sweep_sessions(sessions: Arc<SessionManager>) {
+    let mut tick = tokio::time::interval(SESSION_SWEEP_EVERY);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        match sessions.sweep().await {
+            Ok(0) => {}
+            Ok(ended) => tracing::debug!(ended, "ended expired sessions"),
+            Err(err) => tracing::warn!(error = %err, "session sweep failed"),
+        }
+    }
 }
 
 /// Names the health service reports on ("" is the whole server).

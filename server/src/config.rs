@@ -283,7 +283,8 @@ impl Config {
             };
             ensure!(
                 client_auth == ClientAuth::None || client_ca.is_some(),
-                "client authentication \"{client_auth:?}\" needs --client-ca to verify certificates against"
+                "--client-auth {} needs --client-ca to verify certificates against",
+                client_auth.to_possible_value().map(|v| v.get_name().to_owned()).unwrap_or_default()
             );
             Transport::Tls(TlsSettings { identity, client_ca, client_auth })
         };
@@ -295,7 +296,7 @@ impl Config {
         };
         ensure!(
             cert_names.is_empty() || matches!(&transport, Transport::Tls(t) if t.client_auth != ClientAuth::None),
-            "operator certificate names need client certificates: set --client-ca"
+            "operator certificate names need client certificates: set --client-ca and --client-auth optional or required"
         );
         let token = match (cli.operator_token_file.or(file.operator.token_file), operator_token_env) {
             (Some(path), _) => Some(read_secret(&path)?),
@@ -321,6 +322,10 @@ impl Config {
             .database_url
             .or(file.database.url)
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("podconnect.db").display()));
+        let log_filter = cli.log.or(file.log.filter).unwrap_or_else(|| "info".into());
+        tracing_subscriber::EnvFilter::try_new(&log_filter).with_context(|| {
+            format!("log filter \"{log_filter}\" is not valid; try \"info\" or \"info,server=debug\"")
+        })?;
         let max_concurrent_calls = cli.max_concurrent_calls.or(file.max_concurrent_calls).unwrap_or(512);
         ensure!(max_concurrent_calls > 0, "max concurrent calls must be at least 1");
 
@@ -334,7 +339,7 @@ impl Config {
             database_url,
             max_concurrent_calls,
             log_format: cli.log_format.or(file.log.format).unwrap_or(LogFormat::Text),
-            log_filter: cli.log.or(file.log.filter).unwrap_or_else(|| "info".into()),
+            log_filter,
         })
     }
 }

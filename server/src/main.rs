@@ -43,7 +43,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .map_err(|err| anyhow::anyhow!("cannot listen on {}: {err}", config.listen))?;
     let store = MemoryStore::new();
     store.spawn_sweeper(Duration::from_secs(30));
-    app::run(config, listener, store, shutdown_signal(), announce).await
+    app::run(config, listener, store, shutdown_signal()?, announce).await
 }
 
 /// Prints where the core listens on standard output (logs go to standard error), so people and
@@ -70,31 +70,27 @@ fn announce(ready: &Ready) {
 }
 
 fn init_logging(config: &Config) {
+    // The filter was checked when the configuration was resolved.
     let filter = EnvFilter::try_new(&config.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     match config.log_format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
 }
 
-/// Completes on the first SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot listen for SIGTERM; only Ctrl-C stops the server");
-                std::future::pending::<()>().await;
-            }
+/// Completes on the first SIGINT or SIGTERM. The handlers are installed now, before the server
+/// announces itself, so a signal that arrives right after start-up still shuts down gracefully.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = interrupt => {}
-        _ = terminate => {}
-    }
-    tracing::info!("shutting down: finishing calls in flight");
+        tracing::info!("shutting down: finishing calls in flight");
+    })
 }

@@ -66,12 +66,17 @@ impl CoreBuilder {
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(&data_dir)
             .args(&self.args)
-            .env_remove("PODCONNECT_OPERATOR_TOKEN")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
             .kill_on_drop(true);
+        // A developer's own PODCONNECT_* settings must not leak into the server under test.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("PODCONNECT_") && !self.env.iter().any(|(k, _)| key == k.as_str()) {
+                command.env_remove(&key);
+            }
+        }
         let mut child = command.spawn().context("cannot start podconnect-server")?;
         let stdout = child.stdout.take().expect("stdout is piped");
         let mut lines = BufReader::new(stdout).lines();
@@ -80,12 +85,16 @@ impl CoreBuilder {
             let mut addr = None;
             while let Some(line) = lines.next_line().await? {
                 if let Some(rest) = line.strip_prefix("podconnect-server listening on ") {
-                    addr = Some(rest.split("://").nth(1).unwrap_or(rest).to_owned());
+                    let (scheme, host) = rest.split_once("://").unwrap_or(("https", rest));
+                    addr = Some(host.to_owned());
+                    // Over TLS the development CA line follows, unless a certificate was configured;
+                    // the config may say which, so peek at the data folder.
+                    let dev = data_dir.join("tls").join("dev-ca.pem");
+                    if scheme == "http" || !dev.exists() {
+                        break;
+                    }
                 } else if let Some(rest) = line.strip_prefix("development CA: ") {
                     dev_ca = rest.split(" (").next().map(PathBuf::from);
-                    break;
-                }
-                if addr.is_some() && self.args.iter().any(|a| a == "--insecure-plaintext" || a == "--tls-cert") {
                     break;
                 }
             }
@@ -189,8 +198,19 @@ impl TestCore {
         self.log_path.as_ref().map(|p| std::fs::read_to_string(p).unwrap_or_default()).unwrap_or_default()
     }
 
+    /// Sends SIGTERM to the binary and waits for it to exit; returns its exit code and what it
+    /// logged.
+    pub async fn terminate_with_log(mut self) -> anyhow::Result<(Option<i32>, String)> {
+        let code = self.stop().await?;
+        Ok((code, self.log()))
+    }
+
     /// Sends SIGTERM to the binary and waits for it to exit; returns its exit code.
     pub async fn terminate(mut self) -> anyhow::Result<Option<i32>> {
+        self.stop().await
+    }
+
+    async fn stop(&mut self) -> anyhow::Result<Option<i32>> {
         match &mut self.running {
             Running::Process(child) => {
                 let pid = child.id().context("the server already exited")?;

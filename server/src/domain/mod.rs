@@ -3,7 +3,9 @@
 
 pub mod catalog;
 pub mod crypto;
+pub mod customization;
 pub mod ephemeral;
 pub mod error;
+pub mod form;
 pub mod session;
 pub mod usage;

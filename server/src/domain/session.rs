@@ -21,6 +21,12 @@ use crate::domain::usage::{UsageEvent, UsageKind, UsageSink};
 
 /// Scope of the session records, each named by the hex SHA-256 of its token.
 const TOKEN_SCOPE: &str = "session-tokens";
+/// Scope of the session index: one entry per live session, named like its record, holding the
+/// session's data scope. It outlives the record, so whoever takes it first (CloseSession, the
+/// next call with the dead token, or the sweep) ends the session exactly once.
+const INDEX_SCOPE: &str = "session-index";
+/// How long an index entry outlives the absolute limit, so the sweep can still see it.
+const INDEX_GRACE: Duration = Duration::from_secs(300);
 /// Length of an encoded token: 32 random bytes in unpadded base64url.
 const TOKEN_LEN: usize = 43;
 
@@ -153,12 +159,23 @@ impl SessionManager {
             expires_at: SystemTime::now() + self.limits.absolute,
         };
         self.write_record(&session).await?;
+        let index_ttl = self.limits.absolute + INDEX_GRACE;
+        self.store.put(INDEX_SCOPE, &session.token_hash, session.scope().into_bytes(), index_ttl).await?;
         self.usage.record(UsageEvent::new(UsageKind::SessionStarted)).await;
         Ok((token, session))
     }
 
     /// The live session a token belongs to, refreshing its idle limit.
     pub async fn authenticate(&self, token: &str) -> CoreResult<Session> {
+        self.find(token, true).await
+    }
+
+    /// Whether a token belongs to a live session, without counting as activity.
+    pub async fn is_live(&self, token: &str) -> bool {
+        self.find(token, false).await.is_ok()
+    }
+
+    async fn find(&self, token: &str, touch: bool) -> CoreResult<Session> {
         if token.len() != TOKEN_LEN || URL_SAFE_NO_PAD.decode(token).is_err() {
             return Err(CoreError::Unauthenticated(
                 "the session token is malformed; start a new session with SessionService.StartSession".into(),
@@ -166,6 +183,8 @@ impl SessionManager {
         }
         let token_hash = hash_token(token);
         let Some(sealed) = self.store.get(TOKEN_SCOPE, &token_hash).await? else {
+            // The record expired (or never existed): finish ending the session if nobody has.
+            self.end(&token_hash).await?;
             return Err(expired());
         };
         let stored: StoredSession = self
@@ -187,7 +206,8 @@ impl SessionManager {
             return Err(expired());
         }
         let ttl = remaining.min(self.limits.idle);
-        if !self.store.touch(TOKEN_SCOPE, &session.token_hash, ttl).await? {
+        if touch && !self.store.touch(TOKEN_SCOPE, &session.token_hash, ttl).await? {
+            self.end(&session.token_hash).await?;
             return Err(expired());
         }
         Ok(session)
@@ -198,9 +218,32 @@ impl SessionManager {
         // The record goes first: it holds the data key, so the data is unreadable from here on
         // even if deleting the scope fails halfway.
         self.store.delete(TOKEN_SCOPE, &session.token_hash).await?;
+        self.end(&session.token_hash).await?;
+        // Also when the sweep got there first: the scope must be gone when this returns.
         self.store.delete_scope(&session.scope()).await?;
-        self.usage.record(UsageEvent::new(UsageKind::SessionClosed)).await;
         Ok(())
+    }
+
+    /// Ends every session whose record has expired: deletes its data and counts it as closed.
+    /// Returns how many it ended. Run periodically; safe to run on several instances at once.
+    pub async fn sweep(&self) -> CoreResult<usize> {
+        let mut ended = 0;
+        for token_hash in self.store.names(INDEX_SCOPE).await? {
+            if self.store.get(TOKEN_SCOPE, &token_hash).await?.is_none() && self.end(&token_hash).await? {
+                ended += 1;
+            }
+        }
+        Ok(ended)
+    }
+
+    /// Takes the session's index entry; whoever gets it deletes the data and records the end.
+    async fn end(&self, token_hash: &str) -> CoreResult<bool> {
+        let Some(scope) = self.store.take(INDEX_SCOPE, token_hash).await? else { return Ok(false) };
+        if let Ok(scope) = String::from_utf8(scope) {
+            self.store.delete_scope(&scope).await?;
+        }
+        self.usage.record(UsageEvent::new(UsageKind::SessionClosed)).await;
+        Ok(true)
     }
 
     /// The encrypted, session-scoped view of the ephemeral store.
@@ -279,18 +322,61 @@ mod tests {
     use super::*;
     use crate::store::memory::MemoryStore;
 
-    struct Discard;
+    #[derive(Default)]
+    struct Count(std::sync::Mutex<Vec<UsageKind>>);
 
     #[async_trait::async_trait]
-    impl UsageSink for Discard {
-        async fn record(&self, _event: UsageEvent) {}
+    impl UsageSink for Count {
+        async fn record(&self, event: UsageEvent) {
+            self.0.lock().unwrap().push(event.kind);
+        }
+    }
+
+    impl Count {
+        fn closed(&self) -> usize {
+            self.0.lock().unwrap().iter().filter(|k| **k == UsageKind::SessionClosed).count()
+        }
     }
 
     fn manager(idle: Duration, absolute: Duration) -> (Arc<MemoryStore>, SessionManager) {
+        let (store, manager, _) = counted(idle, absolute);
+        (store, manager)
+    }
+
+    fn counted(idle: Duration, absolute: Duration) -> (Arc<MemoryStore>, SessionManager, Arc<Count>) {
         let store = MemoryStore::new();
         let limits = SessionLimits { idle, absolute };
-        let manager = SessionManager::new(store.clone(), Key256::generate(), limits, Arc::new(Discard));
-        (store, manager)
+        let count = Arc::new(Count::default());
+        let manager = SessionManager::new(store.clone(), Key256::generate(), limits, count.clone());
+        (store, manager, count)
+    }
+
+    #[tokio::test]
+    async fn every_session_end_is_counted_once_and_deletes_its_data() {
+        let (store, manager, count) = counted(Duration::from_millis(50), Duration::from_secs(600));
+        let (closed, a) = manager.start(device()).await.unwrap();
+        let (expired_used, b) = manager.start(device()).await.unwrap();
+        let (_expired_idle, c) = manager.start(device()).await.unwrap();
+        for session in [&a, &b, &c] {
+            manager.data(session).put("draft/1", b"x").await.unwrap();
+        }
+        manager.close(&manager.authenticate(closed.expose()).await.unwrap()).await.unwrap();
+        assert_eq!(count.closed(), 1);
+        tokio::time::sleep(Duration::from_millis(80)).await;
+
+        // A call with an idle-expired token ends that session at once.
+        assert!(manager.authenticate(expired_used.expose()).await.is_err());
+        assert_eq!(count.closed(), 2);
+        assert!(store.names(&b.scope()).await.unwrap().is_empty());
+        assert!(manager.authenticate(expired_used.expose()).await.is_err());
+        assert_eq!(count.closed(), 2, "counted once");
+
+        // The sweep ends the one nobody touched again, and only that one.
+        assert_eq!(manager.sweep().await.unwrap(), 1);
+        assert_eq!(manager.sweep().await.unwrap(), 0);
+        assert_eq!(count.closed(), 3);
+        assert!(store.names(&c.scope()).await.unwrap().is_empty());
+        assert!(store.scopes().await.unwrap().is_empty(), "nothing of any session is left");
     }
 
     fn device() -> DeviceId {

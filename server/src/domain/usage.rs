@@ -150,12 +150,21 @@ pub struct UsageCount {
     pub count: u64,
 }
 
+/// The answer to a usage query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageReport {
+    /// Every matching event.
+    pub total: u64,
+    /// One row per combination of group keys; empty when not grouped.
+    pub groups: Vec<UsageCount>,
+}
+
 /// Where usage events are kept for good (SQLite or PostgreSQL).
 #[async_trait]
 pub trait UsageStore: Send + Sync + 'static {
     /// Appends events in one transaction.
     async fn append(&self, events: &[UsageEvent]) -> CoreResult<()>;
-    /// Counts events, grouped as asked, ordered by the grouping keys.
+    /// Counts events, one row per combination of the grouping keys (one row when not grouped).
     async fn count(&self, query: &UsageQuery) -> CoreResult<Vec<UsageCount>>;
 }
 
@@ -198,10 +207,34 @@ impl UsageRecorder {
         }
     }
 
-    /// Counts events, including every one recorded before this call.
-    pub async fn count(&self, query: &UsageQuery) -> CoreResult<Vec<UsageCount>> {
+    /// Counts events, including every one recorded before this call. Groups come in the order
+    /// of `group_by` (kinds in their declared order, other keys by text); without grouping there
+    /// are no groups, only the total.
+    pub async fn count(&self, query: &UsageQuery) -> CoreResult<UsageReport> {
         self.flush().await;
-        self.store.count(query).await
+        let mut groups = self.store.count(query).await?;
+        groups.retain(|g| g.count > 0);
+        let total = groups.iter().map(|g| g.count).sum();
+        if query.group_by.is_empty() {
+            return Ok(UsageReport { total, groups: Vec::new() });
+        }
+        let mut order: Vec<UsageGrouping> = Vec::new();
+        for key in &query.group_by {
+            if !order.contains(key) {
+                order.push(*key);
+            }
+        }
+        groups.sort_by(|a, b| {
+            order.iter().fold(std::cmp::Ordering::Equal, |acc, key| {
+                acc.then_with(|| match key {
+                    UsageGrouping::Kind => a.kind.cmp(&b.kind),
+                    UsageGrouping::Product => a.product.cmp(&b.product),
+                    UsageGrouping::Day => a.day.cmp(&b.day),
+                    UsageGrouping::DeviceModel => a.device_model.cmp(&b.device_model),
+                })
+            })
+        });
+        Ok(UsageReport { total, groups })
     }
 }
 
@@ -291,11 +324,13 @@ mod tests {
             recorder.record(UsageEvent::new(UsageKind::ProductViewed)).await;
         }
         recorder.record(UsageEvent::new(UsageKind::SessionStarted)).await;
-        let counts =
+        let report =
             recorder.count(&UsageQuery { group_by: vec![UsageGrouping::Kind], ..Default::default() }).await.unwrap();
-        let viewed = counts.iter().find(|c| c.kind == Some(UsageKind::ProductViewed)).unwrap();
-        assert_eq!(viewed.count, 1000);
-        assert_eq!(counts.iter().map(|c| c.count).sum::<u64>(), 1001);
+        assert_eq!(report.total, 1001);
+        let kinds: Vec<_> = report.groups.iter().map(|c| (c.kind, c.count)).collect();
+        assert_eq!(kinds, vec![(Some(UsageKind::SessionStarted), 1), (Some(UsageKind::ProductViewed), 1000)]);
+        let ungrouped = recorder.count(&UsageQuery::default()).await.unwrap();
+        assert_eq!((ungrouped.total, ungrouped.groups.len()), (1001, 0));
     }
 
     #[test]

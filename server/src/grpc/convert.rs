@@ -10,7 +10,7 @@ use crate::domain::catalog::{
     QuantityRule, TrimSize,
 };
 use crate::domain::error::{CoreError, CoreResult};
-use crate::domain::usage::{UsageCount, UsageGrouping, UsageKind, UsageQuery};
+use crate::domain::usage::{UsageGrouping, UsageKind, UsageQuery, UsageReport};
 
 pub fn timestamp(at: SystemTime) -> prost_types::Timestamp {
     let since = at.duration_since(UNIX_EPOCH).unwrap_or_default();
@@ -171,9 +171,9 @@ pub fn usage_query(req: pb::CountUsageEventsRequest) -> CoreResult<UsageQuery> {
     let start = req.start_time.as_ref().map(|t| system_time("start_time", t)).transpose()?;
     let end = req.end_time.as_ref().map(|t| system_time("end_time", t)).transpose()?;
     if let (Some(start), Some(end)) = (start, end)
-        && end < start
+        && end <= start
     {
-        return Err(CoreError::InvalidArgument("end_time must not be before start_time".into()));
+        return Err(CoreError::InvalidArgument("start_time must be before end_time".into()));
     }
     let kinds = req.kinds.iter().map(|&k| usage_kind_from_wire(k)).collect::<CoreResult<_>>()?;
     let group_by = req
@@ -190,10 +190,11 @@ pub fn usage_query(req: pb::CountUsageEventsRequest) -> CoreResult<UsageQuery> {
     Ok(UsageQuery { start, end, kinds, group_by })
 }
 
-pub fn usage_counts(counts: Vec<UsageCount>) -> pb::CountUsageEventsResponse {
-    let total = counts.iter().map(|c| c.count).sum::<u64>();
+pub fn usage_counts(report: UsageReport) -> pb::CountUsageEventsResponse {
+    let total = report.total;
     pb::CountUsageEventsResponse {
-        counts: counts
+        counts: report
+            .groups
             .into_iter()
             .map(|c| pb::UsageCount {
                 kind: c.kind.map_or(0, usage_kind_to_wire),

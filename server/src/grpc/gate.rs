@@ -135,7 +135,7 @@ async fn admit(state: &GateState, request: &mut http::Request<Body>) -> Result<(
                 return Ok(());
             }
             if let Some(token) = bearer(request)?
-                && state.sessions.authenticate(token).await.is_ok()
+                && state.sessions.is_live(token).await
             {
                 return Err(CoreError::PermissionDenied(
                     "this call is for operators only; a session token does not grant it".into(),
@@ -163,21 +163,27 @@ fn bearer(request: &http::Request<Body>) -> Result<Option<&str>, CoreError> {
 }
 
 fn is_operator(state: &GateState, request: &http::Request<Body>) -> Result<bool, CoreError> {
+    if operator_certificate(state, request) {
+        return Ok(true);
+    }
     if let (Some(expected), Some(token)) = (state.operators.token_sha256, bearer(request)?) {
         // Comparing digests: equal length, and a timing difference reveals nothing about the token.
         let presented: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        if presented == expected {
-            return Ok(true);
-        }
+        return Ok(presented == expected);
     }
+    Ok(false)
+}
+
+/// Whether the connection's verified client certificate names an operator.
+fn operator_certificate(state: &GateState, request: &http::Request<Body>) -> bool {
     if state.operators.cert_names.is_empty() {
-        return Ok(false);
+        return false;
     }
-    let Some(info) = request.extensions().get::<TlsConnectInfo<TcpConnectInfo>>() else { return Ok(false) };
-    let Some(chain) = info.peer_certs() else { return Ok(false) };
+    let Some(info) = request.extensions().get::<TlsConnectInfo<TcpConnectInfo>>() else { return false };
+    let Some(chain) = info.peer_certs() else { return false };
     // rustls has verified the chain against the client CA; only the name is left to check.
-    let Some(leaf) = chain.first() else { return Ok(false) };
-    Ok(certificate_names(leaf.as_ref()).iter().any(|name| state.operators.cert_names.contains(name)))
+    let Some(leaf) = chain.first() else { return false };
+    certificate_names(leaf.as_ref()).iter().any(|name| state.operators.cert_names.contains(name))
 }
 
 /// Subject common names and DNS alternative names of a DER certificate.
@@ -197,7 +203,85 @@ fn certificate_names(der: &[u8]) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use tower::ServiceExt as _;
+
     use super::*;
+    use crate::domain::crypto::Key256;
+    use crate::domain::session::SessionLimits;
+    use crate::domain::usage::{UsageEvent, UsageSink};
+    use crate::store::memory::MemoryStore;
+
+    struct Discard;
+
+    #[async_trait::async_trait]
+    impl UsageSink for Discard {
+        async fn record(&self, _event: UsageEvent) {}
+    }
+
+    fn state(limit: usize) -> GateState {
+        let limits = SessionLimits { idle: Duration::from_secs(60), absolute: Duration::from_secs(600) };
+        GateState {
+            sessions: Arc::new(SessionManager::new(MemoryStore::new(), Key256::generate(), limits, Arc::new(Discard))),
+            operators: OperatorAuth::default(),
+            in_flight: Semaphore::new(limit),
+        }
+    }
+
+    fn call(path: &str) -> http::Request<Body> {
+        http::Request::builder().uri(path).body(Body::empty()).unwrap()
+    }
+
+    fn grpc_status(response: &http::Response<Body>) -> Option<tonic::Code> {
+        Status::from_header_map(response.headers()).map(|s| s.code())
+    }
+
+    #[tokio::test]
+    async fn calls_beyond_the_limit_are_shed_at_once_and_admitted_again_later() {
+        let release = Arc::new(tokio::sync::Notify::new());
+        let inner = tower::service_fn({
+            let release = release.clone();
+            move |_req: http::Request<Body>| {
+                let release = release.clone();
+                async move {
+                    release.notified().await;
+                    Ok::<_, std::convert::Infallible>(http::Response::new(Body::empty()))
+                }
+            }
+        });
+        let gate = GateLayer::new(state(1)).layer(inner);
+        let path = "/podconnect.v1.SessionService/StartSession";
+
+        let first = tokio::spawn(gate.clone().oneshot(call(path)));
+        // Wait until the first call holds the only slot.
+        while gate.state.in_flight.available_permits() > 0 {
+            tokio::task::yield_now().await;
+        }
+        let shed = gate.clone().oneshot(call(path)).await.unwrap();
+        assert_eq!(grpc_status(&shed), Some(tonic::Code::ResourceExhausted));
+
+        release.notify_one();
+        let done = first.await.unwrap().unwrap();
+        assert_eq!(grpc_status(&done), None, "the admitted call reached its handler");
+        assert_eq!(gate.state.in_flight.available_permits(), 1, "the slot is free again");
+    }
+
+    #[tokio::test]
+    async fn session_calls_without_a_token_never_reach_the_handler() {
+        let reached = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let inner = tower::service_fn({
+            let reached = reached.clone();
+            move |_req: http::Request<Body>| {
+                reached.store(true, std::sync::atomic::Ordering::SeqCst);
+                async { Ok::<_, std::convert::Infallible>(http::Response::new(Body::empty())) }
+            }
+        });
+        let gate = GateLayer::new(state(8)).layer(inner);
+        let response = gate.oneshot(call("/podconnect.v1.CatalogService/ListCategories")).await.unwrap();
+        assert_eq!(grpc_status(&response), Some(tonic::Code::Unauthenticated));
+        assert!(!reached.load(std::sync::atomic::Ordering::SeqCst), "the handler must not run");
+    }
 
     #[test]
     fn methods_are_session_only_unless_listed() {

@@ -1,1 +1,351 @@
-//! (being written)
+//! Starting and stopping the `podconnect-server` binary: its help, how it refuses bad
+//! configuration and broken storefronts (exit code and a message naming the culprit), graceful
+//! shutdown on SIGTERM, no secrets in its logs, and configuration files taking effect.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use proto::v1 as pb;
+use proto::v1::usage_service_client::UsageServiceClient;
+use tests::client::{authed, catalog, sessions};
+use tests::core::{TestCore, server_binary};
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+use tokio::process::{Child, Command};
+use tonic::Code;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig};
+
+/// How long a server that is expected to stop on its own may take.
+const EXIT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The binary, with no PODCONNECT_* variables inherited from the environment of the test run.
+fn server_command() -> Command {
+    let mut command = Command::new(server_binary().expect("the server binary is built"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("PODCONNECT_") {
+            command.env_remove(key);
+        }
+    }
+    command.stdin(Stdio::null()).kill_on_drop(true);
+    command
+}
+
+/// How a run of the binary ended.
+#[derive(Debug)]
+struct Exit {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs the binary with `args` (on a free loopback port, with a throwaway data folder) until it
+/// exits by itself.
+async fn run_to_exit(args: &[&str]) -> Exit {
+    let data = tempfile::tempdir().unwrap();
+    let mut command = server_command();
+    command.args(["--listen", "127.0.0.1:0", "--data-dir"]).arg(data.path()).args(args);
+    let output = tokio::time::timeout(EXIT_TIMEOUT, command.output())
+        .await
+        .unwrap_or_else(|_| panic!("podconnect-server {args:?} kept running; it should have refused to start"))
+        .expect("the binary runs");
+    Exit {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// A copy of the sample storefront in `dir` that a test may break.
+fn copy_sample_storefront(dir: &Path) -> PathBuf {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), target).unwrap();
+            }
+        }
+    }
+    let target = dir.join("storefront");
+    copy(&server::config::default_storefront_dir(), &target);
+    target
+}
+
+/// The binary started directly (not through `TestCore`), so that its log can still be read after
+/// it has exited.
+struct RunningBinary {
+    child: Child,
+    addr: SocketAddr,
+    dev_ca: PathBuf,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl RunningBinary {
+    async fn start(args: &[&str], env: &[(&str, &str)]) -> RunningBinary {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("stderr.log");
+        let mut command = server_command();
+        command
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .args(args)
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap());
+        let mut child = command.spawn().expect("the binary starts");
+        let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+        let (mut addr, mut dev_ca) = (None, None);
+        tokio::time::timeout(EXIT_TIMEOUT, async {
+            while let Some(line) = lines.next_line().await.expect("read stdout") {
+                if let Some(rest) = line.strip_prefix("podconnect-server listening on https://") {
+                    addr = Some(rest.parse::<SocketAddr>().expect("an address"));
+                } else if let Some(rest) = line.strip_prefix("development CA: ") {
+                    dev_ca = rest.split(" (").next().map(PathBuf::from);
+                    break;
+                }
+            }
+        })
+        .await
+        .expect("the server says where it listens in time");
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let log_text = std::fs::read_to_string(&log).unwrap_or_default();
+        RunningBinary {
+            child,
+            addr: addr.unwrap_or_else(|| panic!("no listening line; log:\n{log_text}")),
+            dev_ca: dev_ca.unwrap_or_else(|| panic!("no development CA line; log:\n{log_text}")),
+            log,
+            _dir: dir,
+        }
+    }
+
+    async fn channel(&self) -> Channel {
+        let ca = std::fs::read_to_string(&self.dev_ca).expect("the CA file");
+        let tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca)).domain_name("localhost");
+        Channel::from_shared(format!("https://{}", self.addr))
+            .unwrap()
+            .tls_config(tls)
+            .unwrap()
+            .connect()
+            .await
+            .expect("the core accepts a TLS connection")
+    }
+
+    /// Sends SIGTERM, waits for the exit, and returns the exit code and everything logged.
+    async fn terminate(mut self) -> (Option<i32>, String) {
+        let pid = self.child.id().expect("still running").to_string();
+        let kill = Command::new("kill").args(["-TERM", &pid]).status().await.expect("run kill");
+        assert!(kill.success(), "kill -TERM {pid} failed");
+        let status = tokio::time::timeout(EXIT_TIMEOUT, self.child.wait())
+            .await
+            .expect("the server stops in time after SIGTERM")
+            .expect("wait for the server");
+        (status.code(), std::fs::read_to_string(&self.log).unwrap_or_default())
+    }
+}
+
+#[tokio::test]
+async fn help_lists_every_option() {
+    let mut command = server_command();
+    let output = tokio::time::timeout(EXIT_TIMEOUT, command.arg("--help").output())
+        .await
+        .expect("--help returns at once")
+        .expect("the binary runs");
+    assert_eq!(output.status.code(), Some(0), "--help exits 0");
+    let help = String::from_utf8_lossy(&output.stdout);
+    for flag in [
+        "--config",
+        "--listen",
+        "--data-dir",
+        "--tls-cert",
+        "--tls-key",
+        "--client-ca",
+        "--client-auth",
+        "--operator-cert-name",
+        "--operator-token-file",
+        "--insecure-plaintext",
+        "--storefront-dir",
+        "--session-idle-timeout",
+        "--session-absolute-timeout",
+        "--database-url",
+        "--max-concurrent-calls",
+        "--log-format",
+        "--log ",
+    ] {
+        assert!(help.contains(flag), "--help must document {flag}:\n{help}");
+    }
+    assert!(help.contains("PODCONNECT_OPERATOR_TOKEN"), "--help says where the operator token comes from");
+}
+
+#[tokio::test]
+async fn configuration_mistakes_stop_the_start_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("core.toml");
+    std::fs::write(&config, "[sessions]\nidle_timeout = \"5m\"\nidle_timout = \"5m\"\n").unwrap();
+    let unknown_key = run_to_exit(&["--config", config.to_str().unwrap()]).await;
+    assert_eq!(unknown_key.code, Some(2), "{unknown_key:?}");
+    assert!(unknown_key.stderr.contains("idle_timout"), "stderr must name the unknown key: {unknown_key:?}");
+    assert!(unknown_key.stderr.contains("core.toml"), "stderr must name the file: {unknown_key:?}");
+
+    let bad_flag = run_to_exit(&["--session-idle-timeout", "soon"]).await;
+    assert!(bad_flag.code.is_some_and(|code| code != 0), "{bad_flag:?}");
+    assert!(
+        bad_flag.stderr.contains("--session-idle-timeout") && bad_flag.stderr.contains("soon"),
+        "stderr must name the flag and the value: {bad_flag:?}"
+    );
+
+    std::fs::write(&config, "[sessions]\nabsolute_timeout = \"an hour\"\n").unwrap();
+    let bad_file_duration = run_to_exit(&["--config", config.to_str().unwrap()]).await;
+    assert_eq!(bad_file_duration.code, Some(2), "{bad_file_duration:?}");
+    assert!(
+        bad_file_duration.stderr.contains("sessions.absolute_timeout") && bad_file_duration.stderr.contains("10m"),
+        "stderr must name the key and show a valid example: {bad_file_duration:?}"
+    );
+
+    let no_ca = run_to_exit(&["--client-auth", "required"]).await;
+    assert_eq!(no_ca.code, Some(2), "{no_ca:?}");
+    assert!(no_ca.stderr.contains("--client-ca"), "stderr must point at --client-ca: {no_ca:?}");
+    assert!(!no_ca.stdout.contains("listening on"), "{no_ca:?}");
+}
+
+#[tokio::test]
+async fn a_broken_storefront_stops_the_start_and_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let storefront = copy_sample_storefront(dir.path());
+    let product = storefront.join("products/a4-flyer/product.toml");
+    let text = std::fs::read_to_string(&product).expect("the sample has an A4 flyer");
+    assert!(text.contains("category = \"flyers\""), "the sample product changed; adjust this test");
+    std::fs::write(&product, text.replace("category = \"flyers\"", "category = \"no-such-category\"")).unwrap();
+
+    let broken = run_to_exit(&["--storefront-dir", storefront.to_str().unwrap()]).await;
+    assert!(broken.code.is_some_and(|code| code != 0), "{broken:?}");
+    assert!(broken.stderr.contains(product.to_str().unwrap()), "stderr must name {}: {broken:?}", product.display());
+    assert!(broken.stderr.contains("no-such-category"), "stderr must say what is wrong: {broken:?}");
+    assert!(!broken.stdout.contains("listening on"), "{broken:?}");
+
+    let missing = dir.path().join("no-storefront-here");
+    let absent = run_to_exit(&["--storefront-dir", missing.to_str().unwrap()]).await;
+    assert!(absent.code.is_some_and(|code| code != 0), "{absent:?}");
+    assert!(absent.stderr.contains(missing.to_str().unwrap()), "stderr must name {}: {absent:?}", missing.display());
+    assert!(!absent.stdout.contains("listening on"), "{absent:?}");
+}
+
+#[tokio::test]
+async fn sigterm_shuts_down_gracefully() {
+    let core = RunningBinary::start(&[], &[]).await;
+    let channel = core.channel().await;
+    let token = sessions(&channel)
+        .start_session(pb::StartSessionRequest { device_id: "printer-1".into(), ..Default::default() })
+        .await
+        .expect("the core serves before the signal")
+        .into_inner()
+        .session_token;
+    assert!(!token.is_empty());
+
+    let (code, log) = core.terminate().await;
+    assert_eq!(code, Some(0), "a graceful shutdown exits 0; log:\n{log}");
+    assert!(log.contains("shutting down"), "the log must say the server is shutting down:\n{log}");
+}
+
+#[tokio::test]
+async fn secrets_never_reach_the_log() {
+    const OPERATOR_TOKEN: &str = "startup-e2e-operator-token-41c7d2e98ab35f06";
+    const WRONG_OPERATOR_TOKEN: &str = "startup-e2e-operator-token-41c7d2e98ab35f07";
+    let core = RunningBinary::start(&["--log", "debug"], &[("PODCONNECT_OPERATOR_TOKEN", OPERATOR_TOKEN)]).await;
+    let channel = core.channel().await;
+
+    let token = sessions(&channel)
+        .start_session(pb::StartSessionRequest { device_id: "printer-1".into(), ..Default::default() })
+        .await
+        .expect("StartSession succeeds")
+        .into_inner()
+        .session_token;
+    catalog(&channel).list_categories(authed(&token, pb::ListCategoriesRequest {})).await.expect("a session call");
+    let missing = catalog(&channel)
+        .get_product(authed(&token, pb::GetProductRequest { product_id: "no-such-product".into() }))
+        .await
+        .expect_err("an unknown product");
+    assert_eq!(missing.code(), Code::NotFound);
+
+    let usage = UsageServiceClient::new(channel.clone());
+    let ask = pb::CountUsageEventsRequest::default;
+    usage.clone().count_usage_events(authed(OPERATOR_TOKEN, ask())).await.expect("the operator counts");
+    let wrong = usage.clone().count_usage_events(authed(WRONG_OPERATOR_TOKEN, ask())).await.expect_err("wrong token");
+    assert_eq!(wrong.code(), Code::Unauthenticated);
+    let as_session = usage.clone().count_usage_events(authed(&token, ask())).await.expect_err("session token");
+    assert_eq!(as_session.code(), Code::PermissionDenied);
+
+    sessions(&channel).close_session(authed(&token, pb::CloseSessionRequest {})).await.expect("CloseSession");
+    let closed = catalog(&channel).list_categories(authed(&token, pb::ListCategoriesRequest {})).await;
+    assert_eq!(closed.expect_err("a closed session").code(), Code::Unauthenticated);
+
+    let (code, log) = core.terminate().await;
+    assert_eq!(code, Some(0));
+    assert!(log.contains("DEBUG"), "the debug filter took effect, so the test looks at a verbose log:\n{log}");
+    for (what, secret) in [
+        ("session token", token.as_str()),
+        ("operator token", OPERATOR_TOKEN),
+        ("wrong operator token", WRONG_OPERATOR_TOKEN),
+    ] {
+        assert!(!log.contains(secret), "the {what} appears in the log");
+    }
+}
+
+#[tokio::test]
+async fn a_configuration_file_takes_effect() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("core.toml");
+    std::fs::write(&config, "[sessions]\nidle_timeout = \"1s\"\n").unwrap();
+    let core = TestCore::builder()
+        .arg("--config")
+        .arg(config.display().to_string())
+        .spawn()
+        .await
+        .expect("the core starts with the file");
+    let channel = core.channel().await;
+    let started = sessions(&channel)
+        .start_session(pb::StartSessionRequest { device_id: "printer-1".into(), ..Default::default() })
+        .await
+        .expect("StartSession succeeds")
+        .into_inner();
+    assert_eq!(started.idle_timeout, Some(prost_types::Duration { seconds: 1, nanos: 0 }), "the app is told 1s");
+    let token = started.session_token;
+    catalog(&channel).list_categories(authed(&token, pb::ListCategoriesRequest {})).await.expect("fresh session");
+
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let idle = catalog(&channel)
+        .list_categories(authed(&token, pb::ListCategoriesRequest {}))
+        .await
+        .expect_err("the session ran into the 1s idle limit from the file");
+    assert_eq!(idle.code(), Code::Unauthenticated, "{idle:?}");
+    assert!(idle.message().contains("StartSession"), "the message says how to recover: {idle:?}");
+}
+
+#[tokio::test]
+async fn the_shipped_example_configuration_is_accepted() {
+    let example = server::config::default_storefront_dir()
+        .parent()
+        .and_then(Path::parent)
+        .expect("server/storefront/sample")
+        .join("podconnect.example.toml");
+    // The harness's --listen and --data-dir flags win over the file's values.
+    let core = TestCore::builder()
+        .arg("--config")
+        .arg(example.display().to_string())
+        .spawn()
+        .await
+        .unwrap_or_else(|err| panic!("{} is refused: {err:#}", example.display()));
+    assert_ne!(core.addr.port(), 50443, "--listen wins over the file");
+    let channel = core.channel().await;
+    let token = sessions(&channel)
+        .start_session(pb::StartSessionRequest { device_id: "printer-1".into(), ..Default::default() })
+        .await
+        .expect("StartSession succeeds")
+        .into_inner()
+        .session_token;
+    assert!(!token.is_empty());
+}

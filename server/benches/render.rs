@@ -1,0 +1,2 @@
+//! Rendering benchmarks (being written).
+fn main() {}

@@ -1,0 +1,417 @@
+//! Customization: drafts of a product with the person's values, validated per field, previewed
+//! and finalized into a print-ready PDF. `Customizer` is the narrow backend trait: the embedded
+//! storefront lays out and renders locally; the XMPie uStore backend keeps the draft ("order
+//! item") remotely and renders asynchronously, which `backend_ref` and the async calls allow.
+//! Drafts and print files live in the session's encrypted ephemeral data.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::domain::catalog::{Product, ProductId, ProductKind, Shopper, Storefront, TrimSize};
+use crate::domain::crypto::random_bytes;
+use crate::domain::error::{CoreError, CoreResult};
+use crate::domain::form::{FieldError, Form, Values, check_quantity};
+use crate::domain::session::{Session, SessionManager};
+use crate::domain::usage::{UsageEvent, UsageKind, UsageSink};
+
+/// Narrowest and widest preview the server renders; requests outside are clamped.
+pub const MIN_PREVIEW_WIDTH: u32 = 64;
+pub const MAX_PREVIEW_WIDTH: u32 = 2000;
+/// Width used when the caller leaves it at 0.
+pub const DEFAULT_PREVIEW_WIDTH: u32 = 800;
+
+/// What a backend needs to know about a draft to work on it.
+#[derive(Debug, Clone, Copy)]
+pub struct DraftRef<'a> {
+    pub product: &'a ProductId,
+    /// The backend's own handle (a uStore order item id); `None` for backends without one.
+    pub backend_ref: Option<&'a str>,
+    pub values: &'a Values,
+    pub quantity: u32,
+}
+
+/// One rendered preview page.
+#[derive(Debug, Clone)]
+pub struct PageImage {
+    /// 1-based.
+    pub page_number: u32,
+    pub content_type: String,
+    pub data: Bytes,
+    pub width_px: u32,
+    pub height_px: u32,
+}
+
+/// The print-ready file a backend produced.
+#[derive(Debug, Clone)]
+pub struct PrintReady {
+    pub pdf: Bytes,
+    pub page_count: u32,
+}
+
+/// A storefront backend's customization side.
+#[async_trait]
+pub trait Customizer: Send + Sync + 'static {
+    /// The product's form; static products have an empty one.
+    async fn form(&self, shopper: &Shopper, product: &ProductId) -> CoreResult<Form>;
+    /// Starts the backend's side of a draft; returns its handle, if it keeps one.
+    async fn open_draft(&self, shopper: &Shopper, product: &ProductId) -> CoreResult<Option<String>>;
+    /// Checks the backend can print these values (copy fitting, glyph coverage, remote rules),
+    /// beyond the rules the form states. Only called when the form's own rules pass.
+    async fn check(&self, shopper: &Shopper, draft: DraftRef<'_>) -> CoreResult<Vec<FieldError>>;
+    /// Preview images of the requested pages (0-based; empty = all) at `width_px`.
+    async fn preview(
+        &self,
+        shopper: &Shopper,
+        draft: DraftRef<'_>,
+        width_px: u32,
+        pages: &[u32],
+    ) -> CoreResult<Vec<PageImage>>;
+    /// The print-ready PDF.
+    async fn print_ready(&self, shopper: &Shopper, draft: DraftRef<'_>) -> CoreResult<PrintReady>;
+}
+
+/// Where a draft stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DraftState {
+    /// Some value is missing or wrong.
+    Editing,
+    /// Every value passes every rule; it can be finalized.
+    Valid,
+    /// A print-ready file exists for exactly these values.
+    Finalized,
+}
+
+/// A draft as callers see it.
+#[derive(Debug, Clone)]
+pub struct Draft {
+    pub id: String,
+    pub product: ProductId,
+    pub quantity: u32,
+    pub values: Values,
+    pub state: DraftState,
+    pub created_at: SystemTime,
+    pub updated_at: SystemTime,
+    pub expires_at: SystemTime,
+}
+
+/// A finalized print-ready file, kept in the session's data until printed or expired.
+#[derive(Debug, Clone)]
+pub struct PrintFile {
+    pub id: String,
+    pub draft_id: String,
+    pub size_bytes: u64,
+    pub page_count: u32,
+    pub sha256: String,
+    pub trim: TrimSize,
+    pub suggested_copies: u32,
+    pub expires_at: SystemTime,
+}
+
+/// What is stored for a draft (sealed in the session's data).
+#[derive(Serialize, Deserialize)]
+struct StoredDraft {
+    product: String,
+    backend_ref: Option<String>,
+    quantity: u32,
+    values: Values,
+    state: DraftState,
+    created_ms: u64,
+    updated_ms: u64,
+    file: Option<StoredFileInfo>,
+}
+
+#[derive(Serialize, Deserialize, Clone)]
+struct StoredFileInfo {
+    id: String,
+    size_bytes: u64,
+    page_count: u32,
+    sha256: String,
+}
+
+/// Changes asked of a draft.
+#[derive(Debug, Clone, Default)]
+pub struct DraftChanges {
+    pub values: Values,
+    pub quantity: Option<u32>,
+    pub clear: Vec<String>,
+}
+
+/// The customization service as callers use it.
+pub struct Customization {
+    catalog: Arc<dyn Storefront>,
+    backend: Arc<dyn Customizer>,
+    sessions: Arc<SessionManager>,
+    usage: Arc<dyn UsageSink>,
+}
+
+impl Customization {
+    pub fn new(
+        catalog: Arc<dyn Storefront>,
+        backend: Arc<dyn Customizer>,
+        sessions: Arc<SessionManager>,
+        usage: Arc<dyn UsageSink>,
+    ) -> Self {
+        Customization { catalog, backend, sessions, usage }
+    }
+
+    pub async fn form(&self, shopper: &Shopper, product: &ProductId) -> CoreResult<Form> {
+        self.backend.form(shopper, product).await
+    }
+
+    /// Creates a draft with the form's defaults overlaid by `values`; returns it with every
+    /// problem its values have.
+    pub async fn create_draft(
+        &self,
+        session: &Session,
+        shopper: &Shopper,
+        product_id: &ProductId,
+        quantity: Option<u32>,
+        values: Values,
+    ) -> CoreResult<(Draft, Vec<FieldError>)> {
+        let product = self.catalog.product(shopper, product_id).await?;
+        let form = self.backend.form(shopper, product_id).await?;
+        form.screen(&values).map_err(|problem| CoreError::InvalidArgument(problem.message()))?;
+        let mut merged = form.defaults();
+        merged.extend(values);
+        let backend_ref = self.backend.open_draft(shopper, product_id).await?;
+        let now = now_ms();
+        let mut stored = StoredDraft {
+            product: product_id.as_str().to_owned(),
+            backend_ref,
+            quantity: quantity.unwrap_or(product.quantity.default),
+            values: merged,
+            state: DraftState::Editing,
+            created_ms: now,
+            updated_ms: now,
+            file: None,
+        };
+        let errors = self.evaluate(shopper, &product, &form, &mut stored).await?;
+        let id = new_id();
+        self.save(session, &id, &stored).await?;
+        self.usage.record(UsageEvent::new(UsageKind::DraftCreated).with_product(product_id.clone())).await;
+        Ok((self.view(session, &id, &stored), errors))
+    }
+
+    /// Applies changes to a draft of this session; values are kept as typed even when they have
+    /// problems, which are all reported.
+    pub async fn update_draft(
+        &self,
+        session: &Session,
+        shopper: &Shopper,
+        draft_id: &str,
+        changes: DraftChanges,
+    ) -> CoreResult<(Draft, Vec<FieldError>)> {
+        let mut stored = self.load(session, draft_id).await?;
+        let product_id = ProductId::parse(&stored.product)?;
+        let product = self.catalog.product(shopper, &product_id).await?;
+        let form = self.backend.form(shopper, &product_id).await?;
+        form.screen(&changes.values).map_err(|problem| CoreError::InvalidArgument(problem.message()))?;
+        for id in &changes.clear {
+            if form.field(id).is_none() {
+                return Err(CoreError::InvalidArgument(format!(
+                    "clear_field_ids names \"{id}\", which is not a field of this product"
+                )));
+            }
+            stored.values.remove(id);
+        }
+        stored.values.extend(changes.values);
+        if let Some(quantity) = changes.quantity {
+            stored.quantity = quantity;
+        }
+        if let Some(file) = stored.file.take() {
+            // The values may have changed, so the old print file no longer matches them.
+            self.sessions.data(session).delete(&file_key(&file.id)).await?;
+        }
+        stored.updated_ms = now_ms();
+        let errors = self.evaluate(shopper, &product, &form, &mut stored).await?;
+        self.save(session, draft_id, &stored).await?;
+        Ok((self.view(session, draft_id, &stored), errors))
+    }
+
+    /// Preview pages of a draft, whatever its state (a person sees problems as they type).
+    pub async fn preview(
+        &self,
+        session: &Session,
+        shopper: &Shopper,
+        draft_id: &str,
+        width_px: u32,
+        pages: &[u32],
+    ) -> CoreResult<(Vec<PageImage>, u32)> {
+        let stored = self.load(session, draft_id).await?;
+        let product_id = ProductId::parse(&stored.product)?;
+        let product = self.catalog.product(shopper, &product_id).await?;
+        if let Some(&bad) = pages.iter().find(|&&p| p == 0 || p > product.page_count) {
+            return Err(CoreError::InvalidArgument(format!(
+                "page_numbers contains {bad}; this product has pages 1 to {}",
+                product.page_count
+            )));
+        }
+        let width = match width_px {
+            0 => DEFAULT_PREVIEW_WIDTH,
+            w => w.clamp(MIN_PREVIEW_WIDTH, MAX_PREVIEW_WIDTH),
+        };
+        let zero_based: Vec<u32> = pages.iter().map(|p| p - 1).collect();
+        let images = self.backend.preview(shopper, draft_ref(&product_id, &stored), width, &zero_based).await?;
+        self.usage.record(UsageEvent::new(UsageKind::PreviewRendered).with_product(product_id)).await;
+        Ok((images, product.page_count))
+    }
+
+    /// Produces the print-ready PDF of a valid draft and keeps it, encrypted, in the session.
+    pub async fn finalize(
+        &self,
+        session: &Session,
+        shopper: &Shopper,
+        draft_id: &str,
+    ) -> CoreResult<(PrintFile, Draft)> {
+        let mut stored = self.load(session, draft_id).await?;
+        let product_id = ProductId::parse(&stored.product)?;
+        let product = self.catalog.product(shopper, &product_id).await?;
+        if let Some(file) = stored.file.clone().filter(|_| stored.state == DraftState::Finalized) {
+            return Ok((
+                self.file_view(session, draft_id, &product, &stored, &file),
+                self.view(session, draft_id, &stored),
+            ));
+        }
+        let form = self.backend.form(shopper, &product_id).await?;
+        let errors = self.evaluate(shopper, &product, &form, &mut stored).await?;
+        if !errors.is_empty() {
+            let fields = errors.iter().map(|e| if e.field.is_empty() { "quantity" } else { e.field.as_str() });
+            return Err(CoreError::FailedPrecondition(format!(
+                "the draft has problems to fix first ({}); UpdateDraft lists them",
+                fields.collect::<Vec<_>>().join(", ")
+            )));
+        }
+        let ready = self.backend.print_ready(shopper, draft_ref(&product_id, &stored)).await?;
+        let file = StoredFileInfo {
+            id: new_id(),
+            size_bytes: ready.pdf.len() as u64,
+            page_count: ready.page_count,
+            sha256: hex::encode(Sha256::digest(&ready.pdf)),
+        };
+        let data = self.sessions.data(session);
+        data.put(&file_key(&file.id), &ready.pdf).await?;
+        stored.file = Some(file.clone());
+        stored.state = DraftState::Finalized;
+        stored.updated_ms = now_ms();
+        self.save(session, draft_id, &stored).await?;
+        self.usage.record(UsageEvent::new(UsageKind::DraftFinalized).with_product(product_id)).await;
+        Ok((self.file_view(session, draft_id, &product, &stored, &file), self.view(session, draft_id, &stored)))
+    }
+
+    /// The bytes of a finalized print file of this session (for printing).
+    pub async fn print_file_bytes(&self, session: &Session, file_id: &str) -> CoreResult<Bytes> {
+        check_id("file_id", file_id)?;
+        let data = self.sessions.data(session).get(&file_key(file_id)).await?;
+        data.map(Bytes::from)
+            .ok_or_else(|| CoreError::NotFound(format!("print file \"{file_id}\" does not exist in this session")))
+    }
+
+    /// Applies the form's rules, then the backend's, and sets the draft's state accordingly.
+    async fn evaluate(
+        &self,
+        shopper: &Shopper,
+        product: &Product,
+        form: &Form,
+        stored: &mut StoredDraft,
+    ) -> CoreResult<Vec<FieldError>> {
+        let mut errors = form.check(&stored.values);
+        if let Some(error) = check_quantity(&product.quantity, stored.quantity) {
+            errors.push(error);
+        }
+        if errors.is_empty() && product.summary.kind == ProductKind::Customizable {
+            let product_id = &product.summary.id;
+            errors = self.backend.check(shopper, draft_ref(product_id, stored)).await?;
+        }
+        stored.state = if errors.is_empty() { DraftState::Valid } else { DraftState::Editing };
+        Ok(errors)
+    }
+
+    async fn load(&self, session: &Session, draft_id: &str) -> CoreResult<StoredDraft> {
+        check_id("draft_id", draft_id)?;
+        let bytes = self.sessions.data(session).get(&draft_key(draft_id)).await?.ok_or_else(|| {
+            CoreError::NotFound(format!("draft \"{draft_id}\" does not exist in this session (it may have expired)"))
+        })?;
+        postcard::from_bytes(&bytes).map_err(|e| CoreError::internal("a stored draft is unreadable", e))
+    }
+
+    async fn save(&self, session: &Session, draft_id: &str, stored: &StoredDraft) -> CoreResult<()> {
+        let bytes = postcard::to_allocvec(stored).map_err(|e| CoreError::internal("cannot store the draft", e))?;
+        self.sessions.data(session).put(&draft_key(draft_id), &bytes).await
+    }
+
+    fn view(&self, session: &Session, id: &str, stored: &StoredDraft) -> Draft {
+        Draft {
+            id: id.to_owned(),
+            product: ProductId::parse(&stored.product).expect("stored ids were checked"),
+            quantity: stored.quantity,
+            values: stored.values.clone(),
+            state: stored.state,
+            created_at: from_ms(stored.created_ms),
+            updated_at: from_ms(stored.updated_ms),
+            expires_at: session.expires_at(),
+        }
+    }
+
+    fn file_view(
+        &self,
+        session: &Session,
+        draft_id: &str,
+        product: &Product,
+        stored: &StoredDraft,
+        file: &StoredFileInfo,
+    ) -> PrintFile {
+        PrintFile {
+            id: file.id.clone(),
+            draft_id: draft_id.to_owned(),
+            size_bytes: file.size_bytes,
+            page_count: file.page_count,
+            sha256: file.sha256.clone(),
+            trim: product.trim,
+            suggested_copies: stored.quantity,
+            expires_at: session.expires_at(),
+        }
+    }
+}
+
+fn draft_ref<'a>(product: &'a ProductId, stored: &'a StoredDraft) -> DraftRef<'a> {
+    DraftRef { product, backend_ref: stored.backend_ref.as_deref(), values: &stored.values, quantity: stored.quantity }
+}
+
+fn draft_key(id: &str) -> String {
+    format!("draft/{id}")
+}
+
+fn file_key(id: &str) -> String {
+    format!("file/{id}")
+}
+
+/// A random 128-bit id, base64url (22 characters).
+fn new_id() -> String {
+    URL_SAFE_NO_PAD.encode(random_bytes::<16>())
+}
+
+fn check_id(field: &str, id: &str) -> CoreResult<()> {
+    let ok = id.len() == 22 && URL_SAFE_NO_PAD.decode(id).is_ok_and(|b| b.len() == 16);
+    if id.is_empty() {
+        return Err(CoreError::InvalidArgument(format!("{field} is required")));
+    }
+    if !ok {
+        return Err(CoreError::InvalidArgument(format!("{field} is not an id this server issued")));
+    }
+    Ok(())
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64
+}
+
+fn from_ms(ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms)
+}
