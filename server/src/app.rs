@@ -25,15 +25,18 @@ use tonic_health::ServingStatus;
 use crate::config::{Config, Transport};
 use crate::domain::catalog::Catalog;
 use crate::domain::crypto::Key256;
+use crate::domain::customization::Customization;
 use crate::domain::ephemeral::EphemeralStore;
 use crate::domain::session::SessionManager;
 use crate::domain::usage::UsageRecorder;
 use crate::grpc::catalog::CatalogAdapter;
+use crate::grpc::customization::CustomizationAdapter;
 use crate::grpc::gate::{GateLayer, GateState};
-use crate::grpc::pending::{PendingCustomization, PendingDevices, PendingPrint, PendingSso};
+use crate::grpc::pending::{PendingDevices, PendingPrint, PendingSso};
 use crate::grpc::session::SessionAdapter;
 use crate::grpc::usage::UsageAdapter;
 use crate::store::sqlite::SqliteStore;
+use crate::storefront::customizer::EmbeddedCustomizer;
 use crate::storefront::embedded::EmbeddedStorefront;
 use crate::tls::{self, TlsIncoming};
 
@@ -48,6 +51,21 @@ pub struct Ready {
     pub products: usize,
     /// From the call of `run` to SERVING.
     pub startup: std::time::Duration,
+    /// The running services, for in-process tests that must look behind the wire.
+    pub services: Services,
+}
+
+/// The domain services `run` wired.
+#[derive(Clone)]
+pub struct Services {
+    pub sessions: Arc<SessionManager>,
+    pub customization: Arc<Customization>,
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Services")
+    }
 }
 
 /// Serves the core on `listener` until `shutdown` completes, then drains calls in flight and
@@ -76,7 +94,14 @@ pub async fn run(
     let sessions =
         Arc::new(SessionManager::new(ephemeral, Key256::generate(), config.sessions, Arc::new(usage.clone())));
     let sweeper = tokio::spawn(sweep_sessions(sessions.clone()));
-    let catalog = Arc::new(Catalog::new(Arc::new(storefront), Arc::new(usage.clone())));
+    let storefront = Arc::new(storefront);
+    let catalog = Arc::new(Catalog::new(storefront.clone(), Arc::new(usage.clone())));
+    let customization = Arc::new(Customization::new(
+        storefront.clone(),
+        Arc::new(EmbeddedCustomizer::new(storefront, config.render)),
+        sessions.clone(),
+        Arc::new(usage.clone()),
+    ));
 
     let (health, health_service) = tonic_health::server::health_reporter();
     let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -100,10 +125,10 @@ pub async fn run(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(SessionServiceServer::new(SessionAdapter(sessions)))
+        .add_service(SessionServiceServer::new(SessionAdapter(sessions.clone())))
         .add_service(CatalogServiceServer::new(CatalogAdapter(catalog)))
         .add_service(UsageServiceServer::new(UsageAdapter(usage.clone())))
-        .add_service(CustomizationServiceServer::new(PendingCustomization))
+        .add_service(CustomizationServiceServer::new(CustomizationAdapter(customization.clone())))
         .add_service(PrintServiceServer::new(PendingPrint))
         .add_service(DeviceServiceServer::new(PendingDevices))
         .add_service(SsoServiceServer::new(PendingSso));
@@ -123,6 +148,7 @@ pub async fn run(
         storefront: storefront_name,
         products,
         startup: started.elapsed(),
+        services: Services { sessions: sessions.clone(), customization },
     };
     on_ready(&ready);
 

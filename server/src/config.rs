@@ -12,6 +12,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::domain::session::SessionLimits;
+use crate::storefront::customizer::RenderLimits;
 
 /// Default gRPC address of the core.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50443";
@@ -93,6 +94,14 @@ pub struct Cli {
     #[arg(long, env = "PODCONNECT_MAX_CONCURRENT_CALLS", value_name = "N")]
     pub max_concurrent_calls: Option<usize>,
 
+    /// Previews and PDFs rendered at the same time [default: the number of CPU cores]
+    #[arg(long, env = "PODCONNECT_MAX_CONCURRENT_RENDERS", value_name = "N")]
+    pub max_concurrent_renders: Option<usize>,
+
+    /// How long a render waits for a free renderer before RESOURCE_EXHAUSTED, e.g. "5s" [default: 5s]
+    #[arg(long, env = "PODCONNECT_RENDER_WAIT", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub render_wait: Option<Duration>,
+
     /// Log format
     #[arg(long, env = "PODCONNECT_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
@@ -130,6 +139,8 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     max_concurrent_calls: Option<usize>,
     #[serde(default)]
+    render: FileRender,
+    #[serde(default)]
     tls: FileTls,
     #[serde(default)]
     operator: FileOperator,
@@ -151,6 +162,13 @@ struct FileTls {
     client_ca: Option<PathBuf>,
     client_auth: Option<ClientAuth>,
     insecure_plaintext: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRender {
+    max_concurrent: Option<usize>,
+    wait: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -197,6 +215,7 @@ pub struct Config {
     pub storefront_dir: PathBuf,
     pub database_url: String,
     pub max_concurrent_calls: usize,
+    pub render: RenderLimits,
     pub log_format: LogFormat,
     pub log_filter: String,
 }
@@ -328,6 +347,15 @@ impl Config {
         })?;
         let max_concurrent_calls = cli.max_concurrent_calls.or(file.max_concurrent_calls).unwrap_or(512);
         ensure!(max_concurrent_calls > 0, "max concurrent calls must be at least 1");
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let render = RenderLimits {
+            concurrent: cli.max_concurrent_renders.or(file.render.max_concurrent).unwrap_or(cores),
+            wait: match cli.render_wait {
+                Some(wait) => wait,
+                None => parse_duration(file.render.wait.as_deref(), "render.wait", "5s")?,
+            },
+        };
+        ensure!(render.concurrent > 0, "max concurrent renders must be at least 1");
 
         Ok(Config {
             listen: cli.listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default")),
@@ -338,6 +366,7 @@ impl Config {
             storefront_dir: cli.storefront_dir.or(file.storefront.dir).unwrap_or_else(default_storefront_dir),
             database_url,
             max_concurrent_calls,
+            render,
             log_format: cli.log_format.or(file.log.format).unwrap_or(LogFormat::Text),
             log_filter,
         })

@@ -5,6 +5,7 @@ pub mod app;
 pub mod config;
 pub mod domain;
 pub mod grpc;
+pub mod render;
 pub mod store;
 pub mod storefront;
 pub mod tls;

@@ -5,7 +5,8 @@
 //!
 //! Environment: `BENCH_SECONDS` (measured seconds per GetProduct run, default 10; warm-up is 2 s),
 //! `BENCH_SESSIONS` (idle sessions to hold, default 100000), `BENCH_STARTS` (start-ups per data
-//! folder kind, default 20).
+//! folder kind, default 20), `BENCH_IDLE_HOLD` (seconds to keep the idle sessions afterwards while
+//! watching the server's CPU and memory, for example 35 to see one session sweep; default 0).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -39,9 +40,19 @@ const START_LIMIT: Duration = Duration::from_secs(30);
 const OPERATOR_TOKEN: &str = "bench-operator-token-0123456789abcdef0123";
 const LONG_SESSIONS: [&str; 4] = ["--session-idle-timeout", "1h", "--session-absolute-timeout", "2h"];
 
-fn main() -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(run())
+fn main() -> std::process::ExitCode {
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| runtime.block_on(run()));
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("core bench failed: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 async fn run() -> anyhow::Result<()> {
@@ -67,7 +78,9 @@ async fn run() -> anyhow::Result<()> {
     println!();
 
     let throughput = bench_get_product(&binary, &settings).await.context("GetProduct benchmark")?;
-    let memory = bench_session_memory(&binary, settings.sessions).await.context("session memory benchmark")?;
+    let memory = bench_session_memory(&binary, settings.sessions, settings.idle_hold)
+        .await
+        .context("session memory benchmark")?;
     let startup = bench_startup(&binary, settings.starts).await.context("start-up benchmark")?;
 
     println!("total bench time: {:.1} s", bench_started.elapsed().as_secs_f64());
@@ -80,6 +93,8 @@ struct Settings {
     measure: Duration,
     sessions: u64,
     starts: usize,
+    /// How long to keep the idle sessions after measuring memory, watching the server (0 = no).
+    idle_hold: Duration,
 }
 
 impl Settings {
@@ -97,7 +112,8 @@ impl Settings {
             seconds > 0 && sessions > 0 && starts > 0,
             "BENCH_SECONDS, BENCH_SESSIONS and BENCH_STARTS must be > 0"
         );
-        Ok(Settings { measure: Duration::from_secs(seconds), sessions, starts })
+        let idle_hold = Duration::from_secs(var("BENCH_IDLE_HOLD", 0)?);
+        Ok(Settings { measure: Duration::from_secs(seconds), sessions, starts, idle_hold })
     }
 }
 
@@ -147,10 +163,14 @@ async fn bench_get_product(binary: &Path, settings: &Settings) -> anyhow::Result
     CatalogServiceClient::new(channel.clone()).get_product(request).await.context("GetProduct fails")?;
 
     let mut runs = Vec::new();
-    for (label, streams) in [("sequential (1 stream)", 1), ("64 concurrent streams", CONCURRENT_STREAMS)] {
-        let result =
-            get_product_load(&channel, &bearer, &product, streams, settings.measure, server.pid, label).await?;
-        runs.push(result);
+    for (label, call, streams) in [
+        ("sequential (1 stream)", Call::GetProduct, 1),
+        ("64 concurrent streams", Call::GetProduct, CONCURRENT_STREAMS),
+        ("ref: unknown id seq.", Call::GetMissingProduct, 1),
+        ("ref: Health/Check seq.", Call::Health, 1),
+    ] {
+        let load = Load { call, streams, measure: settings.measure, server_pid: server.pid };
+        runs.push(load.run(&channel, &bearer, &product, label).await?);
     }
     let server_rss_kib = read_memory(server.pid)?.rss_kib;
     drop(channel);
@@ -186,7 +206,11 @@ async fn bench_get_product(binary: &Path, settings: &Settings) -> anyhow::Result
             println!("    first error: {error}");
         }
     }
-    println!("  server RSS after both runs: {} KiB", server_rss_kib);
+    println!(
+        "  (ref rows, same connection: \"unknown id\" = GetProduct answered NOT_FOUND: gate, session check and \
+         lookup, but no usage event; \"Health/Check\" = no session check, no handler work, no usage event)"
+    );
+    println!("  server RSS after the runs: {} KiB", server_rss_kib);
     println!();
     Ok(Throughput { runs, server_rss_kib })
 }
@@ -198,77 +222,116 @@ async fn first_product(channel: &Channel, bearer: &MetadataValue<Ascii>) -> anyh
     page.products.into_iter().next().map(|p| p.id).context("the storefront has no products")
 }
 
-/// Runs `streams` callers in a loop on one channel: `WARMUP`, then `measure`. Only calls that
-/// start and end inside the measured window count.
-async fn get_product_load(
-    channel: &Channel,
-    bearer: &MetadataValue<Ascii>,
-    product: &str,
+/// What a load run calls.
+#[derive(Clone, Copy)]
+enum Call {
+    /// `CatalogService/GetProduct` with the session token: the gate's session check, the
+    /// handler, and one usage event per call.
+    GetProduct,
+    /// `CatalogService/GetProduct` of an id that does not exist, answered NOT_FOUND (counted as
+    /// a success): the same gate, session check and lookup, but no usage event and no product
+    /// to encode. A reference for what the usage event costs.
+    GetMissingProduct,
+    /// `grpc.health.v1.Health/Check`: the same TLS, HTTP/2 and gate, with no session check,
+    /// handler work or usage event. A reference for what the transport alone costs.
+    Health,
+}
+
+struct Load {
+    call: Call,
     streams: usize,
     measure: Duration,
     server_pid: u32,
-    label: &str,
-) -> anyhow::Result<LoadResult> {
-    let measure_start = Instant::now() + WARMUP;
-    let end = measure_start + measure;
-    let mut tasks = Vec::with_capacity(streams);
-    for _ in 0..streams {
-        let mut client = CatalogServiceClient::new(channel.clone());
-        let bearer = bearer.clone();
-        let product = product.to_owned();
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::with_capacity(1 << 16);
-            let mut errors = 0u64;
-            let mut first_error = None;
-            loop {
-                let t0 = Instant::now();
-                if t0 >= end {
-                    break;
-                }
-                let mut request = Request::new(pb::GetProductRequest { product_id: product.clone() });
-                request.metadata_mut().insert("authorization", bearer.clone());
-                let result = client.get_product(request).await;
-                let t1 = Instant::now();
-                if t0 < measure_start || t1 > end {
-                    continue;
-                }
-                match result {
-                    Ok(_) => latencies.push((t1 - t0).as_nanos() as u64),
-                    Err(status) => {
-                        errors += 1;
-                        first_error.get_or_insert_with(|| format!("{:?}: {}", status.code(), status.message()));
+}
+
+impl Load {
+    /// Runs `streams` callers in a loop on one channel: `WARMUP`, then `measure`. Only calls that
+    /// start and end inside the measured window count.
+    async fn run(
+        &self,
+        channel: &Channel,
+        bearer: &MetadataValue<Ascii>,
+        product: &str,
+        label: &str,
+    ) -> anyhow::Result<LoadResult> {
+        let Load { call, streams, measure, server_pid } = *self;
+        let measure_start = Instant::now() + WARMUP;
+        let end = measure_start + measure;
+        let mut tasks = Vec::with_capacity(streams);
+        for _ in 0..streams {
+            let mut catalog = CatalogServiceClient::new(channel.clone());
+            let mut health = HealthClient::new(channel.clone());
+            let bearer = bearer.clone();
+            let product = product.to_owned();
+            tasks.push(tokio::spawn(async move {
+                let mut latencies = Vec::with_capacity(1 << 16);
+                let mut errors = 0u64;
+                let mut first_error = None;
+                loop {
+                    let t0 = Instant::now();
+                    if t0 >= end {
+                        break;
+                    }
+                    let result = match call {
+                        Call::GetProduct => {
+                            let mut request = Request::new(pb::GetProductRequest { product_id: product.clone() });
+                            request.metadata_mut().insert("authorization", bearer.clone());
+                            catalog.get_product(request).await.map(drop)
+                        }
+                        Call::GetMissingProduct => {
+                            let mut request =
+                                Request::new(pb::GetProductRequest { product_id: "no-such-product".into() });
+                            request.metadata_mut().insert("authorization", bearer.clone());
+                            match catalog.get_product(request).await {
+                                Err(status) if status.code() == tonic::Code::NotFound => Ok(()),
+                                Ok(_) => Err(tonic::Status::internal("an unknown product was found")),
+                                Err(status) => Err(status),
+                            }
+                        }
+                        Call::Health => health.check(HealthCheckRequest { service: String::new() }).await.map(drop),
+                    };
+                    let t1 = Instant::now();
+                    if t0 < measure_start || t1 > end {
+                        continue;
+                    }
+                    match result {
+                        Ok(_) => latencies.push((t1 - t0).as_nanos() as u64),
+                        Err(status) => {
+                            errors += 1;
+                            first_error.get_or_insert_with(|| format!("{:?}: {}", status.code(), status.message()));
+                        }
                     }
                 }
-            }
-            (latencies, errors, first_error)
-        }));
-    }
-    tokio::time::sleep_until(measure_start.into()).await;
-    let server_before = thread_cpu(server_pid);
-    let client_before = thread_cpu(std::process::id());
-    tokio::time::sleep_until(end.into()).await;
-    let server_after = thread_cpu(server_pid);
-    let client_after = thread_cpu(std::process::id());
+                (latencies, errors, first_error)
+            }));
+        }
+        tokio::time::sleep_until(measure_start.into()).await;
+        let server_before = thread_cpu(server_pid);
+        let client_before = thread_cpu(std::process::id());
+        tokio::time::sleep_until(end.into()).await;
+        let server_after = thread_cpu(server_pid);
+        let client_after = thread_cpu(std::process::id());
 
-    let mut latencies = Vec::new();
-    let (mut errors, mut first_error) = (0, None);
-    for task in tasks {
-        let (lat, errs, first) = task.await?;
-        latencies.extend(lat);
-        errors += errs;
-        first_error = first_error.or(first);
+        let mut latencies = Vec::new();
+        let (mut errors, mut first_error) = (0, None);
+        for task in tasks {
+            let (lat, errs, first) = task.await?;
+            latencies.extend(lat);
+            errors += errs;
+            first_error = first_error.or(first);
+        }
+        latencies.sort_unstable();
+        Ok(LoadResult {
+            label: label.to_owned(),
+            ok: latencies.len() as u64,
+            errors,
+            first_error,
+            measured: measure,
+            latencies,
+            server_cpu: CpuUse::between(&server_before, &server_after),
+            client_cpu: CpuUse::between(&client_before, &client_after),
+        })
     }
-    latencies.sort_unstable();
-    Ok(LoadResult {
-        label: label.to_owned(),
-        ok: latencies.len() as u64,
-        errors,
-        first_error,
-        measured: measure,
-        latencies,
-        server_cpu: CpuUse::between(&server_before, &server_after),
-        client_cpu: CpuUse::between(&client_before, &client_after),
-    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -297,7 +360,7 @@ impl MemoryResult {
     }
 }
 
-async fn bench_session_memory(binary: &Path, sessions: u64) -> anyhow::Result<MemoryResult> {
+async fn bench_session_memory(binary: &Path, sessions: u64, hold: Duration) -> anyhow::Result<MemoryResult> {
     let dir = tempfile::tempdir()?;
     let data_dir = dir.path().join("data");
     let mut server = Server::spawn(
@@ -321,6 +384,10 @@ async fn bench_session_memory(binary: &Path, sessions: u64) -> anyhow::Result<Me
     let usage_events = flush_usage(&channel).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let after = read_memory(server.pid)?;
+    let held = match hold {
+        Duration::ZERO => None,
+        hold => Some(hold_idle(server.pid, hold).await?),
+    };
     let db_bytes = ["podconnect.db", "podconnect.db-wal", "podconnect.db-shm"]
         .iter()
         .filter_map(|name| std::fs::metadata(data_dir.join(name)).ok())
@@ -376,8 +443,61 @@ async fn bench_session_memory(binary: &Path, sessions: u64) -> anyhow::Result<Me
         result.usage_events,
         result.db_bytes / 1024
     );
+    if let Some(held) = &held {
+        println!(
+            "  held idle {:.0} s (BENCH_IDLE_HOLD): server CPU {:.1} ms in total, busiest {} ms window {:.1} ms \
+             (at +{:.1} s); VmRSS then {} KiB, VmHWM {} KiB",
+            held.duration.as_secs_f64(),
+            held.cpu_ns as f64 / 1e6,
+            HOLD_WINDOW.as_millis(),
+            held.busiest_ns as f64 / 1e6,
+            held.busiest_at.as_secs_f64(),
+            held.memory.rss_kib,
+            held.memory.hwm_kib
+        );
+    }
     println!();
     Ok(result)
+}
+
+const HOLD_WINDOW: Duration = Duration::from_millis(50);
+
+/// What the server did while the sessions sat idle.
+struct Held {
+    duration: Duration,
+    cpu_ns: u64,
+    busiest_ns: u64,
+    /// Since the hold began.
+    busiest_at: Duration,
+    memory: Memory,
+}
+
+/// Watches the server's CPU in `HOLD_WINDOW` steps for `hold` (background work such as the
+/// session sweep shows up as a burst).
+async fn hold_idle(pid: u32, hold: Duration) -> anyhow::Result<Held> {
+    let total = |threads: &ThreadCpu| threads.values().map(|(_, ns)| *ns).sum::<u64>();
+    let started = Instant::now();
+    let first = total(&thread_cpu(pid));
+    let mut previous = first;
+    let (mut busiest_ns, mut busiest_at) = (0, Duration::ZERO);
+    let mut tick = tokio::time::interval(HOLD_WINDOW);
+    tick.tick().await;
+    while started.elapsed() < hold {
+        tick.tick().await;
+        let now = total(&thread_cpu(pid));
+        let used = now.saturating_sub(previous);
+        if used > busiest_ns {
+            (busiest_ns, busiest_at) = (used, started.elapsed());
+        }
+        previous = now;
+    }
+    Ok(Held {
+        duration: started.elapsed(),
+        cpu_ns: previous.saturating_sub(first),
+        busiest_ns,
+        busiest_at,
+        memory: read_memory(pid)?,
+    })
 }
 
 struct SessionRun {
@@ -494,8 +614,8 @@ async fn bench_startup(binary: &Path, starts: usize) -> anyhow::Result<StartupRe
          (new connection per attempt, 1 ms back-off)"
     );
     println!(
-        "  {:<16} {:>4} {:>9} {:>10} {:>9}   {:>22}   {:>14}  {}",
-        "data dir", "n", "min ms", "median ms", "max ms", "server startup_ms med", "probe attempts", "target"
+        "  {:<16} {:>4} {:>9} {:>10} {:>9}   {:>22}   {:>14}  target",
+        "data dir", "n", "min ms", "median ms", "max ms", "server startup_ms med", "probe attempts"
     );
     for series in [&fresh, &reused] {
         let server_ms =
@@ -685,7 +805,8 @@ fn staleness_warning(binary: &Path) -> Option<String> {
     (newest > built).then(|| {
         let age = newest.duration_since(built).unwrap_or_default();
         format!(
-            "server sources changed {:.0} s after this binary was built; run `cargo build --release -p server`",
+            "files under server/ changed {:.0} s after this binary was built; if it is out of date, run \
+             `cargo build --release -p server`",
             age.as_secs_f64()
         )
     })
@@ -770,7 +891,7 @@ impl CpuUse {
         }
         let total_ns = by_name.values().sum();
         let mut by_name: Vec<_> = by_name.into_iter().filter(|(_, ns)| *ns > 0).collect();
-        by_name.sort_by(|a, b| b.1.cmp(&a.1));
+        by_name.sort_by_key(|(_, ns)| std::cmp::Reverse(*ns));
         CpuUse { total_ns, by_name }
     }
 
@@ -845,11 +966,13 @@ fn json_line(
     };
     let runs: Vec<String> = throughput.runs.iter().map(load).collect();
     format!(
-        r#"{{"bench":"core","cores":{cores},"measure_s":{},"warmup_s":{},"get_product":{{"sequential":{},"concurrent64":{},"server_rss_kib":{}}},"session_memory":{{"sessions":{},"errors":{},"start_session_per_s":{},"rss_before_kib":{},"rss_after_kib":{},"bytes_per_session":{},"anon_bytes_per_session":{},"usage_events":{},"db_kib":{}}},"startup":{{"fresh":{},"reused":{}}}}}"#,
+        r#"{{"bench":"core","cores":{cores},"measure_s":{},"warmup_s":{},"get_product":{{"sequential":{},"concurrent64":{},"unknown_id_ref_sequential":{},"health_ref_sequential":{},"server_rss_kib":{}}},"session_memory":{{"sessions":{},"errors":{},"start_session_per_s":{},"rss_before_kib":{},"rss_after_kib":{},"bytes_per_session":{},"anon_bytes_per_session":{},"usage_events":{},"db_kib":{}}},"startup":{{"fresh":{},"reused":{}}}}}"#,
         settings.measure.as_secs(),
         WARMUP.as_secs(),
         runs.first().map_or("null", String::as_str),
         runs.get(1).map_or("null", String::as_str),
+        runs.get(2).map_or("null", String::as_str),
+        runs.get(3).map_or("null", String::as_str),
         throughput.server_rss_kib,
         memory.sessions,
         memory.errors,

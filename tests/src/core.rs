@@ -116,6 +116,7 @@ impl CoreBuilder {
             log_path: Some(log_path),
             running: Running::Process(child),
             store: None,
+            services: None,
             _temp: temp,
         })
     }
@@ -156,6 +157,7 @@ impl CoreBuilder {
             log_path: None,
             running: Running::Task { stop: Some(stop), task },
             store: Some(store),
+            services: Some(ready.services),
             _temp: temp,
         })
     }
@@ -175,6 +177,7 @@ pub struct TestCore {
     log_path: Option<PathBuf>,
     running: Running,
     store: Option<Arc<MemoryStore>>,
+    services: Option<server::app::Services>,
     _temp: tempfile::TempDir,
 }
 
@@ -191,6 +194,11 @@ impl TestCore {
     /// The in-process core's ephemeral store.
     pub fn store(&self) -> &Arc<MemoryStore> {
         self.store.as_ref().expect("only in-process cores expose their store")
+    }
+
+    /// The in-process core's domain services.
+    pub fn services(&self) -> &server::app::Services {
+        self.services.as_ref().expect("only in-process cores expose their services")
     }
 
     /// What the binary wrote to standard error so far.

@@ -190,6 +190,8 @@ pub struct UsageRecorder {
 
 const QUEUE: usize = 4096;
 const BATCH: usize = 256;
+/// How long the writer waits for more events before writing a batch.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(50);
 
 impl UsageRecorder {
     /// Starts the writer task. It ends after every sender is gone and the queue is written out.
@@ -252,14 +254,17 @@ async fn write_loop(mut rx: mpsc::Receiver<Command>, store: Arc<dyn UsageStore>)
     let mut acks = Vec::new();
     while let Some(first) = rx.recv().await {
         let mut next = Some(first);
+        // Gather for a moment so one write carries many events; a flush ends the wait at once.
+        let deadline = tokio::time::Instant::now() + GATHER;
         while let Some(command) = next.take() {
             match command {
                 Command::Record(event) => batch.push(event),
                 Command::Flush(ack) => acks.push(ack),
             }
-            if batch.len() < BATCH {
-                next = rx.try_recv().ok();
+            if batch.len() >= BATCH || !acks.is_empty() {
+                break;
             }
+            next = tokio::time::timeout_at(deadline, rx.recv()).await.unwrap_or_default();
         }
         if !batch.is_empty() {
             if let Err(err) = store.append(&batch).await {

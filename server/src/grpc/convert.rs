@@ -9,7 +9,9 @@ use crate::domain::catalog::{
     Category, CategoryId, ImageInfo, ListProducts, Price, Product, ProductId, ProductKind, ProductPage, ProductSummary,
     QuantityRule, TrimSize,
 };
+use crate::domain::customization::{Draft, DraftChanges, DraftState, PageImage, PrintFile};
 use crate::domain::error::{CoreError, CoreResult};
+use crate::domain::form::{ChoiceOption, Field, FieldError, FieldErrorCode, FieldKind, Form, Values};
 use crate::domain::usage::{UsageGrouping, UsageKind, UsageQuery, UsageReport};
 
 pub fn timestamp(at: SystemTime) -> prost_types::Timestamp {
@@ -205,6 +207,171 @@ pub fn usage_counts(report: UsageReport) -> pb::CountUsageEventsResponse {
             })
             .collect(),
         total: total as i64,
+    }
+}
+
+fn form_field(field: &Field, order: usize) -> pb::FormField {
+    let kind = match field.kind {
+        FieldKind::Text => pb::FieldType::Text,
+        FieldKind::Multiline => pb::FieldType::MultilineText,
+        FieldKind::Choice => pb::FieldType::Choice,
+        FieldKind::Number => pb::FieldType::Number,
+        FieldKind::Email => pb::FieldType::Email,
+        FieldKind::Phone => pb::FieldType::Phone,
+        FieldKind::Date => pb::FieldType::Date,
+    };
+    pb::FormField {
+        id: field.id.clone(),
+        code: field.code.clone(),
+        label: field.label.clone(),
+        help: field.help.clone(),
+        r#type: kind as i32,
+        required: field.required,
+        default_value: field.default.clone(),
+        min_length: count(field.min_length as u32),
+        max_length: count(field.max_length as u32),
+        pattern: field.pattern.as_ref().map(|p| p.as_str().to_owned()).unwrap_or_default(),
+        min_value: field.min,
+        max_value: field.max,
+        step: field.step,
+        options: field.options.iter().map(choice_option).collect(),
+        display_order: count(order as u32),
+        section_id: field.section.clone().unwrap_or_default(),
+        visible_when: field
+            .visible_when
+            .as_ref()
+            .map(|c| pb::VisibilityCondition { field_id: c.field.clone(), values: c.values.clone() }),
+        affects_preview: field.affects_preview,
+        affects_price: field.affects_price,
+        read_only: field.read_only,
+        placeholder: field.placeholder.clone(),
+        max_lines: count(field.max_lines as u32),
+        widget_hint: String::new(),
+    }
+}
+
+fn choice_option(option: &ChoiceOption) -> pb::ChoiceOption {
+    pb::ChoiceOption {
+        value: option.value.clone(),
+        label: option.label.clone(),
+        swatch_color: option.swatch_color.clone().unwrap_or_default(),
+        image: option.image.as_ref().map(|image| pb::OptionImage {
+            content_type: image.info.content_type.clone(),
+            data: image.data.to_vec(),
+            width_px: count(image.info.width_px),
+            height_px: count(image.info.height_px),
+        }),
+    }
+}
+
+pub fn form(form: &Form) -> pb::Form {
+    pb::Form {
+        product_id: form.product.as_str().to_owned(),
+        sections: form
+            .sections
+            .iter()
+            .enumerate()
+            .map(|(i, s)| pb::FormSection {
+                id: s.id.clone(),
+                title: s.title.clone(),
+                description: s.description.clone(),
+                display_order: count(i as u32),
+            })
+            .collect(),
+        fields: form.fields.iter().enumerate().map(|(i, f)| form_field(f, i)).collect(),
+    }
+}
+
+pub fn draft(draft: Draft) -> pb::Draft {
+    let state = match draft.state {
+        DraftState::Editing => pb::DraftState::Editing,
+        DraftState::Valid => pb::DraftState::Valid,
+        DraftState::Finalized => pb::DraftState::Finalized,
+    };
+    pb::Draft {
+        id: draft.id,
+        product_id: draft.product.as_str().to_owned(),
+        quantity: count(draft.quantity),
+        values: draft.values.into_iter().collect(),
+        state: state as i32,
+        create_time: Some(timestamp(draft.created_at)),
+        update_time: Some(timestamp(draft.updated_at)),
+        expire_time: Some(timestamp(draft.expires_at)),
+        price: None,
+        price_is_minimum: false,
+    }
+}
+
+pub fn field_errors(errors: Vec<FieldError>) -> Vec<pb::FieldError> {
+    errors
+        .into_iter()
+        .map(|e| {
+            let code = match e.code {
+                FieldErrorCode::Required => pb::FieldErrorCode::Required,
+                FieldErrorCode::TooShort => pb::FieldErrorCode::TooShort,
+                FieldErrorCode::TooLong => pb::FieldErrorCode::TooLong,
+                FieldErrorCode::PatternMismatch => pb::FieldErrorCode::PatternMismatch,
+                FieldErrorCode::OutOfRange => pb::FieldErrorCode::OutOfRange,
+                FieldErrorCode::NotAnOption => pb::FieldErrorCode::NotAnOption,
+                FieldErrorCode::InvalidFormat => pb::FieldErrorCode::InvalidFormat,
+                FieldErrorCode::DoesNotFit => pb::FieldErrorCode::DoesNotFit,
+                FieldErrorCode::UnsupportedCharacter => pb::FieldErrorCode::UnsupportedCharacter,
+                FieldErrorCode::StepMismatch => pb::FieldErrorCode::StepMismatch,
+                FieldErrorCode::Rejected => pb::FieldErrorCode::Rejected,
+            };
+            pb::FieldError { field_id: e.field, code: code as i32, message: e.message }
+        })
+        .collect()
+}
+
+fn quantity_field(quantity: i32) -> CoreResult<u32> {
+    u32::try_from(quantity).map_err(|_| CoreError::InvalidArgument("quantity must not be negative".into()))
+}
+
+/// CreateDraft's quantity: 0 means the product's default.
+pub fn create_quantity(quantity: i32) -> CoreResult<Option<u32>> {
+    Ok(Some(quantity_field(quantity)?).filter(|q| *q > 0))
+}
+
+pub fn draft_changes(req: pb::UpdateDraftRequest) -> CoreResult<DraftChanges> {
+    let quantity = req.quantity.map(quantity_field).transpose()?;
+    Ok(DraftChanges { values: req.values.into_iter().collect::<Values>(), quantity, clear: req.clear_field_ids })
+}
+
+pub fn page_numbers(pages: &[i32]) -> CoreResult<Vec<u32>> {
+    pages
+        .iter()
+        .map(|&p| u32::try_from(p).map_err(|_| CoreError::InvalidArgument(format!("page_numbers contains {p}"))))
+        .collect()
+}
+
+pub fn preview_pages(images: Vec<PageImage>, page_count: u32) -> pb::RenderPreviewResponse {
+    pb::RenderPreviewResponse {
+        pages: images
+            .into_iter()
+            .map(|p| pb::PreviewPage {
+                page_number: count(p.page_number),
+                content_type: p.content_type,
+                data: p.data.to_vec(),
+                width_px: count(p.width_px),
+                height_px: count(p.height_px),
+            })
+            .collect(),
+        page_count: count(page_count),
+    }
+}
+
+pub fn print_file(file: PrintFile) -> pb::PrintFile {
+    pb::PrintFile {
+        file_id: file.id,
+        draft_id: file.draft_id,
+        content_type: "application/pdf".into(),
+        size_bytes: file.size_bytes as i64,
+        page_count: count(file.page_count),
+        sha256: file.sha256,
+        trim_size: Some(trim(file.trim)),
+        suggested_copies: count(file.suggested_copies),
+        expire_time: Some(timestamp(file.expires_at)),
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod convert;
+pub mod customization;
 pub mod gate;
 pub mod pending;
 pub mod session;

@@ -14,30 +14,8 @@ fn pending(call: &str, arrives_with: &str) -> Status {
     Status::unimplemented(format!("{call} is not implemented in this build yet; it arrives with {arrives_with}"))
 }
 
-const CUSTOMIZATION: &str = "customization and rendering";
 const PRINTING: &str = "printing";
 const SSO: &str = "single sign-on";
-
-pub struct PendingCustomization;
-
-#[tonic::async_trait]
-impl pb::customization_service_server::CustomizationService for PendingCustomization {
-    async fn get_form(&self, _: Request<pb::GetFormRequest>) -> GrpcResult<pb::GetFormResponse> {
-        Err(pending("CustomizationService.GetForm", CUSTOMIZATION))
-    }
-    async fn create_draft(&self, _: Request<pb::CreateDraftRequest>) -> GrpcResult<pb::CreateDraftResponse> {
-        Err(pending("CustomizationService.CreateDraft", CUSTOMIZATION))
-    }
-    async fn update_draft(&self, _: Request<pb::UpdateDraftRequest>) -> GrpcResult<pb::UpdateDraftResponse> {
-        Err(pending("CustomizationService.UpdateDraft", CUSTOMIZATION))
-    }
-    async fn render_preview(&self, _: Request<pb::RenderPreviewRequest>) -> GrpcResult<pb::RenderPreviewResponse> {
-        Err(pending("CustomizationService.RenderPreview", CUSTOMIZATION))
-    }
-    async fn finalize_draft(&self, _: Request<pb::FinalizeDraftRequest>) -> GrpcResult<pb::FinalizeDraftResponse> {
-        Err(pending("CustomizationService.FinalizeDraft", CUSTOMIZATION))
-    }
-}
 
 pub struct PendingPrint;
 

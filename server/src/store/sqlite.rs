@@ -53,24 +53,23 @@ fn db_error(err: sqlx::Error) -> CoreError {
 #[async_trait]
 impl UsageStore for SqliteStore {
     async fn append(&self, events: &[UsageEvent]) -> CoreResult<()> {
-        let mut tx = self.pool.begin().await.map_err(db_error)?;
-        for event in events {
-            sqlx::query(
-                "INSERT INTO usage_events (kind, occurred_at_ms, product_id, device_model, outcome, pages, duration_ms) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(event.kind.as_str())
-            .bind(unix_ms(event.at))
-            .bind(event.product.as_ref().map(|p| p.as_str()))
-            .bind(event.device_model.as_deref())
-            .bind(event.outcome.map(|o| o.as_str()))
-            .bind(event.pages.map(i64::from))
-            .bind(event.duration.map(|d| d.as_millis() as i64))
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+        // One multi-row INSERT per chunk: SQLite allows 32766 bound variables, 7 per row.
+        for chunk in events.chunks(1000) {
+            let mut insert = QueryBuilder::new(
+                "INSERT INTO usage_events (kind, occurred_at_ms, product_id, device_model, outcome, pages, duration_ms) ",
+            );
+            insert.push_values(chunk, |mut row, event| {
+                row.push_bind(event.kind.as_str())
+                    .push_bind(unix_ms(event.at))
+                    .push_bind(event.product.as_ref().map(|p| p.as_str().to_owned()))
+                    .push_bind(event.device_model.clone())
+                    .push_bind(event.outcome.map(|o| o.as_str()))
+                    .push_bind(event.pages.map(i64::from))
+                    .push_bind(event.duration.map(|d| d.as_millis() as i64));
+            });
+            insert.build().execute(&self.pool).await.map_err(db_error)?;
         }
-        tx.commit().await.map_err(db_error)
+        Ok(())
     }
 
     async fn count(&self, query: &UsageQuery) -> CoreResult<Vec<UsageCount>> {

@@ -15,6 +15,8 @@ use crate::domain::catalog::{
     ProductSummary, QuantityRule, Shopper, Storefront, TrimSize,
 };
 use crate::domain::error::{CoreError, CoreResult};
+use crate::render::{self, Fonts, PageGeometry};
+use crate::storefront::template::{self, LoadedTemplate};
 
 /// Largest accepted thumbnail file.
 const MAX_THUMBNAIL_BYTES: u64 = 2 * 1024 * 1024;
@@ -87,13 +89,21 @@ struct Entry {
     /// Lower-cased name and descriptions, for search.
     haystack: String,
     thumbnail: Image,
-    /// The print-as-is document of a static product.
-    document: Option<PathBuf>,
+    printable: Printable,
+}
+
+/// How a product becomes print-ready.
+pub enum Printable {
+    /// Filled in through a form and laid out by the renderer.
+    Customizable(LoadedTemplate),
+    /// Printed from its shipped PDF; `preview` holds the pages it was made from, for previews.
+    Static { preview: render::Template, document: PathBuf, pages: u32 },
 }
 
 /// A storefront read from a folder at start-up and served from memory.
 pub struct EmbeddedStorefront {
     name: String,
+    fonts: Fonts,
     roots: Vec<Category>,
     categories: HashSet<CategoryId>,
     /// Sorted by display name, then id.
@@ -113,6 +123,9 @@ impl std::fmt::Debug for EmbeddedStorefront {
 impl EmbeddedStorefront {
     /// Loads and validates the storefront folder `root`. Every error names the file at fault.
     pub fn load(root: &Path) -> anyhow::Result<Self> {
+        let fonts_dir = root.join("fonts");
+        let fonts =
+            Fonts::load(&fonts_dir).with_context(|| format!("{}: cannot load the fonts", fonts_dir.display()))?;
         let index_path = root.join("storefront.toml");
         let index: StorefrontFile = read_toml(&index_path)?;
         ensure!(!index.name.trim().is_empty(), "{}: name must not be empty", index_path.display());
@@ -149,7 +162,7 @@ impl EmbeddedStorefront {
 
         let mut products = Vec::with_capacity(folders.len());
         for folder in folders {
-            let entry = load_product(&folder, &index.currency, &parents)?;
+            let entry = load_product(&folder, &index.currency, &parents, &fonts)?;
             products.push(entry);
         }
         ensure!(!products.is_empty(), "{}: the storefront has no products", products_dir.display());
@@ -165,7 +178,7 @@ impl EmbeddedStorefront {
         let roots = build_tree(None, &category_order, &parents, &category_info, &direct_counts);
         let by_id = products.iter().enumerate().map(|(i, e)| (e.product.summary.id.clone(), i)).collect();
         let categories = category_order.iter().map(|id| CategoryId::parse(id).expect("checked slug")).collect();
-        Ok(EmbeddedStorefront { name: index.name, roots, categories, products, by_id })
+        Ok(EmbeddedStorefront { name: index.name, fonts, roots, categories, products, by_id })
     }
 
     pub fn name(&self) -> &str {
@@ -176,9 +189,14 @@ impl EmbeddedStorefront {
         self.products.len()
     }
 
-    /// The print-as-is PDF of a static product, inside the storefront folder.
-    pub fn document_path(&self, id: &ProductId) -> Option<&Path> {
-        self.entry(id).ok()?.document.as_deref()
+    /// The fonts every template prints with.
+    pub fn fonts(&self) -> &Fonts {
+        &self.fonts
+    }
+
+    /// How the product becomes print-ready.
+    pub fn printable(&self, id: &ProductId) -> CoreResult<&Printable> {
+        Ok(&self.entry(id)?.printable)
     }
 
     fn entry(&self, id: &ProductId) -> CoreResult<&Entry> {
@@ -255,7 +273,12 @@ fn inside(folder: &Path, name: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-fn load_product(folder: &Path, currency: &str, categories: &HashMap<String, Option<String>>) -> anyhow::Result<Entry> {
+fn load_product(
+    folder: &Path,
+    currency: &str,
+    categories: &HashMap<String, Option<String>>,
+    fonts: &Fonts,
+) -> anyhow::Result<Entry> {
     let path = folder.join("product.toml");
     let file: ProductFile = read_toml(&path)?;
     let at = |what: &str| format!("{}: {what}", path.display());
@@ -311,14 +334,32 @@ fn load_product(folder: &Path, currency: &str, categories: &HashMap<String, Opti
         KindFile::Static => ProductKind::Static,
         KindFile::Customizable => ProductKind::Customizable,
     };
-    let document = match (file.kind, &file.pdf) {
-        (KindFile::Static, Some(name)) => Some(check_pdf(folder, name).with_context(|| at("pdf"))?),
+    let id = ProductId::parse(&file.id).expect("checked slug");
+    let geometry = PageGeometry {
+        trim_width_mm: trim.width_mm,
+        trim_height_mm: trim.height_mm,
+        bleed_mm: trim.bleed_mm,
+        crop_marks: false,
+    };
+    let printable = match (file.kind, &file.pdf) {
+        (KindFile::Static, Some(name)) => {
+            let document = check_pdf(folder, name).with_context(|| at("pdf"))?;
+            let preview = render::Template {
+                geometry,
+                pages: template::load_pages(folder, trim.pages)?,
+                boxes: Vec::new(),
+                base_dir: folder.to_path_buf(),
+            };
+            render::check_template(&preview, fonts, &HashMap::new())
+                .with_context(|| format!("{}: preview pages", folder.display()))?;
+            Printable::Static { preview, document, pages: trim.pages }
+        }
         (KindFile::Static, None) => bail!("{}", at("a static product needs pdf = \"<file>.pdf\"")),
         (KindFile::Customizable, Some(_)) => bail!("{}", at("pdf is only for static products")),
-        (KindFile::Customizable, None) => None,
+        (KindFile::Customizable, None) => {
+            Printable::Customizable(template::load(folder, &id, geometry, trim.pages, fonts)?)
+        }
     };
-
-    let id = ProductId::parse(&file.id).expect("checked slug");
     let haystack = format!("{}\n{}\n{}", file.name, file.short_description, file.description).to_lowercase();
     let product = Product {
         summary: ProductSummary {
@@ -339,7 +380,7 @@ fn load_product(folder: &Path, currency: &str, categories: &HashMap<String, Opti
         page_count: trim.pages,
         quantity: QuantityRule { minimum: q.min, maximum: q.max, default: q.default, options: q.options.clone() },
     };
-    Ok(Entry { product, haystack, thumbnail, document })
+    Ok(Entry { product, haystack, thumbnail, printable })
 }
 
 fn load_thumbnail(folder: &Path, name: &str) -> anyhow::Result<Image> {

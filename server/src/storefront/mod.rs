@@ -1,3 +1,5 @@
 //! Implementations of the domain's `Storefront` trait.
 
+pub mod customizer;
 pub mod embedded;
+pub mod template;

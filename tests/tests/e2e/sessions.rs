@@ -164,12 +164,12 @@ async fn calls_not_built_yet_say_so() {
     let core = TestCore::start().await;
     let channel = core.channel().await;
     let token = start_session(&channel, "mfd-1").await;
-    let err = proto::v1::customization_service_client::CustomizationServiceClient::new(channel.clone())
-        .get_form(authed(&token, pb::GetFormRequest::default()))
+    let err = proto::v1::sso_service_client::SsoServiceClient::new(channel.clone())
+        .enroll(authed(&token, pb::EnrollRequest::default()))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unimplemented);
-    assert!(err.message().contains("GetForm"), "{}", err.message());
+    assert!(err.message().contains("Enroll"), "{}", err.message());
     let err = proto::v1::print_service_client::PrintServiceClient::new(channel.clone())
         .get_job(authed(&token, pb::GetJobRequest::default()))
         .await
