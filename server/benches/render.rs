@@ -162,32 +162,6 @@ fn bench(c: &mut Criterion, name: &str, sample: &Sample, fonts: &Fonts) {
         std::fs::write(dir.join(format!("{name}.pdf")), &pdf).expect("dump");
     }
 
-    if std::env::var_os("RENDER_BENCH_PARTS").is_some() {
-        let t = std::time::Instant::now();
-        for _ in 0..20 {
-            black_box(render::compose(template, fonts, input).unwrap());
-        }
-        eprintln!("{name} compose {:?}", t.elapsed() / 20);
-        let t = std::time::Instant::now();
-        for _ in 0..20 {
-            black_box(render::preview(&document, fonts, 600, &[]).unwrap());
-        }
-        eprintln!("{name} preview {:?}", t.elapsed() / 20);
-        let t = std::time::Instant::now();
-        for _ in 0..20 {
-            black_box(render::pdf(&document).unwrap());
-        }
-        eprintln!("{name} pdf {:?}", t.elapsed() / 20);
-        let mut pm = tiny_skia::Pixmap::new(600, 849).unwrap();
-        pm.fill(tiny_skia::Color::WHITE);
-        let png = std::fs::read("/tmp/rb/a4-4p-1.png").unwrap();
-        let pm2 = tiny_skia::Pixmap::decode_png(&png).unwrap();
-        let t = std::time::Instant::now();
-        for _ in 0..20 {
-            black_box(pm2.encode_png().unwrap());
-        }
-        eprintln!("{name} encode 600x849 {:?}", t.elapsed() / 20);
-    }
     let mut group = c.benchmark_group(name);
     group.bench_function("compose+preview-600px", |b| {
         b.iter(|| {

@@ -27,14 +27,20 @@ use crate::domain::catalog::Catalog;
 use crate::domain::crypto::Key256;
 use crate::domain::customization::Customization;
 use crate::domain::ephemeral::EphemeralStore;
+use crate::domain::jobs::{JobPolicy, Jobs, Printers, PullLinks, UnregisteredDevices};
+use crate::domain::printing::{DeliveryMode, Device, DeviceStore};
+use crate::domain::session::DeviceId;
 use crate::domain::session::SessionManager;
 use crate::domain::usage::UsageRecorder;
 use crate::grpc::catalog::CatalogAdapter;
 use crate::grpc::customization::CustomizationAdapter;
 use crate::grpc::gate::{GateLayer, GateState};
-use crate::grpc::pending::{PendingDevices, PendingPrint, PendingSso};
+use crate::grpc::pending::PendingSso;
+use crate::grpc::print::{DeviceAdapter, PrintAdapter};
 use crate::grpc::session::SessionAdapter;
 use crate::grpc::usage::UsageAdapter;
+use crate::printing::ipp::IppPrinter;
+use crate::printing::spool::SpoolPrinter;
 use crate::store::sqlite::SqliteStore;
 use crate::storefront::customizer::EmbeddedCustomizer;
 use crate::storefront::embedded::EmbeddedStorefront;
@@ -49,6 +55,8 @@ pub struct Ready {
     pub dev_ca: Option<PathBuf>,
     pub storefront: String,
     pub products: usize,
+    /// Where printers download pulled documents.
+    pub pull_addr: SocketAddr,
     /// From the call of `run` to SERVING.
     pub startup: std::time::Duration,
     /// The running services, for in-process tests that must look behind the wire.
@@ -88,11 +96,21 @@ pub async fn run(
     let persistent = SqliteStore::open(&config.database_url)
         .await
         .with_context(|| format!("cannot open the database {}", config.database_url))?;
-    let (usage, usage_writer) = UsageRecorder::spawn(Arc::new(persistent));
+    let persistent = Arc::new(persistent);
+    let (usage, usage_writer) = UsageRecorder::spawn(persistent.clone());
+    let devices: Arc<dyn DeviceStore> = persistent.clone();
+    crate::domain::jobs::recover_interrupted(persistent.as_ref(), &usage)
+        .await
+        .context("cannot recover jobs interrupted by the last stop")?;
+    if let Some(file) = &config.printing.devices_file {
+        for device in crate::printing::devices_file::load(file)? {
+            devices.upsert(&device).await.with_context(|| format!("cannot register device {}", device.id.as_str()))?;
+        }
+    }
 
     // With the in-memory store nothing outlives the process, so a per-process key is enough.
     let sessions =
-        Arc::new(SessionManager::new(ephemeral, Key256::generate(), config.sessions, Arc::new(usage.clone())));
+        Arc::new(SessionManager::new(ephemeral.clone(), Key256::generate(), config.sessions, Arc::new(usage.clone())));
     let sweeper = tokio::spawn(sweep_sessions(sessions.clone()));
     let storefront = Arc::new(storefront);
     let catalog = Arc::new(Catalog::new(storefront.clone(), Arc::new(usage.clone())));
@@ -101,6 +119,48 @@ pub async fn run(
         Arc::new(EmbeddedCustomizer::new(storefront, config.render)),
         sessions.clone(),
         Arc::new(usage.clone()),
+    ));
+    let printing = &config.printing;
+    let unregistered = if printing.require_registered_devices {
+        UnregisteredDevices::Refuse
+    } else {
+        UnregisteredDevices::Use(Box::new(Device {
+            id: DeviceId::parse("unregistered").expect("a valid id"),
+            display_name: "Spool folder".into(),
+            model: String::new(),
+            delivery: DeliveryMode::SpoolFolder,
+            printer_uri: None,
+            pinned_certificate_sha256: None,
+            location: String::new(),
+            capabilities: None,
+        }))
+    };
+    let pull_listener = TcpListener::bind(printing.pull_listen)
+        .await
+        .with_context(|| format!("cannot listen for pull links on {}", printing.pull_listen))?;
+    let pull_addr = pull_listener.local_addr()?;
+    let pull_base_url = printing.pull_base_url.clone().unwrap_or_else(|| {
+        let scheme = if printing.pull_plaintext { "http" } else { "https" };
+        format!("{scheme}://{pull_addr}{}", crate::pull::PATH_PREFIX.trim_end_matches('/'))
+    });
+    let jobs = Arc::new(Jobs::new(
+        sessions.clone(),
+        customization.clone(),
+        devices.clone(),
+        unregistered,
+        Printers {
+            ipp: Arc::new(IppPrinter::new(std::time::Duration::from_secs(30))),
+            spool: Arc::new(SpoolPrinter::new(printing.spool_dir.clone(), printing.spool_print_time)),
+        },
+        ephemeral.clone(),
+        persistent.clone(),
+        Arc::new(usage.clone()),
+        JobPolicy {
+            poll_every: printing.job_poll,
+            deadline: printing.job_deadline,
+            pull_link_ttl: printing.pull_link_ttl,
+        },
+        pull_base_url,
     ));
 
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -129,14 +189,24 @@ pub async fn run(
         .add_service(CatalogServiceServer::new(CatalogAdapter(catalog)))
         .add_service(UsageServiceServer::new(UsageAdapter(usage.clone())))
         .add_service(CustomizationServiceServer::new(CustomizationAdapter(customization.clone())))
-        .add_service(PrintServiceServer::new(PendingPrint))
-        .add_service(DeviceServiceServer::new(PendingDevices))
+        .add_service(PrintServiceServer::new(PrintAdapter(jobs)))
+        .add_service(DeviceServiceServer::new(DeviceAdapter(devices)))
         .add_service(SsoServiceServer::new(PendingSso));
 
     let tls_config = match &config.transport {
         Transport::Tls(settings) => Some(tls::server_config(settings, &config.data_dir)?),
         Transport::Plaintext => None,
     };
+    let pull_tls = match (&tls_config, printing.pull_plaintext) {
+        (Some((server_config, _)), false) => {
+            let mut http1 = (**server_config).clone();
+            http1.alpn_protocols = vec![b"http/1.1".to_vec()];
+            Some(Arc::new(http1))
+        }
+        _ => None,
+    };
+    let pull_server =
+        tokio::spawn(crate::pull::serve(pull_listener, pull_tls, Arc::new(PullLinks::new(ephemeral.clone()))));
 
     for name in SERVICES {
         health.set_service_status(*name, ServingStatus::Serving).await;
@@ -147,6 +217,7 @@ pub async fn run(
         dev_ca: tls_config.as_ref().and_then(|(_, dev)| dev.as_ref().map(|d| d.ca_cert.clone())),
         storefront: storefront_name,
         products,
+        pull_addr,
         startup: started.elapsed(),
         services: Services { sessions: sessions.clone(), customization },
     };
@@ -165,6 +236,7 @@ pub async fn run(
         health.set_service_status(*name, ServingStatus::NotServing).await;
     }
     sweeper.abort();
+    pull_server.abort();
     usage.flush().await;
     drop(usage);
     usage_writer.abort();

@@ -102,6 +102,47 @@ pub struct Cli {
     #[arg(long, env = "PODCONNECT_RENDER_WAIT", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub render_wait: Option<Duration>,
 
+    /// TOML file of devices to register at start-up (`[[device]]` entries, see
+    /// `server/devices.example.toml`)
+    #[arg(long, env = "PODCONNECT_DEVICES", value_name = "FILE")]
+    pub devices: Option<PathBuf>,
+
+    /// Refuse sessions from devices that are not registered (otherwise they print to the spool folder)
+    #[arg(long, env = "PODCONNECT_REQUIRE_REGISTERED_DEVICES")]
+    pub require_registered_devices: bool,
+
+    /// Folder the spool printer writes documents to [default: <data-dir>/spool]
+    #[arg(long, env = "PODCONNECT_SPOOL_DIR", value_name = "DIR")]
+    pub spool_dir: Option<PathBuf>,
+
+    /// How long the spool printer takes to "print" a job, e.g. "2s" [default: 2s]
+    #[arg(long, env = "PODCONNECT_SPOOL_PRINT_TIME", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub spool_print_time: Option<Duration>,
+
+    /// Address of the pull-link server, where pulling printers download documents [default: 127.0.0.1:50480]
+    #[arg(long, env = "PODCONNECT_PULL_LISTEN", value_name = "ADDR")]
+    pub pull_listen: Option<SocketAddr>,
+
+    /// Base URL of pull links as printers reach them [default: https://<pull-listen>/print-files]
+    #[arg(long, env = "PODCONNECT_PULL_BASE_URL", value_name = "URL")]
+    pub pull_base_url: Option<String>,
+
+    /// Serve pull links without TLS, for printers that cannot fetch over HTTPS
+    #[arg(long, env = "PODCONNECT_PULL_PLAINTEXT")]
+    pub pull_plaintext: bool,
+
+    /// How long a pull link works, e.g. "5m" [default: 5m]
+    #[arg(long, env = "PODCONNECT_PULL_LINK_TTL", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub pull_link_ttl: Option<Duration>,
+
+    /// How often a printer is asked about a running job, e.g. "1s" [default: 1s]
+    #[arg(long, env = "PODCONNECT_JOB_POLL", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub job_poll: Option<Duration>,
+
+    /// A job that has not ended by then is canceled and reported aborted, e.g. "10m" [default: 10m]
+    #[arg(long, env = "PODCONNECT_JOB_DEADLINE", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub job_deadline: Option<Duration>,
+
     /// Log format
     #[arg(long, env = "PODCONNECT_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
@@ -216,8 +257,25 @@ pub struct Config {
     pub database_url: String,
     pub max_concurrent_calls: usize,
     pub render: RenderLimits,
+    pub printing: PrintingSettings,
     pub log_format: LogFormat,
     pub log_filter: String,
+}
+
+/// Devices, delivery and job following.
+#[derive(Debug, Clone)]
+pub struct PrintingSettings {
+    pub devices_file: Option<PathBuf>,
+    pub require_registered_devices: bool,
+    pub spool_dir: PathBuf,
+    pub spool_print_time: Duration,
+    pub pull_listen: SocketAddr,
+    /// `None`: derived from the pull listener's bound address.
+    pub pull_base_url: Option<String>,
+    pub pull_plaintext: bool,
+    pub pull_link_ttl: Duration,
+    pub job_poll: Duration,
+    pub job_deadline: Duration,
 }
 
 /// Whether and how the listener speaks TLS.
@@ -356,6 +414,24 @@ impl Config {
             },
         };
         ensure!(render.concurrent > 0, "max concurrent renders must be at least 1");
+        let pull_listen = cli.pull_listen.unwrap_or_else(|| "127.0.0.1:50480".parse().expect("valid default"));
+        let pull_plaintext = cli.pull_plaintext || matches!(transport, Transport::Plaintext);
+        let printing = PrintingSettings {
+            devices_file: cli.devices,
+            require_registered_devices: cli.require_registered_devices,
+            spool_dir: cli.spool_dir.unwrap_or_else(|| data_dir.join("spool")),
+            spool_print_time: cli.spool_print_time.unwrap_or(Duration::from_secs(2)),
+            pull_listen,
+            pull_base_url: cli.pull_base_url,
+            pull_plaintext,
+            pull_link_ttl: cli.pull_link_ttl.unwrap_or(Duration::from_secs(300)),
+            job_poll: cli.job_poll.unwrap_or(Duration::from_secs(1)),
+            job_deadline: cli.job_deadline.unwrap_or(Duration::from_secs(600)),
+        };
+        ensure!(
+            !printing.job_poll.is_zero() && !printing.pull_link_ttl.is_zero(),
+            "job poll and pull link times must be longer than zero"
+        );
 
         Ok(Config {
             listen: cli.listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default")),
@@ -367,6 +443,7 @@ impl Config {
             database_url,
             max_concurrent_calls,
             render,
+            printing,
             log_format: cli.log_format.or(file.log.format).unwrap_or(LogFormat::Text),
             log_filter,
         })

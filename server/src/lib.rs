@@ -5,6 +5,8 @@ pub mod app;
 pub mod config;
 pub mod domain;
 pub mod grpc;
+pub mod printing;
+pub mod pull;
 pub mod render;
 pub mod store;
 pub mod storefront;

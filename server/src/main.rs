@@ -11,6 +11,8 @@ use server::store::memory::MemoryStore;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
+    // One process-wide TLS provider, so every rustls user (tonic, the IPP client) agrees.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     let config = match Config::resolve(cli, std::env::var("PODCONNECT_OPERATOR_TOKEN").ok()) {
         Ok(config) => config,

@@ -63,7 +63,7 @@ impl CoreBuilder {
         let log = std::fs::File::create(&log_path)?;
         let mut command = Command::new(server_binary()?);
         command
-            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["--listen", "127.0.0.1:0", "--pull-listen", "127.0.0.1:0", "--data-dir"])
             .arg(&data_dir)
             .args(&self.args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
@@ -126,7 +126,14 @@ impl CoreBuilder {
     pub async fn in_process(self) -> anyhow::Result<TestCore> {
         let temp = tempfile::tempdir()?;
         let data_dir = self.data_dir.clone().unwrap_or_else(|| temp.path().join("data"));
-        let mut args = vec!["podconnect-server".to_string(), "--data-dir".into(), data_dir.display().to_string()];
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut args = vec![
+            "podconnect-server".to_string(),
+            "--pull-listen".into(),
+            "127.0.0.1:0".into(),
+            "--data-dir".into(),
+            data_dir.display().to_string(),
+        ];
         args.extend(self.args.iter().cloned());
         let operator_token = self.env.iter().find(|(k, _)| k == "PODCONNECT_OPERATOR_TOKEN").map(|(_, v)| v.clone());
         let config = Config::resolve(Cli::try_parse_from(&args)?, operator_token)?;

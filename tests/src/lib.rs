@@ -5,8 +5,10 @@
 //! Modules:
 //! - `core`: `TestCore`, the running server, and how to reach it.
 //! - `pki`: throwaway CAs and client certificates for mTLS tests.
+//! - `ipp`: `TestPrinter`, a real IPP printer (ippeveprinter) on loopback.
 //! - `client`: channels and session helpers.
 
 pub mod client;
 pub mod core;
+pub mod ipp;
 pub mod pki;

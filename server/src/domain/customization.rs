@@ -127,6 +127,15 @@ struct StoredDraft {
     file: Option<StoredFileInfo>,
 }
 
+/// What a print file is, for printing it by its id.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PrintFileMeta {
+    pub draft_id: String,
+    pub product_id: String,
+    pub page_count: u32,
+    pub quantity: u32,
+}
+
 #[derive(Serialize, Deserialize, Clone)]
 struct StoredFileInfo {
     id: String,
@@ -228,6 +237,7 @@ impl Customization {
         if let Some(file) = stored.file.take() {
             // The values may have changed, so the old print file no longer matches them.
             self.sessions.data(session).delete(&file_key(&file.id)).await?;
+            self.sessions.data(session).delete(&file_meta_key(&file.id)).await?;
         }
         stored.updated_ms = now_ms();
         let errors = self.evaluate(shopper, &product, &form, &mut stored).await?;
@@ -297,12 +307,49 @@ impl Customization {
         };
         let data = self.sessions.data(session);
         data.put(&file_key(&file.id), &ready.pdf).await?;
+        let meta = PrintFileMeta {
+            draft_id: draft_id.to_owned(),
+            product_id: product_id.as_str().to_owned(),
+            page_count: ready.page_count,
+            quantity: stored.quantity,
+        };
+        let meta = postcard::to_allocvec(&meta).map_err(|e| CoreError::internal("cannot store the print file", e))?;
+        data.put(&file_meta_key(&file.id), &meta).await?;
         stored.file = Some(file.clone());
         stored.state = DraftState::Finalized;
         stored.updated_ms = now_ms();
         self.save(session, draft_id, &stored).await?;
         self.usage.record(UsageEvent::new(UsageKind::DraftFinalized).with_product(product_id)).await;
         Ok((self.file_view(session, draft_id, &product, &stored, &file), self.view(session, draft_id, &stored)))
+    }
+
+    /// What a print file of this session is.
+    pub async fn print_file_meta(&self, session: &Session, file_id: &str) -> CoreResult<PrintFileMeta> {
+        check_id("file_id", file_id)?;
+        let bytes = self.sessions.data(session).get(&file_meta_key(file_id)).await?.ok_or_else(|| {
+            CoreError::NotFound(format!(
+                "print file \"{file_id}\" does not exist in this session (it may have been printed or expired)"
+            ))
+        })?;
+        postcard::from_bytes(&bytes).map_err(|e| CoreError::internal("a stored print file is unreadable", e))
+    }
+
+    /// Deletes a print file once it is printed (or its job ended otherwise); its draft goes back
+    /// to valid, so finalizing it again renders a fresh file.
+    pub async fn release_print_file(&self, session: &Session, file_id: &str) -> CoreResult<()> {
+        let meta = self.print_file_meta(session, file_id).await.ok();
+        let data = self.sessions.data(session);
+        data.delete(&file_key(file_id)).await?;
+        data.delete(&file_meta_key(file_id)).await?;
+        if let Some(meta) = meta
+            && let Ok(mut stored) = self.load(session, &meta.draft_id).await
+            && stored.file.as_ref().is_some_and(|f| f.id == file_id)
+        {
+            stored.file = None;
+            stored.state = DraftState::Valid;
+            self.save(session, &meta.draft_id, &stored).await?;
+        }
+        Ok(())
     }
 
     /// The bytes of a finalized print file of this session (for printing).
@@ -390,6 +437,10 @@ fn draft_key(id: &str) -> String {
 
 fn file_key(id: &str) -> String {
     format!("file/{id}")
+}
+
+fn file_meta_key(id: &str) -> String {
+    format!("file-meta/{id}")
 }
 
 /// A random 128-bit id, base64url (22 characters).

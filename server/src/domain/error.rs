@@ -23,6 +23,9 @@ pub enum CoreError {
     /// The caller is known but may not do this.
     #[error("{0}")]
     PermissionDenied(String),
+    /// The thing to create exists already.
+    #[error("{0}")]
+    AlreadyExists(String),
     /// The request is valid but the system is not in a state that allows it.
     #[error("{0}")]
     FailedPrecondition(String),

@@ -7,5 +7,7 @@ pub mod customization;
 pub mod ephemeral;
 pub mod error;
 pub mod form;
+pub mod jobs;
+pub mod printing;
 pub mod session;
 pub mod usage;

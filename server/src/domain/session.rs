@@ -170,6 +170,11 @@ impl SessionManager {
         self.find(token, true).await
     }
 
+    /// Whether the session is still open (for background work that outlives a call).
+    pub async fn is_open(&self, session: &Session) -> CoreResult<bool> {
+        Ok(self.store.get(TOKEN_SCOPE, &session.token_hash).await?.is_some())
+    }
+
     /// Whether a token belongs to a live session, without counting as activity.
     pub async fn is_live(&self, token: &str) -> bool {
         self.find(token, false).await.is_ok()

@@ -12,6 +12,10 @@ use crate::domain::catalog::{
 use crate::domain::customization::{Draft, DraftChanges, DraftState, PageImage, PrintFile};
 use crate::domain::error::{CoreError, CoreResult};
 use crate::domain::form::{ChoiceOption, Field, FieldError, FieldErrorCode, FieldKind, Form, Values};
+use crate::domain::jobs::{DocumentRef, Job, SubmitRequest};
+use crate::domain::printing::{
+    Capabilities, ColorMode, DeliveryMode, Device, JobState, Media, PrinterJobStatus, Sides,
+};
 use crate::domain::usage::{UsageGrouping, UsageKind, UsageQuery, UsageReport};
 
 pub fn timestamp(at: SystemTime) -> prost_types::Timestamp {
@@ -373,6 +377,245 @@ pub fn print_file(file: PrintFile) -> pb::PrintFile {
         suggested_copies: count(file.suggested_copies),
         expire_time: Some(timestamp(file.expires_at)),
     }
+}
+
+fn wire_sides(sides: Sides) -> i32 {
+    (match sides {
+        Sides::OneSided => pb::Sides::OneSided,
+        Sides::TwoSidedLongEdge => pb::Sides::TwoSidedLongEdge,
+        Sides::TwoSidedShortEdge => pb::Sides::TwoSidedShortEdge,
+    }) as i32
+}
+
+fn wire_color(color: ColorMode) -> i32 {
+    (match color {
+        ColorMode::Color => pb::ColorMode::Color,
+        ColorMode::Monochrome => pb::ColorMode::Monochrome,
+    }) as i32
+}
+
+fn wire_delivery(mode: DeliveryMode) -> i32 {
+    (match mode {
+        DeliveryMode::IppPush => pb::DeliveryMode::IppPush,
+        DeliveryMode::DevicePull => pb::DeliveryMode::DevicePull,
+        DeliveryMode::SpoolFolder => pb::DeliveryMode::SpoolFolder,
+    }) as i32
+}
+
+/// An optional enum field: unspecified means "the default".
+fn sides_from_wire(raw: i32) -> CoreResult<Option<Sides>> {
+    Ok(match pb::Sides::try_from(raw) {
+        Ok(pb::Sides::Unspecified) => None,
+        Ok(pb::Sides::OneSided) => Some(Sides::OneSided),
+        Ok(pb::Sides::TwoSidedLongEdge) => Some(Sides::TwoSidedLongEdge),
+        Ok(pb::Sides::TwoSidedShortEdge) => Some(Sides::TwoSidedShortEdge),
+        Err(_) => return Err(CoreError::InvalidArgument(format!("sides {raw} is not a sides value"))),
+    })
+}
+
+fn color_from_wire(raw: i32) -> CoreResult<Option<ColorMode>> {
+    Ok(match pb::ColorMode::try_from(raw) {
+        Ok(pb::ColorMode::Unspecified) => None,
+        Ok(pb::ColorMode::Color) => Some(ColorMode::Color),
+        Ok(pb::ColorMode::Monochrome) => Some(ColorMode::Monochrome),
+        Err(_) => return Err(CoreError::InvalidArgument(format!("color_mode {raw} is not a colour mode"))),
+    })
+}
+
+fn wire_job_state(state: JobState) -> i32 {
+    (match state {
+        JobState::Pending => pb::JobState::Pending,
+        JobState::Held => pb::JobState::Held,
+        JobState::Processing => pb::JobState::Processing,
+        JobState::Stopped => pb::JobState::Stopped,
+        JobState::Canceled => pb::JobState::Canceled,
+        JobState::Aborted => pb::JobState::Aborted,
+        JobState::Completed => pb::JobState::Completed,
+    }) as i32
+}
+
+pub fn capabilities(c: &Capabilities) -> pb::PrinterCapabilities {
+    pb::PrinterCapabilities {
+        media_supported: c
+            .media
+            .iter()
+            .map(|m| pb::Media {
+                keyword: m.keyword.clone(),
+                display_name: m.display_name.clone(),
+                width_mm: m.width_mm,
+                height_mm: m.height_mm,
+            })
+            .collect(),
+        media_default: c.default_media.clone().unwrap_or_default(),
+        sides_supported: c.sides.iter().map(|s| wire_sides(*s)).collect(),
+        sides_default: wire_sides(Sides::OneSided),
+        color_modes_supported: c.color_modes.iter().map(|m| wire_color(*m)).collect(),
+        color_mode_default: c.color_modes.first().map_or(0, |m| wire_color(*m)),
+        copies_max: count(c.copies_max),
+        document_formats_supported: c.document_formats.clone(),
+    }
+}
+
+fn capabilities_from_wire(c: pb::PrinterCapabilities) -> CoreResult<Capabilities> {
+    let sides = c.sides_supported.iter().map(|s| sides_from_wire(*s)).collect::<CoreResult<Vec<_>>>()?;
+    let colors = c.color_modes_supported.iter().map(|m| color_from_wire(*m)).collect::<CoreResult<Vec<_>>>()?;
+    let copies_max = u32::try_from(c.copies_max)
+        .ok()
+        .filter(|n| *n >= 1)
+        .ok_or_else(|| CoreError::InvalidArgument("capabilities.copies_max must be at least 1".into()))?;
+    Ok(Capabilities {
+        media: c
+            .media_supported
+            .into_iter()
+            .map(|m| Media {
+                keyword: m.keyword,
+                display_name: m.display_name,
+                width_mm: m.width_mm,
+                height_mm: m.height_mm,
+            })
+            .collect(),
+        default_media: Some(c.media_default).filter(|m| !m.is_empty()),
+        sides: sides.into_iter().flatten().collect(),
+        color_modes: colors.into_iter().flatten().collect(),
+        copies_max,
+        document_formats: if c.document_formats_supported.is_empty() {
+            vec!["application/pdf".into()]
+        } else {
+            c.document_formats_supported
+        },
+        accepting_jobs: true,
+        state_reasons: vec!["none".into()],
+    })
+}
+
+pub fn job(job: &Job) -> pb::Job {
+    pb::Job {
+        id: job.id.clone(),
+        state: wire_job_state(job.state),
+        state_reasons: job.reasons.clone(),
+        state_message: job.message.clone(),
+        file_id: job.file_id.clone(),
+        draft_id: job.draft_id.clone(),
+        product_id: job.product_id.clone(),
+        device_id: job.device_id.clone(),
+        delivery_mode: wire_delivery(job.delivery),
+        copies: count(job.copies),
+        sides: wire_sides(job.sides),
+        color_mode: wire_color(job.color_mode),
+        media: job.media.clone(),
+        page_count: count(job.page_count),
+        pages_printed: job.pages_printed.map(count),
+        device_job_id: job.device_job_id.clone(),
+        create_time: Some(timestamp(job.created_at())),
+        update_time: Some(timestamp(job.updated_at())),
+        end_time: job.ended_at().map(timestamp),
+    }
+}
+
+pub fn submit_request(req: pb::SubmitJobRequest) -> CoreResult<SubmitRequest> {
+    let document = match req.document {
+        Some(pb::submit_job_request::Document::FileId(id)) => DocumentRef::File(id),
+        Some(pb::submit_job_request::Document::DraftId(id)) => DocumentRef::Draft(id),
+        None => return Err(CoreError::InvalidArgument("set file_id or draft_id: which document to print".into())),
+    };
+    let copies =
+        u32::try_from(req.copies).map_err(|_| CoreError::InvalidArgument("copies must not be negative".into()))?;
+    Ok(SubmitRequest {
+        document,
+        copies,
+        sides: sides_from_wire(req.sides)?,
+        color_mode: color_from_wire(req.color_mode)?,
+        media: Some(req.media).filter(|m| !m.is_empty()),
+        request_id: Some(req.request_id).filter(|r| !r.is_empty()),
+    })
+}
+
+/// A device-reported state: it must name a real state, and reasons are IPP-style keywords.
+pub fn reported_status(req: &pb::ReportDeviceJobStateRequest) -> CoreResult<PrinterJobStatus> {
+    let state = JobState::from_ipp(req.state)
+        .ok_or_else(|| CoreError::InvalidArgument(format!("state {} is not a job state", req.state)))?;
+    for reason in &req.state_reasons {
+        let keyword = !reason.is_empty()
+            && reason.len() <= 64
+            && reason.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !keyword {
+            return Err(CoreError::InvalidArgument(format!(
+                "state_reasons must be IPP-style keywords like \"job-printing\", not \"{reason}\""
+            )));
+        }
+    }
+    let pages = req
+        .pages_printed
+        .map(|p| u32::try_from(p).map_err(|_| CoreError::InvalidArgument("pages_printed must not be negative".into())))
+        .transpose()?;
+    Ok(PrinterJobStatus { state, reasons: req.state_reasons.clone(), message: None, pages_printed: pages })
+}
+
+pub fn device(d: &Device) -> pb::Device {
+    pb::Device {
+        id: d.id.as_str().to_owned(),
+        display_name: d.display_name.clone(),
+        model: d.model.clone(),
+        delivery_mode: wire_delivery(d.delivery),
+        printer_uri: d.printer_uri.clone().unwrap_or_default(),
+        pinned_certificate_sha256: d.pinned_certificate_sha256.map(hex::encode).unwrap_or_default(),
+        location: d.location.clone(),
+        capabilities: d.capabilities.as_ref().map(capabilities),
+        create_time: None,
+        update_time: None,
+    }
+}
+
+pub fn device_from_wire(d: pb::Device) -> CoreResult<Device> {
+    let delivery = match pb::DeliveryMode::try_from(d.delivery_mode) {
+        Ok(pb::DeliveryMode::IppPush) => DeliveryMode::IppPush,
+        Ok(pb::DeliveryMode::DevicePull) => DeliveryMode::DevicePull,
+        Ok(pb::DeliveryMode::SpoolFolder) => DeliveryMode::SpoolFolder,
+        _ => return Err(CoreError::InvalidArgument("device.delivery_mode must be set".into())),
+    };
+    let pin = match d.pinned_certificate_sha256.as_str() {
+        "" => None,
+        raw => Some(
+            hex::decode(raw.replace(':', ""))
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .ok_or_else(|| CoreError::InvalidArgument("pinned_certificate_sha256 must be 64 hex digits".into()))?,
+        ),
+    };
+    let printer_uri = Some(d.printer_uri).filter(|u| !u.is_empty());
+    if let Some(uri) = &printer_uri {
+        check_printer_uri(uri)?;
+    }
+    if delivery == DeliveryMode::IppPush && printer_uri.is_none() {
+        return Err(CoreError::InvalidArgument(
+            "an IPP push device needs printer_uri, e.g. ipp://printer:631/ipp/print".into(),
+        ));
+    }
+    Ok(Device {
+        id: crate::domain::session::DeviceId::parse(&d.id)?,
+        display_name: d.display_name,
+        model: d.model,
+        delivery,
+        printer_uri,
+        pinned_certificate_sha256: pin,
+        location: d.location,
+        capabilities: d.capabilities.map(capabilities_from_wire).transpose()?,
+    })
+}
+
+/// `ipp://host:port/path` or `ipps://host:port/path`, always with the port (ipps would otherwise
+/// silently mean 443 to some clients).
+pub fn check_printer_uri(uri: &str) -> CoreResult<()> {
+    let bad = || {
+        CoreError::InvalidArgument(format!(
+            "printer_uri \"{uri}\" must look like ipp://host:port/path or ipps://host:port/path, with the port"
+        ))
+    };
+    let rest = uri.strip_prefix("ipp://").or_else(|| uri.strip_prefix("ipps://")).ok_or_else(bad)?;
+    let authority = rest.split('/').next().unwrap_or_default();
+    let port = authority.rsplit_once(':').map(|(_, p)| p).ok_or_else(bad)?;
+    port.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(bad)?;
+    Ok(())
 }
 
 #[cfg(test)]

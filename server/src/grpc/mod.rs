@@ -6,6 +6,7 @@ pub mod convert;
 pub mod customization;
 pub mod gate;
 pub mod pending;
+pub mod print;
 pub mod session;
 pub mod status;
 pub mod usage;

@@ -12,6 +12,7 @@ impl From<CoreError> for Status {
             CoreError::NotFound(_) => Code::NotFound,
             CoreError::Unauthenticated(_) => Code::Unauthenticated,
             CoreError::PermissionDenied(_) => Code::PermissionDenied,
+            CoreError::AlreadyExists(_) => Code::AlreadyExists,
             CoreError::FailedPrecondition(_) => Code::FailedPrecondition,
             CoreError::ResourceExhausted(_) => Code::ResourceExhausted,
             CoreError::Unavailable(_) => Code::Unavailable,

@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 use anyhow::{Context, ensure};
 use regex::Regex;
 
-use super::compose::{PLACEHOLDER, image_data_uri, substitute};
+use super::compose::{ATTRIBUTE, COMMENT, HEX_COLOR, PLACEHOLDER, TEMPLATE_COLOR, image_data_uri, substitute};
 use super::fit;
 use super::fonts::Fonts;
 use super::{BoxColor, ChoiceAsset, Template, TextBox};
@@ -17,15 +17,9 @@ const SLACK_MM: f64 = 0.05;
 
 static HREF: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r#"(?:^|[\s<])((?:[A-Za-z_]+:)?href)\s*=\s*("[^"]*"|'[^']*')"#).expect("valid regex"));
-static ATTRIBUTE_VALUE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r#"([A-Za-z_:][-A-Za-z0-9_:.]*)\s*=\s*("[^"]*"|'[^']*')"#).expect("valid regex"));
-static COMMENT: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?s)<!--.*?-->").expect("valid regex"));
 static ROOT_SVG: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"<svg[\s>][^>]*>").expect("valid regex"));
 static VIEW_BOX: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r#"viewBox\s*=\s*["']([^"']*)["']"#).expect("valid regex"));
-static TEMPLATE_COLOR: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^(#[0-9A-Fa-f]{3}|#[0-9A-Fa-f]{6}|[A-Za-z]{3,20})$").expect("valid regex"));
-static HEX_COLOR: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^#[0-9A-Fa-f]{6}$").expect("valid regex"));
 
 /// For start-up validation: every page parses with every choice option substituted, every box's page and
 /// font family exist, min_size_pt <= size_pt, boxes lie within the page. Error names what is wrong.
@@ -166,8 +160,8 @@ fn check_page(
     let total = PLACEHOLDER.find_iter(page).count();
     let mut in_attributes = 0;
     let mut used: Vec<String> = Vec::new();
-    for caps in ATTRIBUTE_VALUE.captures_iter(page) {
-        for p in PLACEHOLDER.captures_iter(&caps[2]) {
+    for caps in ATTRIBUTE.captures_iter(page) {
+        for p in PLACEHOLDER.captures_iter(&caps[3]) {
             in_attributes += 1;
             if !used.iter().any(|u| u == &p[1]) {
                 used.push(p[1].to_string());
@@ -191,18 +185,20 @@ fn check_page(
                 "an option of choice {field:?} used as an image has no image"
             );
         } else {
+            let embedded = ["data:image/png", "data:image/jpeg", "data:image/jpg"].iter().any(|p| value.starts_with(p));
             ensure!(
-                value.starts_with('#') || value.starts_with("data:"),
-                "{} {value:?} points outside the document: only #fragments, data: URIs and {{{{choice}}}} images work",
-                &caps[1]
+                value.starts_with('#') || embedded,
+                "{} {:.60?} is not drawn: only #fragments, PNG/JPEG data: URIs and {{{{choice}}}} images work",
+                &caps[1],
+                value
             );
         }
     }
     for field in &used {
-        let in_colour = ATTRIBUTE_VALUE
+        let in_colour = ATTRIBUTE
             .captures_iter(page)
             .filter(|c| !c[1].ends_with("href"))
-            .any(|c| PLACEHOLDER.captures_iter(&c[2]).any(|p| &p[1] == field.as_str()));
+            .any(|c| PLACEHOLDER.captures_iter(&c[3]).any(|p| &p[1] == field.as_str()));
         if in_colour {
             ensure!(
                 choice_options[field].iter().all(|o| o.color.is_some()),

@@ -20,12 +20,13 @@ use super::{
 const MAX_IMAGE_BYTES: u64 = 32 * 1024 * 1024;
 
 /// An attribute and its quoted value (templates are trusted SVG; this only locates placeholders).
-static ATTRIBUTE: LazyLock<Regex> =
+pub(super) static ATTRIBUTE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r#"([A-Za-z_:][-A-Za-z0-9_:.]*)(\s*=\s*)("[^"]*"|'[^']*')"#).expect("valid regex"));
 pub(super) static PLACEHOLDER: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\{\{\s*([A-Za-z0-9_.-]+)\s*\}\}").expect("valid regex"));
-static HEX_COLOR: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^#[0-9A-Fa-f]{6}$").expect("valid regex"));
-static TEMPLATE_COLOR: LazyLock<Regex> =
+pub(super) static COMMENT: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?s)<!--.*?-->").expect("valid regex"));
+pub(super) static HEX_COLOR: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^#[0-9A-Fa-f]{6}$").expect("valid regex"));
+pub(super) static TEMPLATE_COLOR: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^(#[0-9A-Fa-f]{3}|#[0-9A-Fa-f]{6}|[A-Za-z]{3,20})$").expect("valid regex"));
 
 /// Lays out every text box and builds one usvg tree per page.
@@ -34,7 +35,8 @@ pub fn compose(template: &Template, fonts: &Fonts, input: &RenderInput) -> Resul
     let mut problems: Vec<FitProblem> = Vec::new();
     let mut placed: Vec<(&TextBox, Fitted)> = Vec::new();
     for text_box in &template.boxes {
-        let Some(value) = input.texts.get(&text_box.field).filter(|v| !v.is_empty()) else { continue };
+        // A blank value prints nothing, not even the box's prefix.
+        let Some(value) = input.texts.get(&text_box.field).filter(|v| !v.trim().is_empty()) else { continue };
         match fit::fit_box(text_box, value, fonts, &mut shapers) {
             Ok(fitted) => placed.push((text_box, fitted)),
             Err(FitError::Problem(problem)) => merge_problem(&mut problems, problem),
@@ -115,12 +117,18 @@ fn page_svg(
     }
     let layer = text_layer(&on_page, fonts, &input.choices)?;
     // The layer goes last inside the root element so that it is drawn over the artwork.
-    let close = artwork.rfind("</svg").ok_or_else(|| format!("page {page_no}: no closing </svg> tag"))?;
+    let close = root_close(&artwork).ok_or_else(|| format!("page {page_no}: no closing </svg> tag"))?;
     let mut svg = String::with_capacity(artwork.len() + layer.len());
     svg.push_str(&artwork[..close]);
     svg.push_str(&layer);
     svg.push_str(&artwork[close..]);
     Ok(svg)
+}
+
+/// Where the root element closes: the last `</svg>` that is not inside a comment.
+fn root_close(svg: &str) -> Option<usize> {
+    let comments: Vec<(usize, usize)> = COMMENT.find_iter(svg).map(|m| (m.start(), m.end())).collect();
+    svg.match_indices("</svg").map(|(i, _)| i).filter(|i| !comments.iter().any(|(s, e)| s <= i && i < e)).last()
 }
 
 /// Replaces `{{field}}` inside attribute values: an image data URI in `href`s, a colour elsewhere.

@@ -11,6 +11,8 @@ use super::{FitProblem, MAX_TEXT_CHARS, TextBox, pt_to_mm};
 
 /// Copy fitting shrinks by this much per step.
 const SIZE_STEP_PT: f64 = 0.5;
+/// At most this many distinct unprintable characters are reported (enough to show the customer).
+const MAX_REPORTED_CHARS: usize = 20;
 /// Rounding slack when comparing measured widths and heights with a box (mm).
 const EPSILON_MM: f64 = 1e-3;
 
@@ -120,12 +122,14 @@ pub(super) fn fit_box(
     if text_box.uppercase {
         body = body.to_uppercase();
     }
+    // Trailing spaces and newlines print nothing but would take room (and shift centred text).
+    body.truncate(body.trim_end().len());
     let prefix_chars = prefix.chars().count();
     let text = format!("{prefix}{body}");
     let (faces, missing) = assign_faces(&text, primary, fonts);
     if !over_limit {
         for c in missing {
-            if !bad.contains(&c) {
+            if !bad.contains(&c) && bad.len() < MAX_REPORTED_CHARS {
                 bad.push(c);
             }
         }
@@ -206,7 +210,7 @@ fn normalize(value: &str, multiline: bool) -> (String, Vec<char>) {
         if c == '\n' {
             out.push(if multiline { '\n' } else { ' ' });
         } else if c.is_control() || is_noncharacter(c) {
-            if !bad.contains(&c) {
+            if !bad.contains(&c) && bad.len() < MAX_REPORTED_CHARS {
                 bad.push(c);
             }
         } else {
@@ -249,7 +253,7 @@ fn assign_faces(text: &str, primary: usize, fonts: &Fonts) -> (Vec<usize>, Vec<c
         } else if let Some(face) = fonts.fallback_face(primary, c) {
             face
         } else {
-            if !missing.contains(&c) {
+            if !missing.contains(&c) && missing.len() < MAX_REPORTED_CHARS {
                 missing.push(c);
             }
             current
@@ -329,6 +333,7 @@ fn layout(paragraphs: &[Paragraph], text_box: &TextBox, size_pt: f64, limit: usi
     // At least one line always "fits" vertically: the box height only limits how many lines there are.
     let max_lines = (((text_box.height_mm + EPSILON_MM) / pitch_mm).floor() as usize).max(1);
     for (index, p) in paragraphs.iter().enumerate() {
+        // A value cut right after a newline ends there: its trimming drops the empty paragraph too.
         if index > 0 && p.offset >= limit {
             break;
         }

@@ -161,6 +161,17 @@ fn short_text_fits_at_full_size() {
 }
 
 #[test]
+fn blank_values_print_nothing_and_trailing_space_is_dropped() {
+    let template = card();
+    let mut values = full_input();
+    values.texts.insert("title".into(), " \n ".into());
+    values.texts.insert("phone".into(), "+41 44 123 45 67 \n".into());
+    let document = compose(&template, fonts(), &values).unwrap();
+    assert!(document.fitted().iter().all(|f| f.field != "title"));
+    assert_eq!(fitted(&document, "phone").lines, vec!["Tel. +41 44 123 45 67"]);
+}
+
+#[test]
 fn long_text_is_shrunk_in_half_points() {
     let template = card();
     let mut values = full_input();
@@ -196,6 +207,23 @@ fn too_long_reports_an_honest_estimate() {
     values.texts.insert("name".into(), cut(shorten_by - 2));
     assert!(compose(&template, fonts(), &values).is_err());
     assert_eq!(found[0].to_string(), format!("too long to fit, shorten by about {shorten_by} characters"));
+}
+
+#[test]
+fn too_long_in_a_multiline_box_counts_the_lines_that_do_not_fit() {
+    let template = card();
+    let value = "Printing Department, Building C, Floor 3, Room 12\nHauptstraße 12\nPostfach 1234\n8001 Zürich\nSwitzerland\nEurope";
+    let mut values = full_input();
+    values.texts.insert("address".into(), value.into());
+    let found = problems(compose(&template, fonts(), &values));
+    let FitProblem::TooLong { shorten_by, .. } = found[0] else { panic!("{found:?}") };
+    let n = value.chars().count();
+    let cut = |k: usize| value.chars().take(n - k).collect::<String>();
+    values.texts.insert("address".into(), cut(shorten_by));
+    let document = compose(&template, fonts(), &values).unwrap();
+    assert_eq!(fitted(&document, "address").size_pt, 6.0);
+    values.texts.insert("address".into(), cut(shorten_by - 1));
+    assert!(compose(&template, fonts(), &values).is_err());
 }
 
 #[test]
@@ -261,6 +289,11 @@ fn markup_in_values_is_printed_literally() {
     // The composed SVG has exactly the elements we wrote: no <image>, and the value appears escaped.
     let svg = document.page_svg(0).unwrap();
     assert!(!svg.contains("<image"));
+    // The text layer goes before the root's end tag, not into a comment that mentions one.
+    let mut template = card();
+    template.pages[0] = format!("{FRONT}<!-- was: </svg> -->");
+    let document = compose(&template, fonts(), &values).unwrap();
+    assert!(texts(&document, 0).iter().any(|(t, _)| t == attack));
     assert!(svg.contains("&lt;/text&gt;&lt;image href=\"file:///etc/passwd\"/&gt;"));
 }
 

@@ -11,6 +11,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{QueryBuilder, Row, SqlitePool};
 
 use crate::domain::error::{CoreError, CoreResult};
+use crate::domain::jobs::{RunningJob, RunningJobs};
+use crate::domain::printing::{Capabilities, DeliveryMode, Device, DeviceStore};
+use crate::domain::session::DeviceId;
 use crate::domain::usage::{UsageCount, UsageEvent, UsageGrouping, UsageKind, UsageQuery, UsageStore};
 
 /// A SQLite database holding the persistent store.
@@ -47,7 +50,7 @@ fn unix_ms(at: SystemTime) -> i64 {
 
 fn db_error(err: sqlx::Error) -> CoreError {
     tracing::error!(error = %err, "persistent store error");
-    CoreError::Unavailable("the usage database is unavailable; try again shortly".into())
+    CoreError::Unavailable("the database is unavailable; try again shortly".into())
 }
 
 #[async_trait]
@@ -122,6 +125,162 @@ impl UsageStore for SqliteStore {
             counts.push(count);
         }
         Ok(counts)
+    }
+}
+
+fn delivery_name(mode: DeliveryMode) -> &'static str {
+    match mode {
+        DeliveryMode::IppPush => "ipp_push",
+        DeliveryMode::DevicePull => "device_pull",
+        DeliveryMode::SpoolFolder => "spool_folder",
+    }
+}
+
+fn device_from_row(row: &sqlx::sqlite::SqliteRow) -> CoreResult<Device> {
+    let corrupt = |what: &str| CoreError::internal("the device registry is unreadable", format!("bad {what}"));
+    let id: String = row.try_get("id").map_err(db_error)?;
+    let delivery = match row.try_get::<String, _>("delivery").map_err(db_error)?.as_str() {
+        "ipp_push" => DeliveryMode::IppPush,
+        "device_pull" => DeliveryMode::DevicePull,
+        "spool_folder" => DeliveryMode::SpoolFolder,
+        _ => return Err(corrupt("delivery")),
+    };
+    let pin: Option<String> = row.try_get("pinned_certificate_sha256").map_err(db_error)?;
+    let pin = match pin {
+        Some(hex_pin) => {
+            Some(hex::decode(&hex_pin).ok().and_then(|b| <[u8; 32]>::try_from(b).ok()).ok_or_else(|| corrupt("pin"))?)
+        }
+        None => None,
+    };
+    let capabilities: Option<Vec<u8>> = row.try_get("capabilities").map_err(db_error)?;
+    let capabilities = match capabilities {
+        Some(bytes) => Some(postcard::from_bytes::<Capabilities>(&bytes).map_err(|_| corrupt("capabilities"))?),
+        None => None,
+    };
+    Ok(Device {
+        id: DeviceId::parse(&id).map_err(|_| corrupt("id"))?,
+        display_name: row.try_get("display_name").map_err(db_error)?,
+        model: row.try_get("model").map_err(db_error)?,
+        delivery,
+        printer_uri: row.try_get("printer_uri").map_err(db_error)?,
+        pinned_certificate_sha256: pin,
+        location: row.try_get("location").map_err(db_error)?,
+        capabilities,
+    })
+}
+
+const DEVICE_COLUMNS: &str =
+    "id, display_name, model, delivery, printer_uri, pinned_certificate_sha256, location, capabilities";
+
+impl SqliteStore {
+    async fn write_device(&self, device: &Device, verb: &str) -> Result<u64, sqlx::Error> {
+        let capabilities = device.capabilities.as_ref().map(|c| postcard::to_allocvec(c).unwrap_or_default());
+        let sql = format!("{verb} INTO devices ({DEVICE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+        let done = sqlx::query(&sql)
+            .bind(device.id.as_str())
+            .bind(&device.display_name)
+            .bind(&device.model)
+            .bind(delivery_name(device.delivery))
+            .bind(&device.printer_uri)
+            .bind(device.pinned_certificate_sha256.map(hex::encode))
+            .bind(&device.location)
+            .bind(capabilities)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+}
+
+#[async_trait]
+impl DeviceStore for SqliteStore {
+    async fn get(&self, id: &DeviceId) -> CoreResult<Option<Device>> {
+        let sql = format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ?");
+        let row = sqlx::query(&sql).bind(id.as_str()).fetch_optional(&self.pool).await.map_err(db_error)?;
+        row.as_ref().map(device_from_row).transpose()
+    }
+
+    async fn list(&self, after: Option<&DeviceId>, limit: u32) -> CoreResult<Vec<Device>> {
+        let sql = format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id > ? ORDER BY id LIMIT ?");
+        let rows = sqlx::query(&sql)
+            .bind(after.map_or("", |a| a.as_str()))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        rows.iter().map(device_from_row).collect()
+    }
+
+    async fn insert(&self, device: &Device) -> CoreResult<()> {
+        match self.write_device(device, "INSERT").await {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(CoreError::AlreadyExists(format!(
+                "device \"{}\" is already registered; use UpdateDevice to change it",
+                device.id.as_str()
+            ))),
+            Err(e) => Err(db_error(e)),
+        }
+    }
+
+    async fn upsert(&self, device: &Device) -> CoreResult<()> {
+        self.write_device(device, "INSERT OR REPLACE").await.map(|_| ()).map_err(db_error)
+    }
+
+    async fn update(&self, device: &Device) -> CoreResult<()> {
+        if DeviceStore::get(self, &device.id).await?.is_none() {
+            return Err(CoreError::NotFound(format!("device \"{}\" is not registered", device.id.as_str())));
+        }
+        self.upsert(device).await
+    }
+
+    async fn delete(&self, id: &DeviceId) -> CoreResult<bool> {
+        let done = sqlx::query("DELETE FROM devices WHERE id = ?").bind(id.as_str()).execute(&self.pool).await;
+        Ok(done.map_err(db_error)?.rows_affected() > 0)
+    }
+}
+
+#[async_trait]
+impl RunningJobs for SqliteStore {
+    async fn started(&self, job: &RunningJob) -> CoreResult<()> {
+        sqlx::query(
+            "INSERT OR REPLACE INTO running_jobs (job_id, product_id, device_model, started_ms) VALUES (?, ?, ?, ?)",
+        )
+        .bind(&job.job_id)
+        .bind(&job.product_id)
+        .bind(&job.device_model)
+        .bind(job.started_ms as i64)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn ended(&self, job_id: &str) -> CoreResult<()> {
+        sqlx::query("DELETE FROM running_jobs WHERE job_id = ?")
+            .bind(job_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn drain(&self) -> CoreResult<Vec<RunningJob>> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let rows = sqlx::query("SELECT job_id, product_id, device_model, started_ms FROM running_jobs")
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        sqlx::query("DELETE FROM running_jobs").execute(&mut *tx).await.map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        rows.iter()
+            .map(|row| {
+                Ok(RunningJob {
+                    job_id: row.try_get("job_id").map_err(db_error)?,
+                    product_id: row.try_get("product_id").map_err(db_error)?,
+                    device_model: row.try_get("device_model").map_err(db_error)?,
+                    started_ms: row.try_get::<i64, _>("started_ms").map_err(db_error)? as u64,
+                })
+            })
+            .collect()
     }
 }
 

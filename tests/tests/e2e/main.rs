@@ -3,6 +3,8 @@
 mod catalog;
 mod customization;
 mod grpcurl;
+mod ipp_printer;
+mod printing;
 mod reflection;
 mod sessions;
 mod startup;

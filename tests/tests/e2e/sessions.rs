@@ -170,14 +170,14 @@ async fn calls_not_built_yet_say_so() {
         .unwrap_err();
     assert_eq!(err.code(), Code::Unimplemented);
     assert!(err.message().contains("Enroll"), "{}", err.message());
-    let err = proto::v1::print_service_client::PrintServiceClient::new(channel.clone())
-        .get_job(authed(&token, pb::GetJobRequest::default()))
+    let err = proto::v1::sso_service_client::SsoServiceClient::new(channel.clone())
+        .get_vault_key(authed(&token, pb::GetVaultKeyRequest::default()))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unimplemented);
     // Unimplemented calls still need a session: the gate comes first.
-    let err = proto::v1::print_service_client::PrintServiceClient::new(channel)
-        .get_job(pb::GetJobRequest::default())
+    let err = proto::v1::sso_service_client::SsoServiceClient::new(channel)
+        .enroll(pb::EnrollRequest::default())
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);

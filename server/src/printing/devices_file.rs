@@ -1,0 +1,80 @@
+//! The devices file: printers registered from configuration at start-up (the embedded default's
+//! way to name its devices), so a print shop can describe its fleet without calling DeviceService.
+
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+use crate::domain::printing::{DeliveryMode, Device};
+use crate::domain::session::DeviceId;
+use crate::grpc::convert::check_printer_uri;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DevicesFile {
+    #[serde(default, rename = "device")]
+    devices: Vec<DeviceEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeviceEntry {
+    id: String,
+    display_name: String,
+    #[serde(default)]
+    model: String,
+    delivery: String,
+    printer_uri: Option<String>,
+    pinned_certificate_sha256: Option<String>,
+    #[serde(default)]
+    location: String,
+}
+
+/// Reads and checks a devices file; an error names the file and the device at fault.
+pub fn load(path: &Path) -> anyhow::Result<Vec<Device>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read the devices file {}", path.display()))?;
+    let file: DevicesFile =
+        toml::from_str(&text).with_context(|| format!("invalid devices file {}", path.display()))?;
+    let mut devices = Vec::with_capacity(file.devices.len());
+    for entry in file.devices {
+        let at = format!("{}: device \"{}\"", path.display(), entry.id);
+        let id = DeviceId::parse(&entry.id).map_err(|e| anyhow::anyhow!("{at}: {e}"))?;
+        let delivery = match entry.delivery.as_str() {
+            "ipp_push" => DeliveryMode::IppPush,
+            "device_pull" => DeliveryMode::DevicePull,
+            "spool_folder" => DeliveryMode::SpoolFolder,
+            other => bail!("{at}: delivery \"{other}\" must be ipp_push, device_pull or spool_folder"),
+        };
+        if let Some(uri) = &entry.printer_uri {
+            check_printer_uri(uri).map_err(|e| anyhow::anyhow!("{at}: {e}"))?;
+        }
+        if delivery == DeliveryMode::IppPush && entry.printer_uri.is_none() {
+            bail!("{at}: an ipp_push device needs printer_uri");
+        }
+        let pin = match &entry.pinned_certificate_sha256 {
+            Some(raw) => Some(
+                hex::decode(raw.replace(':', ""))
+                    .ok()
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                    .with_context(|| format!("{at}: pinned_certificate_sha256 must be 64 hex digits"))?,
+            ),
+            None => None,
+        };
+        if devices.iter().any(|d: &Device| d.id == id) {
+            bail!("{at}: declared twice");
+        }
+        devices.push(Device {
+            id,
+            display_name: entry.display_name,
+            model: entry.model,
+            delivery,
+            printer_uri: entry.printer_uri,
+            pinned_certificate_sha256: pin,
+            location: entry.location,
+            capabilities: None,
+        });
+    }
+    Ok(devices)
+}

@@ -1,0 +1,5 @@
+//! Delivery modes: implementations of the domain's `Printer` trait.
+
+pub mod devices_file;
+pub mod ipp;
+pub mod spool;

@@ -1,0 +1,107 @@
+//! The spool-folder printer, the embedded default: each job's PDF is written into a folder (as a
+//! hot folder for a RIP, or just to see the result) and walks pending → processing → completed,
+//! so the whole flow works with no printer attached.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use crate::domain::crypto::random_bytes;
+use crate::domain::error::{CoreError, CoreResult};
+use crate::domain::jobs::default_capabilities;
+use crate::domain::printing::{
+    Capabilities, Device, JobDocument, JobState, JobTicket, Printer, PrinterJobRef, PrinterJobStatus,
+};
+
+/// Writes documents into a folder.
+pub struct SpoolPrinter {
+    dir: PathBuf,
+    /// How long a job stays "processing", like a real device would take.
+    print_time: Duration,
+    jobs: Mutex<HashMap<String, SpoolJob>>,
+}
+
+struct SpoolJob {
+    started: Instant,
+    canceled: bool,
+}
+
+impl SpoolPrinter {
+    pub fn new(dir: PathBuf, print_time: Duration) -> Self {
+        SpoolPrinter { dir, print_time, jobs: Mutex::new(HashMap::new()) }
+    }
+
+    fn jobs(&self) -> std::sync::MutexGuard<'_, HashMap<String, SpoolJob>> {
+        self.jobs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[async_trait]
+impl Printer for SpoolPrinter {
+    async fn capabilities(&self, device: &Device) -> CoreResult<Capabilities> {
+        Ok(device.capabilities.clone().unwrap_or_else(default_capabilities))
+    }
+
+    async fn submit(&self, _device: &Device, ticket: &JobTicket, document: JobDocument) -> CoreResult<PrinterJobRef> {
+        let JobDocument::Bytes(pdf) = document else {
+            return Err(CoreError::FailedPrecondition("a spool folder cannot fetch documents from a link".into()));
+        };
+        let name = format!("{}-{}.pdf", job_file_stem(ticket), hex::encode(random_bytes::<6>()));
+        let final_path = self.dir.join(&name);
+        let partial = self.dir.join(format!(".{name}.part"));
+        let dir = self.dir.clone();
+        // Written under a temporary name and renamed, so a reader never sees half a file.
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            std::fs::create_dir_all(&dir)?;
+            std::fs::write(&partial, &pdf)?;
+            std::fs::rename(&partial, &final_path)
+        })
+        .await
+        .map_err(|e| CoreError::internal("spooling failed", e))?
+        .map_err(|e| {
+            tracing::error!(error = %e, dir = %self.dir.display(), "cannot write to the spool folder");
+            CoreError::Unavailable(
+                "the spool folder cannot be written; an operator must check its disk and permissions".into(),
+            )
+        })?;
+        self.jobs().insert(name.clone(), SpoolJob { started: Instant::now(), canceled: false });
+        Ok(PrinterJobRef(name))
+    }
+
+    async fn status(&self, _device: &Device, job: &PrinterJobRef) -> CoreResult<PrinterJobStatus> {
+        let jobs = self.jobs();
+        let Some(spooled) = jobs.get(&job.0) else {
+            return Err(CoreError::NotFound(format!("the spool folder knows no job \"{}\"", job.0)));
+        };
+        let (state, reason) = if spooled.canceled {
+            (JobState::Canceled, "job-canceled-by-user")
+        } else if spooled.started.elapsed() < self.print_time {
+            (JobState::Processing, "job-printing")
+        } else {
+            (JobState::Completed, "job-completed-successfully")
+        };
+        Ok(PrinterJobStatus { state, reasons: vec![reason.into()], message: None, pages_printed: None })
+    }
+
+    async fn cancel(&self, _device: &Device, job: &PrinterJobRef) -> CoreResult<()> {
+        let mut jobs = self.jobs();
+        let Some(spooled) = jobs.get_mut(&job.0) else {
+            return Err(CoreError::NotFound(format!("the spool folder knows no job \"{}\"", job.0)));
+        };
+        if spooled.started.elapsed() >= self.print_time {
+            return Err(CoreError::FailedPrecondition("the job has already been printed".into()));
+        }
+        spooled.canceled = true;
+        // A canceled job must not be picked up from the hot folder.
+        let _ = std::fs::remove_file(self.dir.join(&job.0));
+        Ok(())
+    }
+}
+
+/// A file name from the job name: letters, digits and dashes only.
+fn job_file_stem(ticket: &JobTicket) -> String {
+    ticket.job_name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).take(48).collect()
+}
