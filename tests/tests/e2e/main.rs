@@ -5,6 +5,7 @@ mod customization;
 mod grpcurl;
 mod ipp_printer;
 mod printing;
+mod printing_ipp;
 mod reflection;
 mod sessions;
 mod startup;
