@@ -174,8 +174,8 @@ pub struct Jobs {
 }
 
 /// State changes of running jobs, for watchers.
-#[derive(Default, Clone)]
-struct Hub(Arc<Mutex<HashMap<String, broadcast::Sender<Job>>>>);
+#[derive(Default)]
+struct Hub(Mutex<HashMap<String, broadcast::Sender<Job>>>);
 
 impl Hub {
     fn sender(&self, id: &str) -> broadcast::Sender<Job> {
@@ -283,7 +283,11 @@ impl Jobs {
     }
 
     /// Checks and submits a job; for pull devices, also returns the one-time link.
-    pub async fn submit(&self, session: &Session, request: SubmitRequest) -> CoreResult<(Job, Option<PullLink>)> {
+    pub async fn submit(
+        self: &Arc<Self>,
+        session: &Session,
+        request: SubmitRequest,
+    ) -> CoreResult<(Job, Option<PullLink>)> {
         if let Some(request_id) = &request.request_id {
             check_request_id(request_id)?;
             if let Some(existing) = self.sessions.data(session).get(&request_key(request_id)).await? {
@@ -514,8 +518,8 @@ impl Jobs {
     }
 
     /// Follows a job at its printer until it ends or the deadline passes.
-    fn spawn_runner(&self, session: Session, device: Device, printer: Arc<dyn Printer>, job: Job) {
-        let this = self.handle();
+    fn spawn_runner(self: &Arc<Self>, session: Session, device: Device, printer: Arc<dyn Printer>, job: Job) {
+        let this = self.clone();
         tokio::spawn(async move {
             let deadline = tokio::time::Instant::now() + this.policy.deadline;
             let reference = PrinterJobRef(job.printer_ref.clone().unwrap_or_default());
@@ -563,8 +567,8 @@ impl Jobs {
     }
 
     /// A pulled job the device never reports on ends at the deadline.
-    fn spawn_deadline(&self, session: Session, device: Device, job: Job) {
-        let this = self.handle();
+    fn spawn_deadline(self: &Arc<Self>, session: Session, device: Device, job: Job) {
+        let this = self.clone();
         tokio::spawn(async move {
             tokio::time::sleep(this.policy.deadline).await;
             let Ok(mut job) = this.load(&session, &job.id).await else { return };
@@ -574,22 +578,6 @@ impl Jobs {
                 let _ = this.finish(&session, &mut job, &device, JobState::Aborted, reasons, message).await;
             }
         });
-    }
-
-    fn handle(&self) -> Arc<Jobs> {
-        Arc::new(Jobs {
-            sessions: self.sessions.clone(),
-            customization: self.customization.clone(),
-            devices: self.devices.clone(),
-            unregistered: self.unregistered.clone(),
-            printers: self.printers.clone(),
-            store: self.store.clone(),
-            running: self.running.clone(),
-            usage: self.usage.clone(),
-            hub: self.hub.clone(),
-            policy: self.policy,
-            pull_base_url: self.pull_base_url.clone(),
-        })
     }
 
     /// Seals the PDF under a key derived from a fresh token; only the link's holder can open it,

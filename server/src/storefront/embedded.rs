@@ -263,7 +263,7 @@ fn check_slug(id: &str) -> anyhow::Result<()> {
 }
 
 /// Resolves a file named in a product file, refusing anything that could leave the folder.
-fn inside(folder: &Path, name: &str) -> anyhow::Result<PathBuf> {
+pub(crate) fn inside(folder: &Path, name: &str) -> anyhow::Result<PathBuf> {
     let relative = Path::new(name);
     let plain = relative.components().all(|c| matches!(c, Component::Normal(_)));
     ensure!(plain && !name.is_empty(), "\"{name}\" must be a file name inside the product folder");
@@ -329,7 +329,7 @@ fn load_product(
         ensure!(q.options.contains(&q.default), "{}", at("quantity default must be one of the options"));
     }
 
-    let thumbnail = load_thumbnail(folder, &file.thumbnail).with_context(|| at("thumbnail"))?;
+    let thumbnail = load_image(folder, &file.thumbnail, MAX_THUMBNAIL_BYTES).with_context(|| at("thumbnail"))?;
     let kind = match file.kind {
         KindFile::Static => ProductKind::Static,
         KindFile::Customizable => ProductKind::Customizable,
@@ -383,10 +383,12 @@ fn load_product(
     Ok(Entry { product, haystack, thumbnail, printable })
 }
 
-fn load_thumbnail(folder: &Path, name: &str) -> anyhow::Result<Image> {
+/// A PNG or JPEG file named in a product file: inside the product folder, at most `max_bytes`,
+/// with a readable size of 1 to 4096 pixels a side.
+pub(crate) fn load_image(folder: &Path, name: &str, max_bytes: u64) -> anyhow::Result<Image> {
     let path = inside(folder, name)?;
     let size = std::fs::metadata(&path)?.len();
-    ensure!(size <= MAX_THUMBNAIL_BYTES, "\"{name}\" is larger than 2 MiB");
+    ensure!(size <= max_bytes, "\"{name}\" is larger than {} KiB", max_bytes / 1024);
     let data = std::fs::read(&path)?;
     let content_type = match imagesize::image_type(&data) {
         Ok(imagesize::ImageType::Png) => "image/png",

@@ -6,11 +6,10 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail, ensure};
-use bytes::Bytes;
 use regex::Regex;
 use serde::Deserialize;
 
-use crate::domain::catalog::{Image, ImageInfo, ProductId};
+use crate::domain::catalog::{Image, ProductId};
 use crate::domain::form::{ChoiceOption, Condition, Field, FieldKind, Form, Section};
 use crate::render::{self, Align, BoxColor, ChoiceAsset, Fonts, PageGeometry, TextBox, VAlign};
 
@@ -370,31 +369,9 @@ fn load_field(folder: &Path, spec: &FieldFile, sections: &HashSet<String>) -> an
     })
 }
 
-/// The option's picture, shown in the form; it must be a PNG or JPEG inside the product folder.
+/// The option's picture, shown in the form: a PNG or JPEG of at most 512 KiB in the product folder.
 fn option_image(folder: &Path, name: &str) -> anyhow::Result<Image> {
-    let relative = Path::new(name);
-    ensure!(
-        !name.is_empty() && relative.components().all(|c| matches!(c, std::path::Component::Normal(_))),
-        "image \"{name}\" must be a path inside the product folder"
-    );
-    let path = folder.join(relative);
-    let meta = std::fs::symlink_metadata(&path).with_context(|| format!("image \"{name}\" does not exist"))?;
-    ensure!(meta.is_file() && meta.len() <= 512 * 1024, "image \"{name}\" must be a regular file of at most 512 KiB");
-    let data = std::fs::read(&path)?;
-    let content_type = match imagesize::image_type(&data) {
-        Ok(imagesize::ImageType::Png) => "image/png",
-        Ok(imagesize::ImageType::Jpeg) => "image/jpeg",
-        _ => bail!("image \"{name}\" is not a PNG or JPEG"),
-    };
-    let size = imagesize::blob_size(&data).with_context(|| format!("image \"{name}\" has an unreadable header"))?;
-    Ok(Image {
-        info: ImageInfo {
-            content_type: content_type.into(),
-            width_px: size.width as u32,
-            height_px: size.height as u32,
-        },
-        data: Bytes::from(data),
-    })
+    crate::storefront::embedded::load_image(folder, name, 512 * 1024).with_context(|| format!("image \"{name}\""))
 }
 
 fn load_box(spec: &BoxFile, form: &Form, pages: u32) -> anyhow::Result<TextBox> {
