@@ -1,0 +1,1 @@
+//! The grpc-web gateway as a library (being built).

@@ -1,0 +1,2 @@
+//! `weblet-gateway` (being built).
+fn main() {}
