@@ -1,12 +1,14 @@
 //! Performance benchmark of the podconnect core against the release `podconnect-server` binary:
-//! GetProduct throughput and latency over TLS, memory held per idle session, and the time from
-//! process start to SERVING. Run `cargo build --release -p server` first, then
-//! `cargo bench -p tests --bench core`. Loopback only; stops by itself (about a minute).
+//! GetProduct throughput and latency over TLS, memory held per idle session, the time from
+//! process start to SERVING, and printing against a real IPP printer (`ippeveprinter`, see
+//! `tests::ipp`). Run `cargo build --release -p server` first, then
+//! `cargo bench -p tests --bench core`. Loopback only; stops by itself (about two minutes).
 //!
 //! Environment: `BENCH_SECONDS` (measured seconds per GetProduct run, default 10; warm-up is 2 s),
 //! `BENCH_SESSIONS` (idle sessions to hold, default 100000), `BENCH_STARTS` (start-ups per data
 //! folder kind, default 20), `BENCH_IDLE_HOLD` (seconds to keep the idle sessions afterwards while
-//! watching the server's CPU and memory, for example 35 to see one session sweep; default 0).
+//! watching the server's CPU and memory, for example 35 to see one session sweep; default 0),
+//! `BENCH_JOBS` (print jobs per printing run, sequential and 4 sessions in parallel, default 30).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -20,8 +22,11 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, bail, ensure};
 use proto::v1 as pb;
 use proto::v1::catalog_service_client::CatalogServiceClient;
+use proto::v1::customization_service_client::CustomizationServiceClient;
+use proto::v1::print_service_client::PrintServiceClient;
 use proto::v1::session_service_client::SessionServiceClient;
 use proto::v1::usage_service_client::UsageServiceClient;
+use tests::ipp::TestPrinter;
 use tokio::process::{Child, Command};
 use tonic::Request;
 use tonic::metadata::{Ascii, MetadataValue};
@@ -69,11 +74,12 @@ async fn run() -> anyhow::Result<()> {
     }
     println!(
         "  GetProduct: {} s warm-up + {} s measured per run (BENCH_SECONDS); sessions: {} (BENCH_SESSIONS); \
-         start-ups: {} per kind (BENCH_STARTS)",
+         start-ups: {} per kind (BENCH_STARTS); print jobs: {} per run (BENCH_JOBS)",
         WARMUP.as_secs(),
         settings.measure.as_secs(),
         settings.sessions,
-        settings.starts
+        settings.starts,
+        settings.jobs
     );
     println!();
 
@@ -82,10 +88,11 @@ async fn run() -> anyhow::Result<()> {
         .await
         .context("session memory benchmark")?;
     let startup = bench_startup(&binary, settings.starts).await.context("start-up benchmark")?;
+    let printing = bench_printing(&binary, settings.jobs).await.context("printing benchmark")?;
 
     println!("total bench time: {:.1} s", bench_started.elapsed().as_secs_f64());
     println!();
-    println!("{}", json_line(cores, &settings, &throughput, &memory, &startup));
+    println!("{}", json_line(cores, &settings, &throughput, &memory, &startup, &printing));
     Ok(())
 }
 
@@ -95,6 +102,8 @@ struct Settings {
     starts: usize,
     /// How long to keep the idle sessions after measuring memory, watching the server (0 = no).
     idle_hold: Duration,
+    /// Print jobs per printing run.
+    jobs: usize,
 }
 
 impl Settings {
@@ -108,12 +117,13 @@ impl Settings {
         let seconds: u64 = var("BENCH_SECONDS", 10)?;
         let sessions: u64 = var("BENCH_SESSIONS", 100_000)?;
         let starts: usize = var("BENCH_STARTS", 20)?;
+        let jobs: usize = var("BENCH_JOBS", 30)?;
         ensure!(
-            seconds > 0 && sessions > 0 && starts > 0,
-            "BENCH_SECONDS, BENCH_SESSIONS and BENCH_STARTS must be > 0"
+            seconds > 0 && sessions > 0 && starts > 0 && jobs > 0,
+            "BENCH_SECONDS, BENCH_SESSIONS, BENCH_STARTS and BENCH_JOBS must be > 0"
         );
         let idle_hold = Duration::from_secs(var("BENCH_IDLE_HOLD", 0)?);
-        Ok(Settings { measure: Duration::from_secs(seconds), sessions, starts, idle_hold })
+        Ok(Settings { measure: Duration::from_secs(seconds), sessions, starts, idle_hold, jobs })
     }
 }
 
@@ -686,6 +696,413 @@ fn strip_ansi(text: &str) -> String {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 4. Printing against ippeveprinter
+// ---------------------------------------------------------------------------------------------
+
+const PRINT_DEVICE: &str = "mfd-ipp";
+/// A static product: its draft is VALID at once and its print file is the shipped PDF.
+const PRINT_PRODUCT: &str = "fire-action-notice";
+const PRINT_PDF: &str = "../server/storefront/sample/products/fire-action-notice/document.pdf";
+const JOB_POLL: &str = "50ms";
+const PRINT_SESSIONS: usize = 4;
+/// How long one job may take from SubmitJob to COMPLETED (and to its file at the printer).
+const JOB_TIMEOUT: Duration = Duration::from_secs(20);
+/// No new job starts after this long in one run, so a slow printer cannot stall the bench.
+const PRINT_RUN_LIMIT: Duration = Duration::from_secs(60);
+/// How long a caller that retries waits after the printer was busy (SubmitJob UNAVAILABLE).
+const BUSY_RETRY: Duration = Duration::from_millis(20);
+
+/// What a print run talks to.
+struct PrintBench {
+    channel: Channel,
+    printer: Arc<TestPrinter>,
+    /// The shipped PDF of `PRINT_PRODUCT`.
+    pdf: Arc<Vec<u8>>,
+    server_pid: u32,
+}
+
+/// One job's times, from just before the (first) SubmitJob was sent, in nanoseconds.
+struct JobTiming {
+    /// The round trip of the SubmitJob that was accepted (finalize, Validate-Job, Print-Job).
+    submit_ns: u64,
+    /// SubmitJob calls refused UNAVAILABLE before one was accepted (only when retrying).
+    busy_refusals: u64,
+    /// Until the printer's spool held the complete file (polled every 20 ms by the harness).
+    file_ns: u64,
+    /// Until WatchJob delivered the COMPLETED message.
+    completed_ns: u64,
+    /// The job's own end_time minus create_time, as the server recorded them (milliseconds).
+    server_ms: f64,
+    /// Whether the printer received exactly the shipped PDF.
+    same_bytes: bool,
+}
+
+struct PrintRun {
+    label: &'static str,
+    sessions: usize,
+    /// Whether SubmitJob was sent again when the printer was busy.
+    retry_busy: bool,
+    ok: u64,
+    errors: u64,
+    /// SubmitJob calls refused UNAVAILABLE and sent again (jobs that then completed).
+    busy_refusals: u64,
+    first_error: Option<String>,
+    /// Jobs not started because the run hit `PRINT_RUN_LIMIT`.
+    skipped: usize,
+    different_bytes: u64,
+    elapsed: Duration,
+    /// Sorted, nanoseconds.
+    submit: Vec<u64>,
+    file: Vec<u64>,
+    completed: Vec<u64>,
+    /// Sorted, milliseconds.
+    server_ms: Vec<f64>,
+    server_cpu: CpuUse,
+}
+
+impl PrintRun {
+    fn jobs_per_minute(&self) -> f64 {
+        self.ok as f64 * 60.0 / self.elapsed.as_secs_f64()
+    }
+
+    fn server_cpu_ms_per_job(&self) -> f64 {
+        if self.ok == 0 { f64::NAN } else { self.server_cpu.total_ns as f64 / 1e6 / self.ok as f64 }
+    }
+}
+
+struct PrintResult {
+    jobs: usize,
+    pdf_bytes: usize,
+    /// The core's first job (not counted).
+    first: JobTiming,
+    sequential: PrintRun,
+    concurrent: PrintRun,
+    concurrent_retry: PrintRun,
+    server_rss_kib: u64,
+}
+
+fn ms(ns: u64) -> f64 {
+    ns as f64 / 1e6
+}
+
+/// The `q` quantile (0..=1) of sorted values, nearest rank; NaN when empty.
+fn percentile_f64(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+async fn bench_printing(binary: &Path, jobs: usize) -> anyhow::Result<PrintResult> {
+    let pdf_path = Path::new(env!("CARGO_MANIFEST_DIR")).join(PRINT_PDF);
+    let pdf = std::fs::read(&pdf_path).with_context(|| format!("cannot read {}", pdf_path.display()))?;
+    let printer = Arc::new(TestPrinter::start().await.context("cannot start the IPP printer (ippeveprinter)")?);
+    let pdf = Arc::new(pdf);
+
+    let dir = tempfile::tempdir()?;
+    let devices = dir.path().join("devices.toml");
+    std::fs::write(
+        &devices,
+        format!(
+            "[[device]]\nid = \"{PRINT_DEVICE}\"\ndisplay_name = \"Bench printer\"\nmodel = \"ippeveprinter\"\n\
+             delivery = \"ipp_push\"\nprinter_uri = \"{}\"\n",
+            printer.uri
+        ),
+    )?;
+    let devices = devices.to_str().context("the temporary folder is not UTF-8")?;
+    let log = dir.path().join("server.log");
+    let args = ["--devices", devices, "--job-poll", JOB_POLL, "--pull-listen", "127.0.0.1:0"];
+    let mut server = Server::spawn(binary, &dir.path().join("data"), &log, &args, &[]).await?;
+    let (channel, _) = server.wait_serving().await?;
+
+    let mut bearers = Vec::with_capacity(PRINT_SESSIONS);
+    for _ in 0..PRINT_SESSIONS {
+        let token = start_session(&channel, PRINT_DEVICE).await?;
+        bearers.push(format!("Bearer {token}").parse::<MetadataValue<Ascii>>()?);
+    }
+    // One job up front, so a broken setup fails loudly instead of producing a table of errors.
+    let bench = PrintBench { channel, printer, pdf, server_pid: server.pid };
+    let first = match print_job(&bench, &bearers[0], false).await {
+        Ok(first) => first,
+        Err(err) => {
+            let server_log = std::fs::read_to_string(&log).unwrap_or_default();
+            bail!(
+                "the first print job failed: {err:#}\n--- server log (tail) ---\n{}\n--- printer log (tail) ---\n{}",
+                tail(&strip_ansi(&server_log), 30),
+                tail(&bench.printer.log(), 30)
+            );
+        }
+    };
+
+    let sequential = print_run(&bench, &bearers[..1], jobs, "sequential (1 session)", false).await?;
+    let concurrent = print_run(&bench, &bearers, jobs, "4 sessions in parallel", false).await?;
+    let concurrent_retry = print_run(&bench, &bearers, jobs, "4 parallel, retry busy", true).await?;
+    let server_rss_kib = read_memory(server.pid)?.rss_kib;
+    let PrintBench { channel, printer, pdf, .. } = bench;
+    drop(channel);
+    server.stop().await;
+    if let Ok(printer) = Arc::try_unwrap(printer) {
+        printer.stop().await;
+    }
+
+    println!(
+        "4. Printing against ippeveprinter: CreateDraft(\"{PRINT_PRODUCT}\") + SubmitJob(draft, 1 copy) + WatchJob to \
+         the end; ipp_push over loopback, --job-poll {JOB_POLL}, {} B PDF, one connection",
+        pdf.len()
+    );
+    println!(
+        "  first job of the core (not counted): submit {:.1} ms, file at printer {:.1} ms, COMPLETED seen {:.1} ms",
+        ms(first.submit_ns),
+        ms(first.file_ns),
+        ms(first.completed_ns)
+    );
+    println!(
+        "  {:<24} {:>5} {:>6} {:>8} {:>17} {:>17} {:>19} {:>17} {:>10}",
+        "mode",
+        "ok",
+        "errors",
+        "jobs/min",
+        "submit p50/p99 ms",
+        "file p50/p99 ms",
+        "COMPLETED p50/p99",
+        "srv end p50/p99",
+        "srv CPU/job"
+    );
+    for run in [&sequential, &concurrent, &concurrent_retry] {
+        println!(
+            "  {:<24} {:>5} {:>6} {:>8.1} {:>8.1}/{:<8.1} {:>8.1}/{:<8.1} {:>9.1}/{:<9.1} {:>8.1}/{:<8.1} {:>7.1} ms",
+            run.label,
+            run.ok,
+            run.errors,
+            run.jobs_per_minute(),
+            ms(percentile(&run.submit, 0.50)),
+            ms(percentile(&run.submit, 0.99)),
+            ms(percentile(&run.file, 0.50)),
+            ms(percentile(&run.file, 0.99)),
+            ms(percentile(&run.completed, 0.50)),
+            ms(percentile(&run.completed, 0.99)),
+            percentile_f64(&run.server_ms, 0.50),
+            percentile_f64(&run.server_ms, 0.99),
+            run.server_cpu_ms_per_job()
+        );
+    }
+    for run in [&sequential, &concurrent, &concurrent_retry] {
+        let retries = if run.retry_busy {
+            format!(", {} SubmitJob calls refused busy and sent again", run.busy_refusals)
+        } else {
+            String::new()
+        };
+        println!(
+            "  {}: {} jobs in {:.2} s over {} session(s){retries}; server threads {}",
+            run.label,
+            run.ok + run.errors,
+            run.elapsed.as_secs_f64(),
+            run.sessions,
+            run.server_cpu.describe(run.elapsed)
+        );
+        if let Some(error) = &run.first_error {
+            println!("    first error: {error}");
+        }
+        if run.skipped > 0 {
+            println!("    WARNING: {} jobs not started: the run reached its {PRINT_RUN_LIMIT:?} limit", run.skipped);
+        }
+        if run.different_bytes > 0 {
+            println!("    WARNING: {} jobs reached the printer with bytes other than {PRINT_PDF}", run.different_bytes);
+        }
+    }
+    println!(
+        "  (times from just before SubmitJob is sent, the first one when retrying; \"submit\" = the accepted \
+         SubmitJob's round trip; \"file\" = the printer's spool holds all {} bytes, polled every 20 ms by the \
+         harness; \"srv end\" = the job's end_time - create_time as the server recorded them; p99 of {jobs} jobs \
+         is their maximum; \"retry busy\" sends SubmitJob again {} ms after UNAVAILABLE, up to {:?} per job)",
+        pdf.len(),
+        BUSY_RETRY.as_millis(),
+        JOB_TIMEOUT
+    );
+    println!("  server RSS after the runs: {server_rss_kib} KiB");
+    println!();
+    Ok(PrintResult { jobs, pdf_bytes: pdf.len(), first, sequential, concurrent, concurrent_retry, server_rss_kib })
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// `jobs` print jobs, one at a time per session, the sessions in parallel on one connection.
+async fn print_run(
+    bench: &PrintBench,
+    bearers: &[MetadataValue<Ascii>],
+    jobs: usize,
+    label: &'static str,
+    retry_busy: bool,
+) -> anyhow::Result<PrintRun> {
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let server_before = thread_cpu(bench.server_pid);
+    let mut tasks = Vec::with_capacity(bearers.len());
+    for bearer in bearers {
+        let bench = PrintBench {
+            channel: bench.channel.clone(),
+            printer: bench.printer.clone(),
+            pdf: bench.pdf.clone(),
+            server_pid: bench.server_pid,
+        };
+        let (bearer, next) = (bearer.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut timings = Vec::new();
+            let (mut errors, mut first_error, mut skipped) = (0u64, None, 0usize);
+            while next.fetch_add(1, Ordering::Relaxed) < jobs as u64 {
+                if started.elapsed() > PRINT_RUN_LIMIT {
+                    skipped += 1;
+                    continue;
+                }
+                match print_job(&bench, &bearer, retry_busy).await {
+                    Ok(timing) => timings.push(timing),
+                    Err(err) => {
+                        errors += 1;
+                        first_error.get_or_insert_with(|| format!("{err:#}"));
+                    }
+                }
+            }
+            (timings, errors, first_error, skipped)
+        }));
+    }
+    let mut results = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        results.push(task.await?);
+    }
+    let elapsed = started.elapsed();
+    let server_cpu = CpuUse::between(&server_before, &thread_cpu(bench.server_pid));
+
+    let mut run = PrintRun {
+        label,
+        sessions: bearers.len(),
+        retry_busy,
+        ok: 0,
+        errors: 0,
+        busy_refusals: 0,
+        first_error: None,
+        skipped: 0,
+        different_bytes: 0,
+        elapsed,
+        submit: vec![],
+        file: vec![],
+        completed: vec![],
+        server_ms: vec![],
+        server_cpu,
+    };
+    for (timings, errors, first_error, skipped) in results {
+        run.errors += errors;
+        run.first_error = run.first_error.or(first_error);
+        run.skipped += skipped;
+        for timing in timings {
+            run.ok += 1;
+            run.busy_refusals += timing.busy_refusals;
+            run.different_bytes += u64::from(!timing.same_bytes);
+            run.submit.push(timing.submit_ns);
+            run.file.push(timing.file_ns);
+            run.completed.push(timing.completed_ns);
+            run.server_ms.push(timing.server_ms);
+        }
+    }
+    run.submit.sort_unstable();
+    run.file.sort_unstable();
+    run.completed.sort_unstable();
+    run.server_ms.sort_by(f64::total_cmp);
+    Ok(run)
+}
+
+fn authed<T>(bearer: &MetadataValue<Ascii>, message: T) -> Request<T> {
+    let mut request = Request::new(message);
+    request.metadata_mut().insert("authorization", bearer.clone());
+    request
+}
+
+fn timestamp_ms(timestamp: Option<&prost_types::Timestamp>) -> Option<f64> {
+    timestamp.map(|t| t.seconds as f64 * 1000.0 + f64::from(t.nanos) / 1e6)
+}
+
+/// One job: CreateDraft, SubmitJob of the draft, then WatchJob until it ends (it must be
+/// COMPLETED) while waiting for the complete file in the printer's spool. With `retry_busy`, a
+/// SubmitJob refused UNAVAILABLE (e.g. ippeveprinter's server-error-busy while it prints another
+/// job) is sent again, for the same draft, after `BUSY_RETRY`.
+async fn print_job(bench: &PrintBench, bearer: &MetadataValue<Ascii>, retry_busy: bool) -> anyhow::Result<JobTiming> {
+    let PrintBench { channel, printer, pdf, .. } = bench;
+    let mut customize = CustomizationServiceClient::new(channel.clone());
+    let mut print = PrintServiceClient::new(channel.clone());
+    let request = pb::CreateDraftRequest { product_id: PRINT_PRODUCT.into(), ..Default::default() };
+    let draft = customize.create_draft(authed(bearer, request)).await.context("CreateDraft")?.into_inner();
+    let draft = draft.draft.context("CreateDraft returned no draft")?;
+
+    let request = pb::SubmitJobRequest {
+        document: Some(pb::submit_job_request::Document::DraftId(draft.id)),
+        copies: 1,
+        ..Default::default()
+    };
+    let t0 = Instant::now();
+    let mut busy_refusals = 0;
+    let (job, submit_ns) = loop {
+        let sent = Instant::now();
+        match print.submit_job(authed(bearer, request.clone())).await {
+            Ok(response) => break (response.into_inner(), sent.elapsed().as_nanos() as u64),
+            Err(status) if retry_busy && status.code() == tonic::Code::Unavailable && t0.elapsed() < JOB_TIMEOUT => {
+                busy_refusals += 1;
+                tokio::time::sleep(BUSY_RETRY).await;
+            }
+            Err(status) => return Err(anyhow::Error::from(status).context("SubmitJob")),
+        }
+    };
+    let job = job.job.context("SubmitJob returned no job")?;
+    ensure!(!job.device_job_id.is_empty(), "SubmitJob returned no device_job_id");
+
+    let file = async {
+        let file = printer.wait_for_job_file(&job.device_job_id, pdf.len(), JOB_TIMEOUT).await?;
+        anyhow::Ok((t0.elapsed().as_nanos() as u64, file.bytes == **pdf))
+    };
+    let watch = async {
+        let request = authed(bearer, pb::WatchJobRequest { job_id: job.id.clone() });
+        let mut stream = print.watch_job(request).await.context("WatchJob")?.into_inner();
+        let mut last = None;
+        let deadline = tokio::time::Instant::from_std(t0 + JOB_TIMEOUT);
+        loop {
+            let message = tokio::time::timeout_at(deadline, stream.message())
+                .await
+                .with_context(|| {
+                    let state = last.as_ref().map(|(job, _): &(pb::Job, u64)| job.state());
+                    format!("the job did not end within {JOB_TIMEOUT:?} (last state seen: {state:?})")
+                })?
+                .context("WatchJob stream")?;
+            let Some(message) = message else { break };
+            let seen = message.job.context("WatchJob message without a job")?;
+            let end = matches!(seen.state(), pb::JobState::Completed | pb::JobState::Canceled | pb::JobState::Aborted);
+            last = Some((seen, t0.elapsed().as_nanos() as u64));
+            if end {
+                break;
+            }
+        }
+        let (job, at) = last.context("WatchJob ended without a message")?;
+        ensure!(
+            job.state() == pb::JobState::Completed,
+            "the job ended {:?} ({:?}: {})",
+            job.state(),
+            job.state_reasons,
+            job.state_message
+        );
+        let server_ms = match (timestamp_ms(job.create_time.as_ref()), timestamp_ms(job.end_time.as_ref())) {
+            (Some(created), Some(ended)) => ended - created,
+            _ => f64::NAN,
+        };
+        anyhow::Ok((at, server_ms))
+    };
+    let (file, watched) = tokio::join!(file, watch);
+    let (completed_ns, server_ms) = watched?;
+    let (file_ns, same_bytes) = file?;
+    Ok(JobTiming { submit_ns, busy_refusals, file_ns, completed_ns, server_ms, same_bytes })
+}
+
+// ---------------------------------------------------------------------------------------------
 // The server process
 // ---------------------------------------------------------------------------------------------
 
@@ -938,6 +1355,7 @@ fn json_line(
     throughput: &Throughput,
     memory: &MemoryResult,
     startup: &StartupResult,
+    printing: &PrintResult,
 ) -> String {
     let load = |run: &LoadResult| {
         format!(
@@ -964,9 +1382,42 @@ fn json_line(
             json_number(median(&s.server_ms)),
         )
     };
+    let print_run = |run: &PrintRun| {
+        format!(
+            r#"{{"sessions":{},"retry_busy":{},"ok":{},"errors":{},"busy_refusals":{},"skipped":{},"elapsed_s":{},"jobs_per_min":{},"submit_p50_ms":{},"submit_p99_ms":{},"file_at_printer_p50_ms":{},"file_at_printer_p99_ms":{},"completed_p50_ms":{},"completed_p99_ms":{},"server_end_p50_ms":{},"server_cpu_ms_per_job":{}}}"#,
+            run.sessions,
+            run.retry_busy,
+            run.ok,
+            run.errors,
+            run.busy_refusals,
+            run.skipped,
+            json_number(run.elapsed.as_secs_f64()),
+            json_number(run.jobs_per_minute()),
+            json_number(ms(percentile(&run.submit, 0.50))),
+            json_number(ms(percentile(&run.submit, 0.99))),
+            json_number(ms(percentile(&run.file, 0.50))),
+            json_number(ms(percentile(&run.file, 0.99))),
+            json_number(ms(percentile(&run.completed, 0.50))),
+            json_number(ms(percentile(&run.completed, 0.99))),
+            json_number(percentile_f64(&run.server_ms, 0.50)),
+            json_number(run.server_cpu_ms_per_job()),
+        )
+    };
+    let printing_json = format!(
+        r#"{{"jobs":{},"job_poll":"{JOB_POLL}","pdf_bytes":{},"first_job":{{"submit_ms":{},"file_at_printer_ms":{},"completed_ms":{}}},"sequential":{},"concurrent4":{},"concurrent4_retry_busy":{},"server_rss_kib":{}}}"#,
+        printing.jobs,
+        printing.pdf_bytes,
+        json_number(ms(printing.first.submit_ns)),
+        json_number(ms(printing.first.file_ns)),
+        json_number(ms(printing.first.completed_ns)),
+        print_run(&printing.sequential),
+        print_run(&printing.concurrent),
+        print_run(&printing.concurrent_retry),
+        printing.server_rss_kib,
+    );
     let runs: Vec<String> = throughput.runs.iter().map(load).collect();
     format!(
-        r#"{{"bench":"core","cores":{cores},"measure_s":{},"warmup_s":{},"get_product":{{"sequential":{},"concurrent64":{},"unknown_id_ref_sequential":{},"health_ref_sequential":{},"server_rss_kib":{}}},"session_memory":{{"sessions":{},"errors":{},"start_session_per_s":{},"rss_before_kib":{},"rss_after_kib":{},"bytes_per_session":{},"anon_bytes_per_session":{},"usage_events":{},"db_kib":{}}},"startup":{{"fresh":{},"reused":{}}}}}"#,
+        r#"{{"bench":"core","cores":{cores},"measure_s":{},"warmup_s":{},"get_product":{{"sequential":{},"concurrent64":{},"unknown_id_ref_sequential":{},"health_ref_sequential":{},"server_rss_kib":{}}},"session_memory":{{"sessions":{},"errors":{},"start_session_per_s":{},"rss_before_kib":{},"rss_after_kib":{},"bytes_per_session":{},"anon_bytes_per_session":{},"usage_events":{},"db_kib":{}}},"startup":{{"fresh":{},"reused":{}}},"printing":{printing_json}}}"#,
         settings.measure.as_secs(),
         WARMUP.as_secs(),
         runs.first().map_or("null", String::as_str),

@@ -39,6 +39,11 @@ const MAX_RESPONSE_BYTES: usize = 4 << 20;
 /// How much of a printer's own `status-message` a caller sees.
 const MAX_PRINTER_MESSAGE: usize = 200;
 
+/// IPP `server-error-busy`: the printer is handling another job.
+const STATUS_BUSY: u16 = 0x0507;
+/// How long a job waits for a busy printer before the refusal is passed on.
+const BUSY_PATIENCE: Duration = Duration::from_secs(15);
+
 /// Sends jobs to IPP printers. Each call opens its own connection: printers are few and calls
 /// rare, and a fresh TLS handshake re-checks the pin every time.
 pub struct IppPrinter {
@@ -175,21 +180,33 @@ impl Printer for IppPrinter {
         let target = Target::of(device)?;
         self.validate(&target, ticket).await?;
 
-        let (operation, label, answer) = match document {
-            JobDocument::Bytes(pdf) => {
-                let mut request = new_request(Operation::PrintJob, &target)?;
-                add_ticket(&mut request, ticket)?;
-                (Operation::PrintJob, "Print-Job", self.exchange(&target, request, Some(&pdf)).await?)
+        // A printer busy with another job says so (server-error-busy); like other IPP clients we
+        // wait and send again, with a growing pause, for a bounded time.
+        let give_up = tokio::time::Instant::now() + BUSY_PATIENCE;
+        let mut pause = Duration::from_millis(25);
+        let (operation, label, answer) = loop {
+            let (operation, label, answer) = match &document {
+                JobDocument::Bytes(pdf) => {
+                    let mut request = new_request(Operation::PrintJob, &target)?;
+                    add_ticket(&mut request, ticket)?;
+                    (Operation::PrintJob, "Print-Job", self.exchange(&target, request, Some(pdf)).await?)
+                }
+                JobDocument::Pull(source) => {
+                    check_pull_url(&source.url, source.expires_at)?;
+                    let mut request = new_request(Operation::PrintUri, &target)?;
+                    let uri = IppValue::new_uri(source.url.as_str())
+                        .map_err(|_| CoreError::InvalidArgument("the document URL is longer than IPP allows".into()))?;
+                    add(&mut request, DelimiterTag::OperationAttributes, "document-uri", uri)?;
+                    add_ticket(&mut request, ticket)?;
+                    (Operation::PrintUri, "Print-URI", self.exchange(&target, request, None).await?)
+                }
+            };
+            if status_code(&answer) != STATUS_BUSY || tokio::time::Instant::now() + pause > give_up {
+                break (operation, label, answer);
             }
-            JobDocument::Pull(source) => {
-                check_pull_url(&source.url, source.expires_at)?;
-                let mut request = new_request(Operation::PrintUri, &target)?;
-                let uri = IppValue::new_uri(source.url.as_str())
-                    .map_err(|_| CoreError::InvalidArgument("the document URL is longer than IPP allows".into()))?;
-                add(&mut request, DelimiterTag::OperationAttributes, "document-uri", uri)?;
-                add_ticket(&mut request, ticket)?;
-                (Operation::PrintUri, "Print-URI", self.exchange(&target, request, None).await?)
-            }
+            tracing::debug!(printer = %target.address, "printer busy; sending the job again shortly");
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(500));
         };
         check_job_answer(&target, label, &answer, ticket)?;
         let job_id = job_value(&answer, "job-id").and_then(|value| value.as_integer().copied());

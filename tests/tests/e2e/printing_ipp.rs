@@ -222,3 +222,31 @@ async fn an_ipp_printer_pulls_its_document_once_with_print_uri() {
     stream.read_to_string(&mut response).await.unwrap();
     assert!(response.starts_with("HTTP/1.1 410"), "{response}");
 }
+
+#[tokio::test]
+async fn jobs_sent_to_a_busy_printer_wait_their_turn() {
+    let printer = TestPrinter::builder().processing_time(Duration::from_millis(300)).start().await.unwrap();
+    let (core, _dir) = core_for(&printer.uri, None, "ipp_push").await;
+    let channel = core.channel().await;
+    let mut sessions = Vec::new();
+    for _ in 0..4 {
+        let token = start_session(&channel, "mfd-ipp").await;
+        let (file_id, _) = finalized_card(&core, &channel, &token).await;
+        sessions.push((token, file_id));
+    }
+    // All four at once: the printer answers server-error-busy while it prints the first.
+    let submitted = futures::future::join_all(sessions.iter().map(|(token, file_id)| {
+        let channel = channel.clone();
+        let (token, file_id) = (token.clone(), file_id.clone());
+        async move {
+            let job = print(&channel).submit_job(authed(&token, submit_file(&file_id))).await;
+            (token, job.map(|r| r.into_inner().job.unwrap()))
+        }
+    }))
+    .await;
+    for (token, job) in submitted {
+        let job = job.expect("a busy printer is waited for, not reported as a failure");
+        assert_eq!(watch_to_end(&channel, &token, &job.id).await.last().unwrap().state(), pb::JobState::Completed);
+    }
+    assert_eq!(printer.spooled_files().unwrap().len(), 4, "every job reached the printer once");
+}
