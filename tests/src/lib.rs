@@ -7,8 +7,10 @@
 //! - `pki`: throwaway CAs and client certificates for mTLS tests.
 //! - `ipp`: `TestPrinter`, a real IPP printer (ippeveprinter) on loopback.
 //! - `client`: channels and session helpers.
+//! - `gateway`: `TestGateway`, the running weblet-gateway, and grpc-web clients over HTTP/1.1 and h2.
 
 pub mod client;
 pub mod core;
+pub mod gateway;
 pub mod ipp;
 pub mod pki;

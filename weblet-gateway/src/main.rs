@@ -1,2 +1,67 @@
-//! `weblet-gateway` (being built).
-fn main() {}
+//! `weblet-gateway`: parses the configuration, binds, announces readiness, serves until SIGINT or
+//! SIGTERM. Everything else lives in the library.
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use tracing_subscriber::EnvFilter;
+use weblet_gateway::config::{BrowserTls, Cli, Config};
+use weblet_gateway::{RouterOptions, router, serve, tls};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .init();
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("weblet-gateway: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let config = Config::resolve(Cli::parse())?;
+    let server_tls = match &config.tls {
+        BrowserTls::Files { cert, key } => Some(tls::server_config(cert, key)?),
+        BrowserTls::Plaintext => None,
+    };
+    let upstream = tls::upstream_channel(&config.upstream, config.upstream_ca.as_deref())?;
+    let app = router(RouterOptions {
+        upstream,
+        allowed_origins: config.allowed_origins.clone(),
+        max_message_bytes: config.max_message_bytes,
+        max_concurrent_calls: config.max_concurrent_calls,
+        weblet_dir: config.weblet_dir.clone(),
+    });
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let addr = listener.local_addr()?;
+    // Handlers first, so a signal right after the ready line is not lost.
+    let shutdown = shutdown_signal()?;
+    let scheme = if server_tls.is_some() { "https" } else { "http" };
+    tracing::info!(%addr, upstream = %config.upstream, weblet_dir = %config.weblet_dir.display(), "gateway ready");
+    #[allow(clippy::print_stdout)]
+    {
+        println!("weblet-gateway listening on {scheme}://{addr}");
+        println!("open {scheme}://localhost:{}/ in a browser", addr.port());
+    }
+    serve(listener, app, server_tls, shutdown).await
+}
+
+/// Resolves on the first SIGINT or SIGTERM.
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        tracing::info!("shutting down");
+    })
+}

@@ -2,6 +2,7 @@
 
 mod catalog;
 mod customization;
+mod gateway;
 mod grpcurl;
 mod ipp_printer;
 mod printing;
@@ -11,3 +12,4 @@ mod sessions;
 mod startup;
 mod tls;
 mod usage;
+mod weblet;

@@ -1,0 +1,390 @@
+//! `TestGateway`: starts the real `weblet-gateway` binary in front of a `TestCore` and stops it when
+//! dropped; `WebClient` speaks grpc-web to it over TLS with HTTP/1.1 or HTTP/2 forced by ALPN, and
+//! decodes the frames itself (no grpc-web client library is trusted as the oracle).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use base64::Engine as _;
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+use tokio_rustls::TlsConnector;
+
+use crate::core::TestCore;
+
+/// How long the gateway may take to say it is listening.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The request body type of `WebClient`.
+pub type ReqBody = BoxBody<Bytes, std::io::Error>;
+
+/// Options for a gateway under test; each becomes a flag.
+#[derive(Default)]
+pub struct GatewayBuilder {
+    args: Vec<String>,
+    weblet_dir: Option<PathBuf>,
+}
+
+impl GatewayBuilder {
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    pub fn allowed_origin(self, origin: &str) -> Self {
+        self.arg("--allowed-origin").arg(origin)
+    }
+
+    pub fn weblet_dir(mut self, dir: &Path) -> Self {
+        self.weblet_dir = Some(dir.to_path_buf());
+        self
+    }
+
+    /// Starts the binary in front of `core`, trusting its development CA and showing browsers
+    /// the core's localhost certificate.
+    pub async fn spawn(self, core: &TestCore) -> anyhow::Result<TestGateway> {
+        let temp = tempfile::tempdir()?;
+        let ca = core.dev_ca.clone().context("the core must run with its development CA")?;
+        let tls = core.data_dir.join("tls");
+        let weblet_dir = self.weblet_dir.clone().unwrap_or_else(|| temp.path().join("weblet"));
+        std::fs::create_dir_all(&weblet_dir)?;
+        let log_path = temp.path().join("gateway.log");
+        let mut command = Command::new(gateway_binary()?);
+        command
+            .args(["--listen", "127.0.0.1:0", "--upstream", &format!("https://{}", core.addr), "--upstream-ca"])
+            .arg(&ca)
+            .arg("--tls-cert")
+            .arg(tls.join("localhost.pem"))
+            .arg("--tls-key")
+            .arg(tls.join("localhost.key"))
+            .arg("--weblet-dir")
+            .arg(&weblet_dir)
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log_path)?)
+            .kill_on_drop(true);
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("PODCONNECT_") {
+                command.env_remove(&key);
+            }
+        }
+        let mut child = command.spawn().context("cannot start weblet-gateway")?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = tokio::time::timeout(START_TIMEOUT, async {
+            while let Some(line) = lines.next_line().await? {
+                if let Some(rest) = line.strip_prefix("weblet-gateway listening on https://") {
+                    return anyhow::Ok(Some(rest.to_owned()));
+                }
+            }
+            anyhow::Ok(None)
+        })
+        .await
+        .context("the gateway did not report listening in time")??;
+        let Some(addr) = addr else {
+            let status = child.wait().await?;
+            bail!("the gateway exited ({status}):\n{}", std::fs::read_to_string(&log_path).unwrap_or_default());
+        };
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(TestGateway { addr: addr.parse()?, ca, log_path, child, _temp: temp })
+    }
+}
+
+/// A running gateway. Dropping it kills the process.
+pub struct TestGateway {
+    pub addr: std::net::SocketAddr,
+    /// The CA that signed the gateway's certificate.
+    pub ca: PathBuf,
+    log_path: PathBuf,
+    child: Child,
+    _temp: tempfile::TempDir,
+}
+
+impl TestGateway {
+    pub async fn start(core: &TestCore) -> TestGateway {
+        GatewayBuilder::default().spawn(core).await.expect("the gateway starts")
+    }
+
+    pub fn builder() -> GatewayBuilder {
+        GatewayBuilder::default()
+    }
+
+    /// What the gateway logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// One TLS connection with `http` forced by ALPN.
+    pub async fn client(&self, http: Http) -> WebClient {
+        WebClient::connect(self.addr, &self.ca, http).await.expect("the gateway accepts a TLS connection")
+    }
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+/// The `weblet-gateway` binary next to this test executable.
+pub fn gateway_binary() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let profile_dir = exe.parent().and_then(Path::parent).context("unexpected test executable location")?;
+    let binary = profile_dir.join("weblet-gateway");
+    anyhow::ensure!(binary.exists(), "{} is missing: run `cargo build --workspace --bins`", binary.display());
+    Ok(binary)
+}
+
+/// The HTTP version a client forces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Http {
+    H1,
+    H2,
+}
+
+/// The grpc-web wire mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Binary,
+    Text,
+}
+
+impl Mode {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Mode::Binary => "application/grpc-web+proto",
+            Mode::Text => "application/grpc-web-text",
+        }
+    }
+}
+
+enum Sender {
+    H1(hyper::client::conn::http1::SendRequest<ReqBody>),
+    H2(hyper::client::conn::http2::SendRequest<ReqBody>),
+}
+
+/// One connection to the gateway.
+pub struct WebClient {
+    sender: Sender,
+    authority: String,
+}
+
+impl WebClient {
+    pub async fn connect(addr: std::net::SocketAddr, ca: &Path, http: Http) -> anyhow::Result<WebClient> {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(ca)? {
+            roots.add(cert?)?;
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![match http {
+            Http::H1 => b"http/1.1".to_vec(),
+            Http::H2 => b"h2".to_vec(),
+        }];
+        let tcp = TcpStream::connect(addr).await?;
+        tcp.set_nodelay(true)?;
+        let tls = TlsConnector::from(Arc::new(config)).connect(ServerName::try_from("localhost")?, tcp).await?;
+        let negotiated = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
+        let io = TokioIo::new(tls);
+        let sender = match http {
+            Http::H1 => {
+                anyhow::ensure!(negotiated.as_deref() == Some(b"http/1.1"), "ALPN did not pick http/1.1");
+                let (sender, connection) = hyper::client::conn::http1::handshake(io).await?;
+                tokio::spawn(connection);
+                Sender::H1(sender)
+            }
+            Http::H2 => {
+                anyhow::ensure!(negotiated.as_deref() == Some(b"h2"), "ALPN did not pick h2");
+                let (sender, connection) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io).await?;
+                tokio::spawn(connection);
+                Sender::H2(sender)
+            }
+        };
+        Ok(WebClient { sender, authority: format!("localhost:{}", addr.port()) })
+    }
+
+    /// Another handle on the same HTTP/2 connection (calls multiplex); `None` over HTTP/1.1.
+    pub fn multiplexed(&self) -> Option<WebClient> {
+        match &self.sender {
+            Sender::H2(sender) => {
+                Some(WebClient { sender: Sender::H2(sender.clone()), authority: self.authority.clone() })
+            }
+            Sender::H1(_) => None,
+        }
+    }
+
+    /// A request builder for `path` on this gateway.
+    pub fn request(&self, method: Method, path: &str) -> http::request::Builder {
+        let builder = Request::builder().method(method);
+        match self.sender {
+            Sender::H1(_) => builder.uri(path).header(http::header::HOST, &self.authority),
+            Sender::H2(_) => builder.uri(format!("https://{}{path}", self.authority)),
+        }
+    }
+
+    /// Sends a request and returns the response with its body unread.
+    pub async fn send(&mut self, request: Request<ReqBody>) -> anyhow::Result<Response<Incoming>> {
+        Ok(match &mut self.sender {
+            Sender::H1(sender) => {
+                sender.ready().await?;
+                sender.send_request(request).await?
+            }
+            Sender::H2(sender) => {
+                sender.ready().await?;
+                sender.send_request(request).await?
+            }
+        })
+    }
+
+    /// Sends a request with a whole body and reads the whole reply.
+    pub async fn fetch(&mut self, request: Request<ReqBody>) -> anyhow::Result<(StatusCode, HeaderMap, Bytes)> {
+        let response = self.send(request).await?;
+        let (parts, body) = response.into_parts();
+        let body = tokio::time::timeout(Duration::from_secs(20), body.collect()).await??.to_bytes();
+        Ok((parts.status, parts.headers, body))
+    }
+
+    /// A grpc-web call with one request message, read to its end.
+    pub async fn call(
+        &mut self,
+        path: &str,
+        token: Option<&str>,
+        message: &impl prost::Message,
+        mode: Mode,
+    ) -> anyhow::Result<WebReply> {
+        let mut request = self.request(Method::POST, path).header("content-type", mode.content_type());
+        request = request.header("x-grpc-web", "1");
+        if mode == Mode::Text {
+            request = request.header("accept", "application/grpc-web-text");
+        }
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let body = encode_body(&frame(0, &message.encode_to_vec()), mode);
+        let (status, headers, body) = self.fetch(request.body(full(body))?).await?;
+        WebReply::parse(status, headers, &body, mode)
+    }
+}
+
+/// A whole request body.
+pub fn full(bytes: impl Into<Bytes>) -> ReqBody {
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+}
+
+/// One gRPC frame: flag, big-endian length, payload.
+pub fn frame(flag: u8, payload: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(5 + payload.len());
+    out.put_u8(flag);
+    out.put_u32(payload.len() as u32);
+    out.put_slice(payload);
+    out.freeze()
+}
+
+/// The body as sent in `mode`.
+pub fn encode_body(frames: &[u8], mode: Mode) -> Bytes {
+    match mode {
+        Mode::Binary => Bytes::copy_from_slice(frames),
+        Mode::Text => base64::engine::general_purpose::STANDARD.encode(frames).into(),
+    }
+}
+
+/// A grpc-web reply taken apart: HTTP status and headers, messages, and the trailer frame.
+#[derive(Debug)]
+pub struct WebReply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub messages: Vec<Bytes>,
+    /// The trailer frame's entries; `None` if the body had none.
+    pub trailers: Option<HashMap<String, String>>,
+}
+
+impl WebReply {
+    pub fn parse(status: StatusCode, headers: HeaderMap, body: &[u8], mode: Mode) -> anyhow::Result<WebReply> {
+        let bytes = match mode {
+            Mode::Binary => Bytes::copy_from_slice(body),
+            Mode::Text => decode_text(body)?,
+        };
+        let mut bytes = bytes;
+        let mut messages = Vec::new();
+        let mut trailers = None;
+        while bytes.has_remaining() {
+            anyhow::ensure!(bytes.remaining() >= 5, "a truncated frame header");
+            let flag = bytes.get_u8();
+            let len = bytes.get_u32() as usize;
+            anyhow::ensure!(bytes.remaining() >= len, "a truncated frame");
+            let payload = bytes.split_to(len);
+            if flag & 0x80 != 0 {
+                anyhow::ensure!(trailers.is_none(), "two trailer frames");
+                let text = std::str::from_utf8(&payload)?;
+                let mut map = HashMap::new();
+                for line in text.split("\r\n").filter(|line| !line.is_empty()) {
+                    let (key, value) = line.split_once(':').context("a trailer line without ':'")?;
+                    map.insert(key.trim().to_owned(), value.trim().to_owned());
+                }
+                trailers = Some(map);
+            } else {
+                anyhow::ensure!(trailers.is_none(), "a message after the trailer frame");
+                messages.push(payload);
+            }
+        }
+        Ok(WebReply { status, headers, messages, trailers })
+    }
+
+    /// The grpc-status of the trailer frame.
+    pub fn grpc_status(&self) -> Option<i32> {
+        self.trailers.as_ref()?.get("grpc-status")?.parse().ok()
+    }
+
+    /// The grpc-status given in the HTTP headers (trailers-only replies).
+    pub fn header_status(&self) -> Option<i32> {
+        self.headers.get("grpc-status")?.to_str().ok()?.parse().ok()
+    }
+
+    pub fn grpc_message(&self) -> Option<&str> {
+        self.trailers.as_ref()?.get("grpc-message").map(String::as_str)
+    }
+
+    /// The single message decoded as `M`.
+    pub fn message<M: prost::Message + Default>(&self) -> M {
+        assert_eq!(self.messages.len(), 1, "one message expected: {self:?}");
+        M::decode(self.messages[0].clone()).expect("the message decodes")
+    }
+}
+
+/// Base64 as a server may send it: each flushed chunk padded on its own.
+pub fn decode_text(body: &[u8]) -> anyhow::Result<Bytes> {
+    let engine = &base64::engine::general_purpose::STANDARD;
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    while i < body.len() {
+        if body[i] == b'=' {
+            while i < body.len() && body[i] == b'=' {
+                i += 1;
+            }
+            out.extend(engine.decode(&body[start..i])?);
+            start = i;
+        } else {
+            i += 1;
+        }
+    }
+    out.extend(engine.decode(&body[start..])?);
+    Ok(out.into())
+}

@@ -1,0 +1,128 @@
+//! The gateway's configuration: clap flags with `PODCONNECT_GATEWAY_*` environment variables,
+//! resolved once into `Config` with typed fields and the development defaults filled in.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context as _, bail};
+use clap::Parser;
+use http::HeaderValue;
+
+/// grpc-web gateway of podconnect: serves the weblet to the printer's browser over HTTPS and
+/// forwards its grpc-web calls to the core over gRPC with TLS.
+#[derive(Debug, Parser)]
+#[command(name = "weblet-gateway", version)]
+pub struct Cli {
+    /// Address browsers connect to.
+    #[arg(long, env = "PODCONNECT_GATEWAY_LISTEN", default_value = "127.0.0.1:8443")]
+    pub listen: SocketAddr,
+
+    /// The core's gRPC address (https://, or http:// for a core run with --insecure-plaintext).
+    #[arg(long, env = "PODCONNECT_GATEWAY_UPSTREAM", default_value = "https://127.0.0.1:50443")]
+    pub upstream: String,
+
+    /// CA certificate (PEM) trusted for the core [default: <core-data-dir>/tls/dev-ca.pem].
+    #[arg(long, env = "PODCONNECT_GATEWAY_UPSTREAM_CA")]
+    pub upstream_ca: Option<PathBuf>,
+
+    /// The core's data folder, where its development CA lives (used for the defaults of
+    /// --tls-cert, --tls-key and --upstream-ca).
+    #[arg(long, env = "PODCONNECT_GATEWAY_CORE_DATA_DIR", default_value = ".data/podconnect")]
+    pub core_data_dir: PathBuf,
+
+    /// Certificate chain (PEM) shown to browsers [default: <core-data-dir>/tls/localhost.pem].
+    #[arg(long, env = "PODCONNECT_GATEWAY_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// Private key (PEM) of --tls-cert [default: <core-data-dir>/tls/localhost.key].
+    #[arg(long, env = "PODCONNECT_GATEWAY_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Serve browsers over plain HTTP instead of HTTPS (development only).
+    #[arg(long, env = "PODCONNECT_GATEWAY_INSECURE_PLAINTEXT")]
+    pub insecure_plaintext: bool,
+
+    /// An origin (e.g. https://mfd.example:8443) whose pages may call the gateway cross-origin;
+    /// repeatable. The weblet served by the gateway itself needs none.
+    #[arg(long = "allowed-origin", env = "PODCONNECT_GATEWAY_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
+    /// Largest request message accepted, in bytes (checked from the frame header).
+    #[arg(long, env = "PODCONNECT_GATEWAY_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_message_bytes: usize,
+
+    /// Calls in flight at once (streams included); more are refused at once with RESOURCE_EXHAUSTED.
+    #[arg(long, env = "PODCONNECT_GATEWAY_MAX_CONCURRENT_CALLS", default_value_t = 512)]
+    pub max_concurrent_calls: usize,
+
+    /// Folder of the weblet's built files.
+    #[arg(long, env = "PODCONNECT_GATEWAY_WEBLET_DIR", default_value = default_weblet_dir())]
+    pub weblet_dir: PathBuf,
+}
+
+/// Browser-facing TLS files, or none.
+#[derive(Debug, Clone)]
+pub enum BrowserTls {
+    Files { cert: PathBuf, key: PathBuf },
+    Plaintext,
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub upstream: String,
+    pub upstream_ca: Option<PathBuf>,
+    pub tls: BrowserTls,
+    pub allowed_origins: Vec<HeaderValue>,
+    pub max_message_bytes: usize,
+    pub max_concurrent_calls: usize,
+    pub weblet_dir: PathBuf,
+}
+
+impl Config {
+    pub fn resolve(cli: Cli) -> anyhow::Result<Config> {
+        let dev_tls = cli.core_data_dir.join("tls");
+        let tls = if cli.insecure_plaintext {
+            BrowserTls::Plaintext
+        } else {
+            BrowserTls::Files {
+                cert: cli.tls_cert.unwrap_or_else(|| dev_tls.join("localhost.pem")),
+                key: cli.tls_key.unwrap_or_else(|| dev_tls.join("localhost.key")),
+            }
+        };
+        let upstream_ca = match cli.upstream_ca {
+            Some(ca) => Some(ca),
+            None if cli.upstream.starts_with("https://") => Some(dev_tls.join("dev-ca.pem")),
+            None => None,
+        };
+        if !cli.upstream.starts_with("https://") && !cli.upstream.starts_with("http://") {
+            bail!("--upstream must start with https:// or http://");
+        }
+        let mut allowed_origins = Vec::new();
+        for origin in &cli.allowed_origins {
+            if origin == "*" || !(origin.starts_with("https://") || origin.starts_with("http://")) {
+                bail!("--allowed-origin must be a scheme://host[:port] origin, not {origin:?}");
+            }
+            let origin = origin.trim_end_matches('/');
+            allowed_origins.push(HeaderValue::from_str(origin).with_context(|| format!("bad origin {origin:?}"))?);
+        }
+        if cli.max_concurrent_calls == 0 || cli.max_message_bytes == 0 {
+            bail!("--max-concurrent-calls and --max-message-bytes must be positive");
+        }
+        Ok(Config {
+            listen: cli.listen,
+            upstream: cli.upstream,
+            upstream_ca,
+            tls,
+            allowed_origins,
+            max_message_bytes: cli.max_message_bytes,
+            max_concurrent_calls: cli.max_concurrent_calls,
+            weblet_dir: cli.weblet_dir,
+        })
+    }
+}
+
+fn default_weblet_dir() -> &'static str {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/weblet/dist")
+}

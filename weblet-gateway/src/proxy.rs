@@ -1,0 +1,369 @@
+//! The generic forwarder: any `POST /<package.Service>/<Method>` (already turned into plain gRPC by
+//! tonic-web) goes to the core over the pooled TLS channel, bodies streaming both ways. No method
+//! is written out here, so a new RPC needs no gateway change. It also holds the per-call limits:
+//! message size from the frame header, concurrent calls, and `grpc-timeout` over the whole call.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, Bytes};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Uri, Version, header};
+use http_body::{Frame, SizeHint};
+use http_body_util::BodyExt as _;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Sleep;
+use tonic::body::Body;
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+use tower::{Service, ServiceExt as _};
+
+use crate::error::{GatewayError, rescue};
+use crate::metrics::Metrics;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The forwarder's shared state.
+pub struct Proxy {
+    channel: Channel,
+    max_message_bytes: usize,
+    max_calls: usize,
+    calls: Arc<Semaphore>,
+    metrics: Arc<Metrics>,
+}
+
+impl Proxy {
+    pub fn new(channel: Channel, max_message_bytes: usize, max_calls: usize, metrics: Arc<Metrics>) -> Proxy {
+        Proxy { channel, max_message_bytes, max_calls, calls: Arc::new(Semaphore::new(max_calls)), metrics }
+    }
+
+    /// Forwards one call; every failure is rescued into a gRPC answer, so this never fails.
+    pub async fn forward(self: Arc<Self>, request: Request<Body>) -> Response<Body> {
+        let path = request.uri().path().to_owned();
+        let mut call = CallRecord::start(self.metrics.clone(), self.metrics.method_label(&path));
+        // Load shedding: a caller over the cap is told at once instead of queueing.
+        let Ok(permit) = self.calls.clone().try_acquire_owned() else {
+            let err = GatewayError::Overloaded(self.max_calls);
+            call.finish(err.public_status().code());
+            return rescue(&path, &err);
+        };
+        call.permit = Some(permit);
+        let deadline = grpc_timeout(request.headers()).map(|timeout| tokio::time::Instant::now() + timeout);
+
+        let started = self.clone().start_call(request);
+        let outcome = match deadline {
+            Some(deadline) => {
+                tokio::time::timeout_at(deadline, started).await.unwrap_or(Err(GatewayError::DeadlineExceeded))
+            }
+            None => started.await,
+        };
+        match outcome {
+            Ok(response) => {
+                // Trailers-only: the call is over already, and its empty body may never be polled.
+                if let Some(status) = Status::from_header_map(response.headers()) {
+                    call.finish(status.code());
+                    return response;
+                }
+                let (parts, body) = response.into_parts();
+                let body = Guarded {
+                    inner: body,
+                    call: Some(call),
+                    deadline: deadline.map(|at| Box::pin(tokio::time::sleep_until(at))),
+                    done: false,
+                };
+                Response::from_parts(parts, Body::new(body))
+            }
+            Err(err) => {
+                call.finish(err.public_status().code());
+                rescue(&path, &err)
+            }
+        }
+    }
+
+    /// Reads the first frame header (refusing an oversized message before its body), then sends
+    /// the call upstream and waits for the response headers.
+    async fn start_call(self: Arc<Self>, request: Request<Body>) -> Result<Response<Body>, GatewayError> {
+        let (mut parts, body) = request.into_parts();
+        let mut body = FrameLimit::new(body, self.max_message_bytes);
+        let mut prefix = VecDeque::new();
+        let mut seen = 0;
+        while seen < 5 {
+            let Some(frame) = body.frame().await else { break };
+            let frame = frame.map_err(|err| match err.downcast::<FrameTooLarge>() {
+                Ok(too_large) => {
+                    GatewayError::MessageTooLarge { announced: too_large.0, limit: self.max_message_bytes }
+                }
+                Err(err) => GatewayError::MalformedBody(err.to_string()),
+            })?;
+            if let Ok(data) = frame.into_data() {
+                seen += data.len();
+                prefix.push_back(data);
+            }
+        }
+
+        // The core gets only the path: query parameters (e.g. `$httpHeaders`) stay here.
+        let path = parts.uri.path().to_owned();
+        parts.uri = Uri::try_from(path).map_err(|err| GatewayError::MalformedBody(err.to_string()))?;
+        parts.version = Version::HTTP_2;
+        sanitize_request_headers(&mut parts.headers);
+        let upstream = Request::from_parts(parts, Body::new(Prefixed { prefix, inner: body }));
+
+        let response =
+            self.channel.clone().oneshot(upstream).await.map_err(|err| GatewayError::Upstream(err.into()))?;
+        if response.status() != StatusCode::OK && Status::from_header_map(response.headers()).is_none() {
+            return Err(GatewayError::UpstreamHttp(response.status()));
+        }
+        Ok(response)
+    }
+}
+
+/// A `tower::Service` view of the forwarder, for tonic-web to wrap.
+#[derive(Clone)]
+pub struct ProxyService(pub Arc<Proxy>);
+
+impl Service<Request<Body>> for ProxyService {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let proxy = self.0.clone();
+        Box::pin(async move { Ok(proxy.forward(request).await) })
+    }
+}
+
+/// Hop-by-hop and browser-only headers never go to the core.
+fn sanitize_request_headers(headers: &mut HeaderMap) {
+    for name in ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "host", "cookie"] {
+        headers.remove(name);
+    }
+    headers.remove(header::CONTENT_LENGTH);
+    headers.remove(header::ACCEPT);
+    headers.remove(header::ACCEPT_ENCODING);
+    // grpc-web has no per-message compression: ask the core for plain frames.
+    headers.insert("grpc-accept-encoding", HeaderValue::from_static("identity"));
+}
+
+/// The `grpc-timeout` header (`<digits><unit>`, at most 8 digits), if present and well formed.
+pub fn grpc_timeout(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get("grpc-timeout")?.to_str().ok()?;
+    if value.len() < 2 || value.len() > 9 {
+        return None;
+    }
+    let (digits, unit) = value.split_at(value.len() - 1);
+    let amount: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(amount.saturating_mul(3600)),
+        "M" => Duration::from_secs(amount.saturating_mul(60)),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
+    })
+}
+
+/// One call's bookkeeping: metrics on the way out, and the concurrency permit while it runs.
+struct CallRecord {
+    metrics: Arc<Metrics>,
+    method: String,
+    started: Instant,
+    permit: Option<OwnedSemaphorePermit>,
+    finished: bool,
+}
+
+impl CallRecord {
+    fn start(metrics: Arc<Metrics>, method: String) -> CallRecord {
+        metrics.call_started();
+        CallRecord { metrics, method, started: Instant::now(), permit: None, finished: false }
+    }
+
+    fn finish(&mut self, code: Code) {
+        if !self.finished {
+            self.finished = true;
+            self.metrics.call_finished(&self.method, code, self.started.elapsed());
+            self.permit = None;
+        }
+    }
+}
+
+impl Drop for CallRecord {
+    fn drop(&mut self) {
+        // The browser went away before the end.
+        self.finish(Code::Cancelled);
+    }
+}
+
+/// Announced a frame larger than the limit.
+#[derive(Debug)]
+struct FrameTooLarge(u64);
+
+impl std::fmt::Display for FrameTooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "a frame announces {} bytes", self.0)
+    }
+}
+
+impl std::error::Error for FrameTooLarge {}
+
+/// Follows the gRPC framing of a request body and fails as soon as a header announces more than
+/// the limit, before that message's bytes are read.
+struct FrameLimit {
+    inner: Body,
+    limit: usize,
+    header: [u8; 5],
+    header_len: usize,
+    remaining: u64,
+}
+
+impl FrameLimit {
+    fn new(inner: Body, limit: usize) -> FrameLimit {
+        FrameLimit { inner, limit, header: [0; 5], header_len: 0, remaining: 0 }
+    }
+
+    fn check(&mut self, mut data: &[u8]) -> Result<(), FrameTooLarge> {
+        while !data.is_empty() {
+            if self.remaining > 0 {
+                let take = (self.remaining.min(data.len() as u64)) as usize;
+                self.remaining -= take as u64;
+                data.advance(take);
+                continue;
+            }
+            self.header[self.header_len] = data[0];
+            self.header_len += 1;
+            data.advance(1);
+            if self.header_len == 5 {
+                self.header_len = 0;
+                let announced =
+                    u64::from(u32::from_be_bytes([self.header[1], self.header[2], self.header[3], self.header[4]]));
+                if announced > self.limit as u64 {
+                    return Err(FrameTooLarge(announced));
+                }
+                self.remaining = announced;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl http_body::Body for FrameLimit {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let frame = ready!(Pin::new(&mut self.inner).poll_frame(cx));
+        match frame {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    let data = data.clone();
+                    self.check(&data)?;
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Some(Err(err)) => Poll::Ready(Some(Err(err.into()))),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+}
+
+/// The bytes read ahead to check the first frame header, then the rest of the body.
+struct Prefixed {
+    prefix: VecDeque<Bytes>,
+    inner: FrameLimit,
+}
+
+impl http_body::Body for Prefixed {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if let Some(data) = self.prefix.pop_front() {
+            return Poll::Ready(Some(Ok(Frame::data(data))));
+        }
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.prefix.is_empty() && self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}
+
+/// The core's response body on its way to the browser: ends with a status whatever happens
+/// (deadline passed, core gone mid-stream), and records the call when it ends.
+struct Guarded {
+    inner: Body,
+    call: Option<CallRecord>,
+    deadline: Option<Pin<Box<Sleep>>>,
+    done: bool,
+}
+
+impl Guarded {
+    fn end_with(&mut self, err: &GatewayError) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        let status = err.public_status();
+        let method = self.call.as_ref().map(|call| call.method.clone()).unwrap_or_default();
+        tracing::warn!(method, error = %err, "call ended at the gateway");
+        self.finish(status.code());
+        let mut trailers = HeaderMap::new();
+        let _ = status.add_header(&mut trailers);
+        Poll::Ready(Some(Ok(Frame::trailers(trailers))))
+    }
+
+    fn finish(&mut self, code: Code) {
+        self.done = true;
+        if let Some(mut call) = self.call.take() {
+            call.finish(code);
+        }
+    }
+}
+
+impl http_body::Body for Guarded {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        if let Some(deadline) = self.deadline.as_mut()
+            && deadline.as_mut().poll(cx).is_ready()
+        {
+            return self.end_with(&GatewayError::DeadlineExceeded);
+        }
+        match ready!(Pin::new(&mut self.inner).poll_frame(cx)) {
+            Some(Ok(frame)) => {
+                if let Some(trailers) = frame.trailers_ref() {
+                    let code = Status::from_header_map(trailers).map_or(Code::Unknown, |status| status.code());
+                    self.finish(code);
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Some(Err(err)) => self.end_with(&GatewayError::Upstream(err.to_string().into())),
+            None => {
+                if self.call.is_some() {
+                    return self.end_with(&GatewayError::Upstream("the core ended the call without a status".into()));
+                }
+                Poll::Ready(None)
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done
+    }
+}
