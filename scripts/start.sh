@@ -20,7 +20,7 @@ stop() {
 trap stop EXIT INT TERM
 
 # The core says where it listens once it is ready; wait for that line, not for a fixed time.
-./target/release/podconnect-server \
+./target/release/podconnect-server --pull-base-url https://localhost:8443/print-files \
     >"$core_out" 2>"$logs/core.log" &
 pids+=($!)
 for _ in $(seq 1 600); do

@@ -57,6 +57,8 @@ pub struct Ready {
     pub products: usize,
     /// Where printers download pulled documents.
     pub pull_addr: SocketAddr,
+    /// Whether the pull-link listener speaks TLS.
+    pub pull_tls: bool,
     /// From the call of `run` to SERVING.
     pub startup: std::time::Duration,
     /// The running services, for in-process tests that must look behind the wire.
@@ -218,6 +220,7 @@ pub async fn run(
         storefront: storefront_name,
         products,
         pull_addr,
+        pull_tls: tls_config.is_some() && !printing.pull_plaintext,
         startup: started.elapsed(),
         services: Services { sessions: sessions.clone(), customization },
     };

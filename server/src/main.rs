@@ -61,6 +61,7 @@ fn announce(ready: &Ready) {
         "serving"
     );
     println!("podconnect-server listening on {scheme}://{}", ready.addr);
+    println!("pull links: {}://{}/print-files", if ready.pull_tls { "https" } else { "http" }, ready.pull_addr);
     if let Some(ca) = &ready.dev_ca {
         println!(
             "development CA: {} (for example: grpcurl -cacert {} {} list)",

@@ -81,6 +81,7 @@ impl CoreBuilder {
         let stdout = child.stdout.take().expect("stdout is piped");
         let mut lines = BufReader::new(stdout).lines();
         let mut dev_ca = None;
+        let mut pull_addr = None;
         let addr = tokio::time::timeout(START_TIMEOUT, async {
             let mut addr = None;
             while let Some(line) = lines.next_line().await? {
@@ -93,6 +94,9 @@ impl CoreBuilder {
                     if scheme == "http" || !dev.exists() {
                         break;
                     }
+                } else if let Some(rest) = line.strip_prefix("pull links: ") {
+                    let host = rest.split("://").nth(1).and_then(|r| r.split('/').next()).unwrap_or_default();
+                    pull_addr = host.parse().ok();
                 } else if let Some(rest) = line.strip_prefix("development CA: ") {
                     dev_ca = rest.split(" (").next().map(PathBuf::from);
                     break;
@@ -111,6 +115,7 @@ impl CoreBuilder {
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Ok(TestCore {
             addr: addr.parse()?,
+            pull_addr,
             dev_ca,
             data_dir,
             log_path: Some(log_path),
@@ -159,6 +164,7 @@ impl CoreBuilder {
         };
         Ok(TestCore {
             addr: ready.addr,
+            pull_addr: Some(ready.pull_addr),
             dev_ca: ready.dev_ca,
             data_dir,
             log_path: None,
@@ -178,6 +184,8 @@ enum Running {
 /// A running core. Dropping it stops the server.
 pub struct TestCore {
     pub addr: std::net::SocketAddr,
+    /// The core's pull-link listener (over TLS unless started with --pull-plaintext).
+    pub pull_addr: Option<std::net::SocketAddr>,
     /// The development CA the core generated (absent with --insecure-plaintext or --tls-cert).
     pub dev_ca: Option<PathBuf>,
     pub data_dir: PathBuf,

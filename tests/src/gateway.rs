@@ -72,6 +72,7 @@ impl GatewayBuilder {
             .arg(tls.join("localhost.key"))
             .arg("--weblet-dir")
             .arg(&weblet_dir)
+            .args(core.pull_addr.map(|a| ["--pull-upstream".to_string(), format!("https://{a}")]).into_iter().flatten())
             .args(&self.args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

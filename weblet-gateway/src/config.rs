@@ -25,6 +25,11 @@ pub struct Cli {
     #[arg(long, env = "PODCONNECT_GATEWAY_UPSTREAM_CA")]
     pub upstream_ca: Option<PathBuf>,
 
+    /// The core's pull-link listener, where printers that pull fetch their documents through the
+    /// gateway (`/print-files/...`); trusted with --upstream-ca when https.
+    #[arg(long, env = "PODCONNECT_GATEWAY_PULL_UPSTREAM", default_value = "https://127.0.0.1:50480")]
+    pub pull_upstream: String,
+
     /// The core's data folder, where its development CA lives (used for the defaults of
     /// --tls-cert, --tls-key and --upstream-ca).
     #[arg(long, env = "PODCONNECT_GATEWAY_CORE_DATA_DIR", default_value = ".data/podconnect")]
@@ -73,6 +78,7 @@ pub struct Config {
     pub listen: SocketAddr,
     pub upstream: String,
     pub upstream_ca: Option<PathBuf>,
+    pub pull_upstream: String,
     pub tls: BrowserTls,
     pub allowed_origins: Vec<HeaderValue>,
     pub max_message_bytes: usize,
@@ -93,7 +99,9 @@ impl Config {
         };
         let upstream_ca = match cli.upstream_ca {
             Some(ca) => Some(ca),
-            None if cli.upstream.starts_with("https://") => Some(dev_tls.join("dev-ca.pem")),
+            None if cli.upstream.starts_with("https://") || cli.pull_upstream.starts_with("https://") => {
+                Some(dev_tls.join("dev-ca.pem"))
+            }
             None => None,
         };
         if !cli.upstream.starts_with("https://") && !cli.upstream.starts_with("http://") {
@@ -114,6 +122,7 @@ impl Config {
             listen: cli.listen,
             upstream: cli.upstream,
             upstream_ca,
+            pull_upstream: cli.pull_upstream,
             tls,
             allowed_origins,
             max_message_bytes: cli.max_message_bytes,

@@ -7,6 +7,7 @@
 //! - `error`: `GatewayError` and `rescue`, the one place failures become grpc-web answers.
 //! - `statics`: the weblet's files with their security and cache headers.
 //! - `health`, `metrics`: `/healthz` and `/metrics`.
+//! - `pull`: one-time print-file downloads for printers that pull, passed to the core.
 //! - `tls`: rustls toward browsers, the TLS channel toward the core.
 
 pub mod config;
@@ -14,6 +15,7 @@ pub mod error;
 pub mod health;
 pub mod metrics;
 pub mod proxy;
+pub mod pull;
 pub mod statics;
 pub mod tls;
 pub mod web;
@@ -52,6 +54,7 @@ pub struct RouterOptions {
     pub max_message_bytes: usize,
     pub max_concurrent_calls: usize,
     pub weblet_dir: PathBuf,
+    pub pull: pull::PullForwarder,
 }
 
 /// The whole gateway as one service, built without binding anything.
@@ -61,6 +64,7 @@ pub struct Router {
     files: HttpService,
     upstream: Channel,
     metrics: Arc<Metrics>,
+    pull: pull::PullForwarder,
 }
 
 pub fn router(options: RouterOptions) -> Router {
@@ -72,6 +76,7 @@ pub fn router(options: RouterOptions) -> Router {
         files: statics::static_service(&options.weblet_dir),
         upstream: options.upstream,
         metrics,
+        pull: options.pull,
     }
 }
 
@@ -82,6 +87,9 @@ impl Router {
         if path.starts_with(RPC_PREFIX) {
             let Ok(response) = self.rpc.oneshot(request).await;
             return response;
+        }
+        if path.starts_with(pull::PREFIX) {
+            return self.pull.forward(request).await;
         }
         match path {
             "/healthz" => health::healthz(self.upstream).await,

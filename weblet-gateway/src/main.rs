@@ -37,6 +37,7 @@ async fn run() -> anyhow::Result<()> {
         max_message_bytes: config.max_message_bytes,
         max_concurrent_calls: config.max_concurrent_calls,
         weblet_dir: config.weblet_dir.clone(),
+        pull: weblet_gateway::pull::PullForwarder::new(&config.pull_upstream, config.upstream_ca.as_deref())?,
     });
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;

@@ -376,3 +376,49 @@ async fn grpc_timeout_bounds_a_whole_server_stream() {
     assert_eq!(reply.grpc_status(), Some(4), "DEADLINE_EXCEEDED in the trailer frame: {reply:?}");
     assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
 }
+
+#[tokio::test]
+async fn printers_pull_their_document_through_the_gateway_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let devices = dir.path().join("devices.toml");
+    std::fs::write(
+        &devices,
+        "[[device]]\nid = \"gateway-test\"\ndisplay_name = \"EIP device\"\nmodel = \"Xerox VersaLink C7130\"\ndelivery = \"device_pull\"\n",
+    )
+    .unwrap();
+    let core = TestCore::builder().arg("--devices").arg(devices.to_str().unwrap()).spawn().await.unwrap();
+    let gateway = TestGateway::start(&core).await;
+    let mut client = gateway.client(Http::H1).await;
+    let token = session(&mut client, Mode::Binary).await;
+
+    let create = pb::CreateDraftRequest { product_id: "fire-action-notice".into(), ..Default::default() };
+    let reply = client
+        .call("/podconnect.v1.CustomizationService/CreateDraft", Some(&token), &create, Mode::Binary)
+        .await
+        .unwrap();
+    let draft = reply.message::<pb::CreateDraftResponse>().draft.unwrap();
+    let submit = pb::SubmitJobRequest {
+        document: Some(pb::submit_job_request::Document::DraftId(draft.id)),
+        copies: 1,
+        ..Default::default()
+    };
+    let reply =
+        client.call("/podconnect.v1.PrintService/SubmitJob", Some(&token), &submit, Mode::Binary).await.unwrap();
+    assert_eq!(reply.grpc_status(), Some(0), "{reply:?}");
+    let link = reply.message::<pb::SubmitJobResponse>().pull_delivery.unwrap().document_url;
+    let path = format!("/print-files/{}", link.rsplit('/').next().unwrap());
+
+    // The printer asks the gateway, which passes the one-time link to the core.
+    let (status, headers, body) =
+        client.fetch(client.request(Method::GET, &path).body(full(Bytes::new())).unwrap()).await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], "application/pdf");
+    let shipped = server::config::default_storefront_dir().join("products/fire-action-notice/document.pdf");
+    assert_eq!(body, std::fs::read(shipped).unwrap());
+    let (status, _, _) =
+        client.fetch(client.request(Method::GET, &path).body(full(Bytes::new())).unwrap()).await.unwrap();
+    assert_eq!(status, StatusCode::GONE, "the link works once, through the gateway too");
+    let (status, _, _) =
+        client.fetch(client.request(Method::PUT, &path).body(full(Bytes::new())).unwrap()).await.unwrap();
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+}

@@ -148,6 +148,9 @@ try {
     await t(`category-${CATEGORY}`).waitFor();
     const tiles = await t("category-list").locator("[data-category-id]").count();
     check(tiles >= 2, `expected the category tiles, found ${tiles}`);
+    // From navigation start to tappable category tiles (session started, categories loaded).
+    const firstScreenMs = await page.evaluate(() => Math.round(performance.now()));
+    log(`first screen usable after ${firstScreenMs} ms (navigation start to category tiles)`);
   });
 
   await step("category", async () => {
