@@ -2,7 +2,6 @@
 //! configuration and broken storefronts (exit code and a message naming the culprit), graceful
 //! shutdown on SIGTERM, no secrets in its logs, and configuration files taking effect.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -11,10 +10,8 @@ use proto::v1 as pb;
 use proto::v1::usage_service_client::UsageServiceClient;
 use tests::client::{authed, catalog, sessions};
 use tests::core::{TestCore, server_binary};
-use tokio::io::{AsyncBufReadExt as _, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 use tonic::Code;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 
 /// How long a server that is expected to stop on its own may take.
 const EXIT_TIMEOUT: Duration = Duration::from_secs(20);
@@ -73,79 +70,6 @@ fn copy_sample_storefront(dir: &Path) -> PathBuf {
     let target = dir.join("storefront");
     copy(&server::config::default_storefront_dir(), &target);
     target
-}
-
-/// The binary started directly (not through `TestCore`), so that its log can still be read after
-/// it has exited.
-struct RunningBinary {
-    child: Child,
-    addr: SocketAddr,
-    dev_ca: PathBuf,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl RunningBinary {
-    async fn start(args: &[&str], env: &[(&str, &str)]) -> RunningBinary {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("stderr.log");
-        let mut command = server_command();
-        command
-            .args(["--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir.path().join("data"))
-            .args(args)
-            .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap());
-        let mut child = command.spawn().expect("the binary starts");
-        let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
-        let (mut addr, mut dev_ca) = (None, None);
-        tokio::time::timeout(EXIT_TIMEOUT, async {
-            while let Some(line) = lines.next_line().await.expect("read stdout") {
-                if let Some(rest) = line.strip_prefix("podconnect-server listening on https://") {
-                    addr = Some(rest.parse::<SocketAddr>().expect("an address"));
-                } else if let Some(rest) = line.strip_prefix("development CA: ") {
-                    dev_ca = rest.split(" (").next().map(PathBuf::from);
-                    break;
-                }
-            }
-        })
-        .await
-        .expect("the server says where it listens in time");
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        let log_text = std::fs::read_to_string(&log).unwrap_or_default();
-        RunningBinary {
-            child,
-            addr: addr.unwrap_or_else(|| panic!("no listening line; log:\n{log_text}")),
-            dev_ca: dev_ca.unwrap_or_else(|| panic!("no development CA line; log:\n{log_text}")),
-            log,
-            _dir: dir,
-        }
-    }
-
-    async fn channel(&self) -> Channel {
-        let ca = std::fs::read_to_string(&self.dev_ca).expect("the CA file");
-        let tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca)).domain_name("localhost");
-        Channel::from_shared(format!("https://{}", self.addr))
-            .unwrap()
-            .tls_config(tls)
-            .unwrap()
-            .connect()
-            .await
-            .expect("the core accepts a TLS connection")
-    }
-
-    /// Sends SIGTERM, waits for the exit, and returns the exit code and everything logged.
-    async fn terminate(mut self) -> (Option<i32>, String) {
-        let pid = self.child.id().expect("still running").to_string();
-        let kill = Command::new("kill").args(["-TERM", &pid]).status().await.expect("run kill");
-        assert!(kill.success(), "kill -TERM {pid} failed");
-        let status = tokio::time::timeout(EXIT_TIMEOUT, self.child.wait())
-            .await
-            .expect("the server stops in time after SIGTERM")
-            .expect("wait for the server");
-        (status.code(), std::fs::read_to_string(&self.log).unwrap_or_default())
-    }
 }
 
 #[tokio::test]
@@ -236,7 +160,7 @@ async fn a_broken_storefront_stops_the_start_and_names_the_file() {
 
 #[tokio::test]
 async fn sigterm_shuts_down_gracefully() {
-    let core = RunningBinary::start(&[], &[]).await;
+    let core = TestCore::builder().spawn().await.expect("the core starts");
     let channel = core.channel().await;
     let token = sessions(&channel)
         .start_session(pb::StartSessionRequest { device_id: "printer-1".into(), ..Default::default() })
@@ -246,7 +170,7 @@ async fn sigterm_shuts_down_gracefully() {
         .session_token;
     assert!(!token.is_empty());
 
-    let (code, log) = core.terminate().await;
+    let (code, log) = core.terminate_with_log().await.expect("the core stops after SIGTERM");
     assert_eq!(code, Some(0), "a graceful shutdown exits 0; log:\n{log}");
     assert!(log.contains("shutting down"), "the log must say the server is shutting down:\n{log}");
 }
@@ -255,7 +179,13 @@ async fn sigterm_shuts_down_gracefully() {
 async fn secrets_never_reach_the_log() {
     const OPERATOR_TOKEN: &str = "startup-e2e-operator-token-41c7d2e98ab35f06";
     const WRONG_OPERATOR_TOKEN: &str = "startup-e2e-operator-token-41c7d2e98ab35f07";
-    let core = RunningBinary::start(&["--log", "debug"], &[("PODCONNECT_OPERATOR_TOKEN", OPERATOR_TOKEN)]).await;
+    let core = TestCore::builder()
+        .arg("--log")
+        .arg("debug")
+        .env("PODCONNECT_OPERATOR_TOKEN", OPERATOR_TOKEN)
+        .spawn()
+        .await
+        .expect("the core starts");
     let channel = core.channel().await;
 
     let token = sessions(&channel)
@@ -283,7 +213,7 @@ async fn secrets_never_reach_the_log() {
     let closed = catalog(&channel).list_categories(authed(&token, pb::ListCategoriesRequest {})).await;
     assert_eq!(closed.expect_err("a closed session").code(), Code::Unauthenticated);
 
-    let (code, log) = core.terminate().await;
+    let (code, log) = core.terminate_with_log().await.expect("the core stops after SIGTERM");
     assert_eq!(code, Some(0));
     assert!(log.contains("DEBUG"), "the debug filter took effect, so the test looks at a verbose log:\n{log}");
     for (what, secret) in [
