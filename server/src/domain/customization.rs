@@ -5,19 +5,17 @@
 //! Drafts and print files live in the session's encrypted ephemeral data.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use async_trait::async_trait;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::domain::catalog::{Product, ProductId, ProductKind, Shopper, Storefront, TrimSize};
-use crate::domain::crypto::random_bytes;
 use crate::domain::error::{CoreError, CoreResult};
 use crate::domain::form::{FieldError, Form, Values, check_quantity};
+use crate::domain::records::{check_id, from_ms, new_id, now_ms};
 use crate::domain::session::{Session, SessionManager};
 use crate::domain::usage::{UsageEvent, UsageKind, UsageSink};
 
@@ -441,28 +439,4 @@ fn file_key(id: &str) -> String {
 
 fn file_meta_key(id: &str) -> String {
     format!("file-meta/{id}")
-}
-
-/// A random 128-bit id, base64url (22 characters).
-fn new_id() -> String {
-    URL_SAFE_NO_PAD.encode(random_bytes::<16>())
-}
-
-fn check_id(field: &str, id: &str) -> CoreResult<()> {
-    let ok = id.len() == 22 && URL_SAFE_NO_PAD.decode(id).is_ok_and(|b| b.len() == 16);
-    if id.is_empty() {
-        return Err(CoreError::InvalidArgument(format!("{field} is required")));
-    }
-    if !ok {
-        return Err(CoreError::InvalidArgument(format!("{field} is not an id this server issued")));
-    }
-    Ok(())
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64
-}
-
-fn from_ms(ms: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(ms)
 }

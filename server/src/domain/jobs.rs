@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -23,6 +23,7 @@ use crate::domain::printing::{
     Capabilities, ColorMode, DeliveryMode, Device, DeviceStore, JobDocument, JobState, JobTicket, Media, Printer,
     PrinterJobRef, PrinterJobStatus, PullSource, Sides,
 };
+use crate::domain::records::{check_id, from_ms, new_id, now_ms};
 use crate::domain::session::{Session, SessionManager};
 use crate::domain::usage::{JobOutcome, UsageEvent, UsageKind, UsageSink};
 
@@ -317,7 +318,7 @@ impl Jobs {
 
         let now = now_ms();
         let mut job = Job {
-            id: URL_SAFE_NO_PAD.encode(random_bytes::<16>()),
+            id: new_id(),
             state: JobState::Pending,
             reasons: vec!["job-incoming".into()],
             message: "Sending the document to the printer".into(),
@@ -398,7 +399,7 @@ impl Jobs {
     /// The job now, then every change until it ends. Subscribes before reading, so no change is
     /// missed between the two.
     pub async fn watch(&self, session: &Session, job_id: &str) -> CoreResult<(Job, Option<broadcast::Receiver<Job>>)> {
-        check_id(job_id)?;
+        check_id("job_id", job_id)?;
         let receiver = self.hub.sender(job_id).subscribe();
         let job = self.load(session, job_id).await?;
         Ok((job.clone(), (!job.state.is_terminal()).then_some(receiver)))
@@ -595,7 +596,7 @@ impl Jobs {
     }
 
     async fn load(&self, session: &Session, job_id: &str) -> CoreResult<Job> {
-        check_id(job_id)?;
+        check_id("job_id", job_id)?;
         let bytes = self
             .sessions
             .data(session)
@@ -700,16 +701,6 @@ fn describe(state: JobState) -> &'static str {
     }
 }
 
-fn check_id(id: &str) -> CoreResult<()> {
-    if id.is_empty() {
-        return Err(CoreError::InvalidArgument("job_id is required".into()));
-    }
-    if id.len() != 22 || URL_SAFE_NO_PAD.decode(id).is_err() {
-        return Err(CoreError::InvalidArgument("job_id is not an id this server issued".into()));
-    }
-    Ok(())
-}
-
 fn check_request_id(id: &str) -> CoreResult<()> {
     let ok = !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
     if ok {
@@ -725,12 +716,4 @@ fn job_key(id: &str) -> String {
 
 fn request_key(id: &str) -> String {
     format!("job-request/{id}")
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64
-}
-
-fn from_ms(ms: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(ms)
 }

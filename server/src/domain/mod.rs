@@ -9,5 +9,6 @@ pub mod error;
 pub mod form;
 pub mod jobs;
 pub mod printing;
+pub mod records;
 pub mod session;
 pub mod usage;
