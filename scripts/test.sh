@@ -8,12 +8,13 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "installing test tools (apt: poppler-utils, cups-ipp-utils, avahi-daemon, dbus, chromium)"
+step "installing test tools (apt: poppler-utils, cups-ipp-utils, avahi-daemon, dbus, chromium, libnss3-tools)"
 # poppler checks PDFs; ippeveprinter is the real IPP printer the printing tests drive, and it needs
 # an Avahi daemon (the tests start one on loopback only); Chromium runs the weblet's browser test.
 need=()
 for tool in pdfinfo:poppler-utils pdffonts:poppler-utils pdftotext:poppler-utils \
-    ippeveprinter:cups-ipp-utils avahi-daemon:avahi-daemon dbus-daemon:dbus chromium:chromium; do
+    ippeveprinter:cups-ipp-utils avahi-daemon:avahi-daemon dbus-daemon:dbus chromium:chromium \
+    certutil:libnss3-tools; do
     command -v "${tool%%:*}" >/dev/null || [ -x "/usr/sbin/${tool%%:*}" ] || need+=("${tool##*:}")
 done
 if [ "${#need[@]}" -gt 0 ]; then

@@ -1,6 +1,8 @@
 //! The weblet in a real browser: the real core, the real gateway serving the committed weblet bundle,
 //! and headless Chromium driven by `weblet-gateway/weblet/tests/flow.mjs` (playwright-core) through
-//! browse, customize, preview, print and exit, ending with nothing kept in the browser.
+//! browse, customize, preview, print and exit, ending with nothing kept in the browser. The browser
+//! trusts the gateway's development CA through a throw-away NSS database under a temporary HOME,
+//! and first proves it refuses the gateway without it.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -17,9 +19,26 @@ fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ lives in the workspace").to_path_buf()
 }
 
-/// Node, Chromium and the weblet's node_modules, or a panic that says how to get them. The test
-/// command installs all three; a missing one is a failure, never a skip.
-fn browser_tools(weblet: &Path) -> (PathBuf, PathBuf) {
+/// `certutil` (NSS), which puts the development CA in the browser's NSS database: `$CERTUTIL` or the
+/// first one on `PATH`, or a panic that says how to get it.
+fn certutil() -> PathBuf {
+    let found = std::env::var_os("CERTUTIL").map(PathBuf::from).or_else(|| {
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+            .map(|dir| dir.join("certutil"))
+            .find(|path| path.is_file())
+    });
+    match found {
+        Some(path) if path.is_file() => path,
+        other => panic!(
+            "certutil is missing ({other:?}): install it (apt-get install -y --no-install-recommends libnss3-tools) \
+             or set CERTUTIL"
+        ),
+    }
+}
+
+/// Node, Chromium, certutil and the weblet's node_modules, or a panic that says how to get them. The
+/// test command installs all four; a missing one is a failure, never a skip.
+fn browser_tools(weblet: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let node = std::env::var_os("NODE").map_or_else(|| PathBuf::from("node"), PathBuf::from);
     let version = std::process::Command::new(&node).arg("--version").output();
     assert!(
@@ -38,13 +57,13 @@ fn browser_tools(weblet: &Path) -> (PathBuf, PathBuf) {
         "{}/node_modules/playwright-core is missing: run `npm ci` in weblet-gateway/weblet",
         weblet.display()
     );
-    (node, chromium)
+    (node, chromium, certutil())
 }
 
 #[tokio::test]
 async fn a_person_prints_a_customized_business_card_in_a_real_browser_and_leaves_nothing_behind() {
     let weblet = workspace().join("weblet-gateway/weblet");
-    let (node, chromium) = browser_tools(&weblet);
+    let (node, chromium, certutil) = browser_tools(&weblet);
     let core = TestCore::builder()
         .arg("--spool-print-time")
         .arg("500ms")
@@ -57,6 +76,9 @@ async fn a_person_prints_a_customized_business_card_in_a_real_browser_and_leaves
         TestGateway::builder().weblet_dir(&weblet.join("dist")).spawn(&core).await.expect("the gateway starts");
     let url = format!("https://localhost:{}/?device=mfd-lobby", gateway.addr.port());
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("artifacts/weblet");
+    // The browser's HOME: flow.mjs makes its NSS database ($HOME/.pki/nssdb) there and trusts the
+    // gateway's CA in it, as a kiosk's IT team would; removed below, and on any panic by the drop.
+    let home = tempfile::Builder::new().prefix("weblet-browser-home-").tempdir().expect("a temporary HOME");
 
     let started = Instant::now();
     let run = Command::new(&node)
@@ -67,6 +89,12 @@ async fn a_person_prints_a_customized_business_card_in_a_real_browser_and_leaves
         .arg(&out)
         .arg("--chromium")
         .arg(&chromium)
+        .arg("--ca")
+        .arg(&gateway.ca)
+        .arg("--home")
+        .arg(home.path())
+        .arg("--certutil")
+        .arg(&certutil)
         .current_dir(&weblet)
         .stdin(Stdio::null())
         .kill_on_drop(true)
@@ -91,5 +119,12 @@ async fn a_person_prints_a_customized_business_card_in_a_real_browser_and_leaves
         gateway.log(),
         core.log()
     );
+    // The walk's success came from trusting the CA, not from ignoring certificate errors.
+    for proof in ["refused without the CA: net::ERR_CERT_AUTHORITY_INVALID", "trusted via NSS"] {
+        assert!(stdout.contains(proof), "the browser walk did not report {proof:?}\n--- stdout\n{stdout}");
+    }
+    let home_path = home.path().to_path_buf();
+    home.close().expect("the browser's temporary HOME is removed");
+    assert!(!home_path.exists(), "{} is still there", home_path.display());
     println!("browser walk passed in {:.1?}\n{stdout}", started.elapsed());
 }

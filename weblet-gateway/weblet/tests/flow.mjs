@@ -3,10 +3,22 @@
 // exit, then proves the browser kept nothing (no cookies, storage or IndexedDB). Any console error
 // or page error (CSP violations included) fails the run. One numbered screenshot per step.
 //
+// The browser trusts the gateway's development CA the way a kiosk's IT team would make it: the CA
+// goes into the NSS database under the browser's HOME ($HOME/.pki/nssdb, where Chromium on Linux
+// looks for locally trusted roots), and certificate errors are never ignored. Before the CA goes
+// in, the same browser setup must refuse the gateway with net::ERR_CERT_AUTHORITY_INVALID, which
+// proves the walk's success comes from that trust and nothing else.
+//
 // Usage: node tests/flow.mjs [--url https://localhost:8443/?device=mfd-lobby] [--out DIR]
-//        [--chromium /usr/bin/chromium]
+//        [--chromium /usr/bin/chromium] [--ca ../../.data/podconnect/tls/dev-ca.pem]
+//        [--home EMPTY-DIR] [--certutil certutil]
+// --home is the browser's HOME (its NSS database goes in there); without it a temporary folder is
+// made and removed at the end. certutil comes from Debian's libnss3-tools.
 // Exits 0 when every step passed, 1 with a message on stderr otherwise.
-import { mkdirSync, readdirSync, rmSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { X509Certificate } from "node:crypto";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 
@@ -15,6 +27,9 @@ const { values: opts } = parseArgs({
     url: { type: "string", default: "https://localhost:8443/?device=mfd-lobby" },
     out: { type: "string", default: "../../tests/artifacts/weblet" },
     chromium: { type: "string", default: process.env.CHROMIUM || "/usr/bin/chromium" },
+    ca: { type: "string", default: "../../.data/podconnect/tls/dev-ca.pem" },
+    home: { type: "string" },
+    certutil: { type: "string", default: process.env.CERTUTIL || "certutil" },
   },
 });
 
@@ -46,9 +61,18 @@ try {
   process.exit(1);
 }
 
+/** The nickname of the CA in the browser's NSS database. */
+const CA_NICKNAME = "podconnect-dev-ca";
+const caFile = resolve(opts.ca);
+/** The browser's HOME: the caller's folder, or one of ours that `cleanUp` removes. */
+const ownHome = !opts.home;
+const home = ownHome ? mkdtempSync(join(tmpdir(), "weblet-browser-home-")) : resolve(opts.home);
+const nssdb = `sql:${join(home, ".pki", "nssdb")}`;
+
 // A hard stop, whatever hangs: the harness above waits for us with its own bound.
 const watchdog = setTimeout(() => {
   console.error(`flow: FAILED: the whole run took longer than ${OVERALL / 1000} s`);
+  if (ownHome) rmSync(home, { recursive: true, force: true });
   process.exit(1);
 }, OVERALL);
 
@@ -60,6 +84,8 @@ let reported = false;
 const calls = [];
 
 let browser;
+/** The browser that must refuse the gateway before the CA is trusted. */
+let untrusted;
 let context;
 let page;
 let shotNo = 0;
@@ -88,9 +114,21 @@ async function step(name, fn) {
 
 const t = (id) => page.getByTestId(id);
 
-try {
-  browser = await chromium.launch({
+/** Runs certutil on the browser's NSS database; its output, or a Failure saying what it said. */
+function certutil(...args) {
+  try {
+    return execFileSync(opts.certutil, [...args, "-d", nssdb], { encoding: "utf8", timeout: 10_000, stdio: "pipe" });
+  } catch (e) {
+    const said = `${e.stdout || ""}${e.stderr || ""}`.trim();
+    throw new Failure(`certutil ${args.join(" ")} failed: ${e.message}${said ? `\n${said}` : ""}`);
+  }
+}
+
+/** Chromium with HOME pointing at the throw-away NSS database; certificate errors are not ignored. */
+const launch = () =>
+  chromium.launch({
     executablePath: opts.chromium,
+    env: { ...process.env, HOME: home },
     args: [
       "--no-sandbox",
       "--disable-gpu",
@@ -102,13 +140,58 @@ try {
     ],
     timeout: 30_000,
   });
+
+/** Closes whatever browser is still open and removes a HOME of our own. */
+async function cleanUp() {
+  await untrusted?.close().catch(() => {});
+  await browser?.close().catch(() => {});
+  clearTimeout(watchdog);
+  if (ownHome) rmSync(home, { recursive: true, force: true });
+}
+
+try {
+  const caPem = (() => {
+    try {
+      return readFileSync(caFile, "utf8");
+    } catch (e) {
+      throw new Failure(`cannot read the gateway's CA ${caFile}: ${e.message}`);
+    }
+  })();
+  const caSubject = new X509Certificate(caPem).subject;
+  // An empty HOME, so nothing but the CA added below can make the browser trust the gateway.
+  mkdirSync(home, { recursive: true });
+  check(readdirSync(home).length === 0, `the browser's HOME ${home} is not empty`);
+  mkdirSync(join(home, ".pki", "nssdb"), { recursive: true, mode: 0o700 });
+  certutil("-N", "--empty-password");
+
+  log("step: untrusted");
+  untrusted = await launch();
+  log(`chromium ${untrusted.version()}, HOME ${home}`);
+  const refusal = await (async () => {
+    const probe = await (await untrusted.newContext()).newPage();
+    try {
+      const response = await probe.goto(opts.url, { waitUntil: "commit", timeout: STEP });
+      return `a page (HTTP ${response && response.status()})`;
+    } catch (e) {
+      return e.message.split("\n")[0];
+    }
+  })();
+  await untrusted.close();
+  untrusted = undefined;
+  check(
+    refusal.includes("net::ERR_CERT_AUTHORITY_INVALID"),
+    `without the CA the browser should refuse the gateway with net::ERR_CERT_AUTHORITY_INVALID, got: ${refusal}`,
+  );
+  log(`refused without the CA: net::ERR_CERT_AUTHORITY_INVALID`);
+
+  certutil("-A", "-n", CA_NICKNAME, "-t", "C,,", "-i", caFile);
+  const listed = certutil("-L");
+  check(listed.includes(CA_NICKNAME), `the NSS database does not list ${CA_NICKNAME}:\n${listed}`);
+  log(`trusted ${caSubject.replace(/\n/g, ", ")} in ${nssdb} as ${CA_NICKNAME}`);
+
+  browser = await launch();
   log(`chromium ${browser.version()}`);
-  // The gateway shows the core's development certificate; the test does not install its CA.
-  context = await browser.newContext({
-    viewport: { width: 800, height: 480 },
-    hasTouch: true,
-    ignoreHTTPSErrors: true,
-  });
+  context = await browser.newContext({ viewport: { width: 800, height: 480 }, hasTouch: true });
   context.setDefaultTimeout(STEP);
   // CSP violations also reach the console, but report them explicitly, with what was blocked.
   await context.addInitScript(() => {
@@ -144,6 +227,13 @@ try {
       (response.headers()["content-security-policy"] || "").includes("default-src"),
       "the page came without a Content-Security-Policy",
     );
+    // The certificate was verified, not waved through: its issuer is the CA trusted above.
+    const tls = await response.securityDetails();
+    check(
+      tls && tls.issuer && caSubject.split("\n").includes(`CN=${tls.issuer}`),
+      `the page's certificate was not issued by ${caSubject}: ${JSON.stringify(tls)}`,
+    );
+    log(`certificate for ${tls.subjectName} issued by ${tls.issuer} (${tls.protocol}), trusted via NSS`);
     await t("screen-home").waitFor();
     await t(`category-${CATEGORY}`).waitFor();
     const tiles = await t("category-list").locator("[data-category-id]").count();
@@ -331,9 +421,7 @@ try {
       // the page is gone: nothing more to show
     }
   }
-  await browser?.close().catch(() => {});
-  clearTimeout(watchdog);
+  await cleanUp();
   process.exit(1);
 }
-await browser.close();
-clearTimeout(watchdog);
+await cleanUp();
