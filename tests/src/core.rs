@@ -216,6 +216,14 @@ impl TestCore {
         self.services.as_ref().expect("only in-process cores expose their services")
     }
 
+    /// The binary's process id (`None` for an in-process core or one that exited).
+    pub fn pid(&self) -> Option<u32> {
+        match &self.running {
+            Running::Process(child) => child.id(),
+            Running::Task { .. } => None,
+        }
+    }
+
     /// What the binary wrote to standard error so far.
     pub fn log(&self) -> String {
         self.log_path.as_ref().map(|p| std::fs::read_to_string(p).unwrap_or_default()).unwrap_or_default()

@@ -124,6 +124,11 @@ impl TestGateway {
         GatewayBuilder::default()
     }
 
+    /// The process id (`None` once it exited).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// What the gateway logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()

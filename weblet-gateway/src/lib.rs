@@ -88,11 +88,13 @@ impl Router {
             let Ok(response) = self.rpc.oneshot(request).await;
             return response;
         }
+        // The rarer routes are boxed: hyper moves this future into a task for every request, and
+        // inline their state would make every RPC's future several kilobytes.
         if path.starts_with(pull::PREFIX) {
-            return self.pull.forward(request).await;
+            return Box::pin(self.pull.forward(request)).await;
         }
         match path {
-            "/healthz" => health::healthz(self.upstream).await,
+            "/healthz" => Box::pin(health::healthz(self.upstream)).await,
             "/metrics" => {
                 let mut response = Response::new(Body::new(http_body_util::Full::new(self.metrics.render().into())));
                 response.headers_mut().insert(

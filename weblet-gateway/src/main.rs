@@ -3,18 +3,30 @@
 
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::Parser as _;
 use tracing_subscriber::EnvFilter;
 use weblet_gateway::config::{BrowserTls, Cli, Config};
 use weblet_gateway::{RouterOptions, router, serve, tls};
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
         .init();
-    match run().await {
+    let result = Config::resolve(Cli::parse()).and_then(|config| {
+        // One thread: a current-thread runtime, where a call's tasks wake each other without
+        // crossing threads; more: tokio's work-stealing pool.
+        let mut runtime = if config.worker_threads == 1 {
+            tokio::runtime::Builder::new_current_thread()
+        } else {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(config.worker_threads);
+            builder
+        };
+        runtime.enable_all().build().context("cannot start the async runtime")?.block_on(run(config))
+    });
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("weblet-gateway: {err:#}");
@@ -23,9 +35,8 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run() -> anyhow::Result<()> {
+async fn run(config: Config) -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let config = Config::resolve(Cli::parse())?;
     let server_tls = match &config.tls {
         BrowserTls::Files { cert, key } => Some(tls::server_config(cert, key)?),
         BrowserTls::Plaintext => None,

@@ -1,8 +1,10 @@
 //! Prometheus metrics: calls per method and final gRPC status, call latency per method, calls in
 //! flight. Method labels come from the contract's descriptor so a caller cannot invent labels.
+//! Each method's series are looked up once and kept, so a call allocates nothing and takes no lock.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::atomic::AtomicI64;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -27,13 +29,36 @@ struct MethodLabels {
 
 type HistogramFamily = Family<MethodLabels, Histogram, fn() -> Histogram>;
 
+/// gRPC has 17 status codes, 0 to 16.
+const CODES: usize = 17;
+
 /// The gateway's metrics and their registry.
 pub struct Metrics {
     registry: Registry,
     calls: Family<CallLabels, Counter>,
     latency: HistogramFamily,
     in_flight: Gauge<i64, AtomicI64>,
-    known_methods: HashSet<String>,
+    methods: HashMap<String, Arc<MethodMetrics>>,
+    other: Arc<MethodMetrics>,
+}
+
+/// One method's series, created on first use (so `/metrics` lists only what happened) and then
+/// shared: prometheus-client's handles are reference-counted.
+pub struct MethodMetrics {
+    label: String,
+    latency: OnceLock<Histogram>,
+    calls: [OnceLock<Counter>; CODES],
+}
+
+impl MethodMetrics {
+    fn new(label: String) -> Arc<MethodMetrics> {
+        Arc::new(MethodMetrics { label, latency: OnceLock::new(), calls: std::array::from_fn(|_| OnceLock::new()) })
+    }
+
+    /// The method's label: its path, or "other".
+    pub fn label(&self) -> &str {
+        &self.label
+    }
 }
 
 impl Metrics {
@@ -50,23 +75,29 @@ impl Metrics {
             latency.clone(),
         );
         registry.register("grpc_calls_in_flight", "Calls in flight", in_flight.clone());
-        Metrics { registry, calls, latency, in_flight, known_methods: contract_methods() }
+        let methods = contract_methods().into_iter().map(|path| (path.clone(), MethodMetrics::new(path))).collect();
+        Metrics { registry, calls, latency, in_flight, methods, other: MethodMetrics::new("other".to_owned()) }
     }
 
-    /// The label for a request path: the path itself when the contract has it, else "other".
-    pub fn method_label(&self, path: &str) -> String {
-        if self.known_methods.contains(path) { path.to_owned() } else { "other".to_owned() }
+    /// The series of a request path: its own when the contract has it, else those of "other".
+    pub fn method(&self, path: &str) -> Arc<MethodMetrics> {
+        self.methods.get(path).unwrap_or(&self.other).clone()
     }
 
     pub fn call_started(&self) {
         self.in_flight.inc();
     }
 
-    pub fn call_finished(&self, method: &str, code: Code, elapsed: Duration) {
+    pub fn call_finished(&self, method: &MethodMetrics, code: Code, elapsed: Duration) {
         self.in_flight.dec();
-        let code = format!("{code:?}");
-        self.calls.get_or_create(&CallLabels { method: method.to_owned(), code }).inc();
-        self.latency.get_or_create(&MethodLabels { method: method.to_owned() }).observe(elapsed.as_secs_f64());
+        let calls = method.calls[(code as usize).min(CODES - 1)].get_or_init(|| {
+            self.calls.get_or_create(&CallLabels { method: method.label.clone(), code: format!("{code:?}") }).clone()
+        });
+        calls.inc();
+        let latency = method
+            .latency
+            .get_or_init(|| self.latency.get_or_create(&MethodLabels { method: method.label.clone() }).clone());
+        latency.observe(elapsed.as_secs_f64());
     }
 
     /// The OpenMetrics text exposition.
@@ -85,15 +116,15 @@ impl Default for Metrics {
 }
 
 /// Every `/<package.Service>/<Method>` of the compiled contract.
-fn contract_methods() -> HashSet<String> {
+fn contract_methods() -> Vec<String> {
     let Ok(set) = prost_types::FileDescriptorSet::decode(proto::FILE_DESCRIPTOR_SET) else {
-        return HashSet::new();
+        return Vec::new();
     };
-    let mut methods = HashSet::new();
+    let mut methods = Vec::new();
     for file in &set.file {
         for service in &file.service {
             for method in &service.method {
-                methods.insert(format!("/{}.{}/{}", file.package(), service.name(), method.name()));
+                methods.push(format!("/{}.{}/{}", file.package(), service.name(), method.name()));
             }
         }
     }

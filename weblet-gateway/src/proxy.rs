@@ -12,7 +12,7 @@ use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes};
-use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Uri, Version, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri, Version, header};
 use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt as _;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -23,7 +23,7 @@ use tonic::{Code, Status};
 use tower::{Service, ServiceExt as _};
 
 use crate::error::{GatewayError, rescue};
-use crate::metrics::Metrics;
+use crate::metrics::{MethodMetrics, Metrics};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -44,7 +44,7 @@ impl Proxy {
     /// Forwards one call; every failure is rescued into a gRPC answer, so this never fails.
     pub async fn forward(self: Arc<Self>, request: Request<Body>) -> Response<Body> {
         let path = request.uri().path().to_owned();
-        let mut call = CallRecord::start(self.metrics.clone(), self.metrics.method_label(&path));
+        let mut call = CallRecord::start(self.metrics.clone(), self.metrics.method(&path));
         // Load shedding: a caller over the cap is told at once instead of queueing.
         let Ok(permit) = self.calls.clone().try_acquire_owned() else {
             let err = GatewayError::Overloaded(self.max_calls);
@@ -142,14 +142,26 @@ impl Service<Request<Body>> for ProxyService {
 
 /// Hop-by-hop and browser-only headers never go to the core.
 fn sanitize_request_headers(headers: &mut HeaderMap) {
-    for name in ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "host", "cookie"] {
+    // Named constants, not strings: a string is parsed into a header name on every call.
+    const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+    const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+    for name in [
+        header::CONNECTION,
+        KEEP_ALIVE,
+        PROXY_CONNECTION,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+        header::HOST,
+        header::COOKIE,
+        header::CONTENT_LENGTH,
+        header::ACCEPT,
+        header::ACCEPT_ENCODING,
+    ] {
         headers.remove(name);
     }
-    headers.remove(header::CONTENT_LENGTH);
-    headers.remove(header::ACCEPT);
-    headers.remove(header::ACCEPT_ENCODING);
     // grpc-web has no per-message compression: ask the core for plain frames.
-    headers.insert("grpc-accept-encoding", HeaderValue::from_static("identity"));
+    const GRPC_ACCEPT_ENCODING: HeaderName = HeaderName::from_static("grpc-accept-encoding");
+    headers.insert(GRPC_ACCEPT_ENCODING, HeaderValue::from_static("identity"));
 }
 
 /// The `grpc-timeout` header (`<digits><unit>`, at most 8 digits), if present and well formed.
@@ -174,14 +186,14 @@ pub fn grpc_timeout(headers: &HeaderMap) -> Option<Duration> {
 /// One call's bookkeeping: metrics on the way out, and the concurrency permit while it runs.
 struct CallRecord {
     metrics: Arc<Metrics>,
-    method: String,
+    method: Arc<MethodMetrics>,
     started: Instant,
     permit: Option<OwnedSemaphorePermit>,
     finished: bool,
 }
 
 impl CallRecord {
-    fn start(metrics: Arc<Metrics>, method: String) -> CallRecord {
+    fn start(metrics: Arc<Metrics>, method: Arc<MethodMetrics>) -> CallRecord {
         metrics.call_started();
         CallRecord { metrics, method, started: Instant::now(), permit: None, finished: false }
     }
@@ -316,7 +328,7 @@ struct Guarded {
 impl Guarded {
     fn end_with(&mut self, err: &GatewayError) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
         let status = err.public_status();
-        let method = self.call.as_ref().map(|call| call.method.clone()).unwrap_or_default();
+        let method = self.call.as_ref().map(|call| call.method.label().to_owned()).unwrap_or_default();
         tracing::warn!(method, error = %err, "call ended at the gateway");
         self.finish(status.code());
         let mut trailers = HeaderMap::new();

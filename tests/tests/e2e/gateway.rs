@@ -43,6 +43,23 @@ async fn unary_calls_work_in_binary_and_text_over_http1_and_http2() {
 }
 
 #[tokio::test]
+async fn a_gateway_on_a_thread_pool_forwards_the_same_and_zero_threads_is_refused() {
+    let core = TestCore::start().await;
+    // The default is one thread; a dedicated gateway host may ask for a pool.
+    let gateway = TestGateway::builder().arg("--worker-threads").arg("3").spawn(&core).await.unwrap();
+    for http in [Http::H1, Http::H2] {
+        let mut client = gateway.client(http).await;
+        let token = session(&mut client, Mode::Binary).await;
+        let reply = client.call(LIST, Some(&token), &pb::ListProductsRequest::default(), Mode::Binary).await.unwrap();
+        assert_eq!(reply.grpc_status(), Some(0), "{http:?}: {reply:?}");
+        assert!(!reply.message::<pb::ListProductsResponse>().products.is_empty(), "{http:?}");
+    }
+    let refused = TestGateway::builder().arg("--worker-threads").arg("0").spawn(&core).await;
+    let err = format!("{:#}", refused.err().expect("zero threads cannot serve"));
+    assert!(err.contains("--worker-threads must be at least 1"), "{err}");
+}
+
+#[tokio::test]
 async fn a_server_stream_arrives_as_frames_then_a_trailer_frame_over_http1_and_http2() {
     let core =
         TestCore::builder().arg("--spool-print-time").arg("300ms").arg("--job-poll").arg("50ms").spawn().await.unwrap();
