@@ -1,6 +1,7 @@
 //! Prometheus metrics: calls per method and final gRPC status, call latency per method, calls in
 //! flight. Method labels come from the contract's descriptor so a caller cannot invent labels.
-//! Each method's series are looked up once and kept, so a call allocates nothing and takes no lock.
+//! Each method's series are looked up once and kept, so recording a call allocates nothing and
+//! takes no lock.
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicI64;

@@ -1,4 +1,5 @@
-//! The weblet's built files: compressed (gzip or brotli as the browser accepts), cache headers
+//! The weblet's built files: compressed (gzip or brotli as the browser accepts; the build ships
+//! both beside each file, so the usual files cost no compression per request), cache headers
 //! (index.html always revalidated, hashed assets kept a year), a strict Content-Security-Policy and
 //! the other security headers. Nothing here ever sets a cookie.
 
@@ -8,7 +9,7 @@ use http::{HeaderValue, Request, Response, header};
 use tonic::body::Body;
 use tower::ServiceBuilder;
 use tower::util::BoxCloneSyncService;
-use tower_http::compression::CompressionLayer;
+use tower_http::compression::{CompressionLayer, CompressionLevel};
 use tower_http::services::ServeDir;
 
 use crate::web::HttpService;
@@ -18,7 +19,11 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
 
 /// Serves `dir`, `index.html` for `/`.
 pub fn static_service(dir: &Path) -> HttpService {
-    let files = ServiceBuilder::new().layer(CompressionLayer::new()).service(ServeDir::new(dir));
+    // Files without a precompressed copy are compressed on the fly at a fast level: brotli's
+    // default (11) costs ~0.4 s of CPU for the 170 KB bundle, on the thread that forwards calls.
+    let files = ServiceBuilder::new()
+        .layer(CompressionLayer::new().quality(CompressionLevel::Precise(4)))
+        .service(ServeDir::new(dir).precompressed_br().precompressed_gzip());
     let service = tower::service_fn(move |request: Request<Body>| {
         let files = files.clone();
         async move {

@@ -291,6 +291,34 @@ async fn the_weblet_files_are_served_compressed_with_a_strict_policy_and_no_cook
 }
 
 #[tokio::test]
+async fn the_weblet_bundle_is_served_from_its_precompressed_copies() {
+    let core = TestCore::start().await;
+    let dist = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../weblet-gateway/weblet/dist");
+    let gateway = TestGateway::builder().weblet_dir(&dist).spawn(&core).await.unwrap();
+    let mut client = gateway.client(Http::H2).await;
+    // The bytes of the build's own .br/.gz files: nothing is compressed per request.
+    for (accept, encoding, suffix) in [("br, gzip", "br", ".br"), ("gzip", "gzip", ".gz")] {
+        for file in ["app.js", "app.css", "index.html"] {
+            let request = client
+                .request(Method::GET, &format!("/{file}"))
+                .header("accept-encoding", accept)
+                .body(full(Bytes::new()))
+                .unwrap();
+            let (status, headers, body) = client.fetch(request).await.unwrap();
+            assert_eq!(status, StatusCode::OK, "{file}");
+            assert_eq!(headers["content-encoding"], encoding, "{file}");
+            assert_eq!(body, std::fs::read(dist.join(format!("{file}{suffix}"))).unwrap(), "{file} ({encoding})");
+        }
+    }
+    // A browser that takes no compression gets the plain file.
+    let request = client.request(Method::GET, "/app.js").body(full(Bytes::new())).unwrap();
+    let (status, headers, body) = client.fetch(request).await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers.get("content-encoding").is_none());
+    assert_eq!(body, std::fs::read(dist.join("app.js")).unwrap());
+}
+
+#[tokio::test]
 async fn metrics_count_calls_per_method_and_status() {
     let core = TestCore::start().await;
     let gateway = TestGateway::start(&core).await;

@@ -1,9 +1,12 @@
 // Builds the weblet into an output folder (default dist/): app.js (bundled, minified), app.css
-// (minified) and index.html. Deterministic: the same sources give the same bytes.
+// (minified) and index.html, each also brotli- and gzip-compressed beside it (`.br`, `.gz`) so the
+// gateway serves them without compressing per request. Deterministic: the same sources give the
+// same bytes.
 import { build } from "esbuild";
-import { copyFileSync, mkdirSync, rmSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { brotliCompressSync, constants, gzipSync } from "node:zlib";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const out = resolve(root, process.argv[2] || "dist");
@@ -42,4 +45,19 @@ await build({
 });
 
 copyFileSync(join(root, "src/index.html"), join(out, "index.html"));
+
+// Best compression once here, instead of brotli's slow default on every request at the gateway.
+for (const name of ["app.js", "app.css", "index.html"]) {
+  const bytes = readFileSync(join(out, name));
+  const brotli = brotliCompressSync(bytes, {
+    params: {
+      [constants.BROTLI_PARAM_QUALITY]: constants.BROTLI_MAX_QUALITY,
+      [constants.BROTLI_PARAM_MODE]: constants.BROTLI_MODE_TEXT,
+      [constants.BROTLI_PARAM_SIZE_HINT]: bytes.length,
+    },
+  });
+  writeFileSync(join(out, name + ".br"), brotli);
+  // gzip's header carries no timestamp here (zlib writes 0), so the bytes are reproducible.
+  writeFileSync(join(out, name + ".gz"), gzipSync(bytes, { level: constants.Z_BEST_COMPRESSION }));
+}
 console.log("built " + out);
