@@ -5,8 +5,8 @@
 //! Loopback only; `BENCH_SECONDS` sets the measured seconds per run (default 5, warm-up 1 s),
 //! `BENCH_CONCURRENCY` the concurrencies (default `1,64`), `BENCH_ROUNDS` the alternating
 //! direct/gateway rounds per concurrency (default 3), `BENCH_GATEWAY_THREADS` the gateway's
-//! `--worker-threads`. Each row also gives the CPU time the
-//! bench client, the core and the gateway spent per call.
+//! `--worker-threads`. Each row also gives the CPU time the bench client, the core and the gateway
+//! spent per call.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -47,7 +47,7 @@ struct Run {
 }
 
 /// CPU time used so far by the bench client, the core and the gateway.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy)]
 struct Cpu {
     client: Duration,
     core: Duration,
@@ -75,7 +75,8 @@ struct Pids {
 }
 
 /// A process's CPU time: the sum of its threads' run time in `/proc/<pid>/task/*/schedstat`
-/// (nanoseconds, unlike the clock ticks of `/proc/<pid>/stat`).
+/// (nanoseconds, unlike the clock ticks of `/proc/<pid>/stat`). A thread that exits during a run
+/// takes its time with it, so short-lived threads are under-counted.
 fn cpu_time(pid: u32) -> Duration {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return Duration::ZERO };
     let nanos: u64 = tasks
