@@ -22,6 +22,25 @@ async fn session(client: &mut WebClient, mode: Mode) -> String {
     reply.message::<pb::StartSessionResponse>().session_token
 }
 
+/// Creates a draft of the static fire-action notice through the gateway and submits it on the
+/// session's device; the submit reply.
+async fn submit_fire_notice(client: &mut WebClient, token: &str) -> pb::SubmitJobResponse {
+    let create = pb::CreateDraftRequest { product_id: "fire-action-notice".into(), ..Default::default() };
+    let reply = client
+        .call("/podconnect.v1.CustomizationService/CreateDraft", Some(token), &create, Mode::Binary)
+        .await
+        .unwrap();
+    let draft_id = reply.message::<pb::CreateDraftResponse>().draft.unwrap().id;
+    let submit = pb::SubmitJobRequest {
+        document: Some(pb::submit_job_request::Document::DraftId(draft_id)),
+        copies: 1,
+        ..Default::default()
+    };
+    let reply = client.call("/podconnect.v1.PrintService/SubmitJob", Some(token), &submit, Mode::Binary).await.unwrap();
+    assert_eq!(reply.grpc_status(), Some(0), "{reply:?}");
+    reply.message::<pb::SubmitJobResponse>()
+}
+
 #[tokio::test]
 async fn unary_calls_work_in_binary_and_text_over_http1_and_http2() {
     let core = TestCore::start().await;
@@ -391,20 +410,7 @@ async fn grpc_timeout_bounds_a_whole_server_stream() {
     let gateway = TestGateway::start(&core).await;
     let mut client = gateway.client(Http::H2).await;
     let token = session(&mut client, Mode::Binary).await;
-    let create = pb::CreateDraftRequest { product_id: "fire-action-notice".into(), ..Default::default() };
-    let reply = client
-        .call("/podconnect.v1.CustomizationService/CreateDraft", Some(&token), &create, Mode::Binary)
-        .await
-        .unwrap();
-    let draft_id = reply.message::<pb::CreateDraftResponse>().draft.unwrap().id;
-    let submit = pb::SubmitJobRequest {
-        document: Some(pb::submit_job_request::Document::DraftId(draft_id)),
-        copies: 1,
-        ..Default::default()
-    };
-    let reply =
-        client.call("/podconnect.v1.PrintService/SubmitJob", Some(&token), &submit, Mode::Binary).await.unwrap();
-    let job_id = reply.message::<pb::SubmitJobResponse>().job.unwrap().id;
+    let job_id = submit_fire_notice(&mut client, &token).await.job.unwrap().id;
 
     let watch = prost::Message::encode_to_vec(&pb::WatchJobRequest { job_id });
     let request = client
@@ -436,21 +442,7 @@ async fn printers_pull_their_document_through_the_gateway_once() {
     let mut client = gateway.client(Http::H1).await;
     let token = session(&mut client, Mode::Binary).await;
 
-    let create = pb::CreateDraftRequest { product_id: "fire-action-notice".into(), ..Default::default() };
-    let reply = client
-        .call("/podconnect.v1.CustomizationService/CreateDraft", Some(&token), &create, Mode::Binary)
-        .await
-        .unwrap();
-    let draft = reply.message::<pb::CreateDraftResponse>().draft.unwrap();
-    let submit = pb::SubmitJobRequest {
-        document: Some(pb::submit_job_request::Document::DraftId(draft.id)),
-        copies: 1,
-        ..Default::default()
-    };
-    let reply =
-        client.call("/podconnect.v1.PrintService/SubmitJob", Some(&token), &submit, Mode::Binary).await.unwrap();
-    assert_eq!(reply.grpc_status(), Some(0), "{reply:?}");
-    let link = reply.message::<pb::SubmitJobResponse>().pull_delivery.unwrap().document_url;
+    let link = submit_fire_notice(&mut client, &token).await.pull_delivery.unwrap().document_url;
     let path = format!("/print-files/{}", link.rsplit('/').next().unwrap());
 
     // The printer asks the gateway, which passes the one-time link to the core.
