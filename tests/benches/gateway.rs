@@ -1,12 +1,15 @@
 //! Gateway overhead benchmark: unary GetProduct through the release `weblet-gateway` (grpc-web
-//! binary, HTTP/2 over TLS, one connection) against the same call straight to the release core
-//! (tonic client, one connection), at concurrency 1 and 64. Run
+//! binary, HTTP/2 over TLS) against the same call straight to the release core (tonic client), at
+//! concurrency 1 and 64. When Debian's `haproxy` is installed, a third path relays the tonic client's
+//! calls through HAProxy (HTTP/2 with TLS on both sides, one thread, no grpc-web translation): a
+//! mature proxy measured on the same machine, as a yardstick for what any hop in front of the core
+//! costs here. Run
 //! `cargo build --release --workspace --bins && cargo bench -p tests --bench gateway`.
 //! Loopback only; `BENCH_SECONDS` sets the measured seconds per run (default 5, warm-up 1 s),
-//! `BENCH_CONCURRENCY` the concurrencies (default `1,64`), `BENCH_ROUNDS` the alternating
-//! direct/gateway rounds per concurrency (default 3), `BENCH_GATEWAY_THREADS` the gateway's
-//! `--worker-threads`. Each row also gives the CPU time the bench client, the core and the gateway
-//! spent per call.
+//! `BENCH_CONCURRENCY` the concurrencies (default `1,64`), `BENCH_ROUNDS` the alternating rounds
+//! per concurrency (default 3), `BENCH_CONNECTIONS` the connections each path spreads its callers
+//! over (default 1), `BENCH_GATEWAY_THREADS` the gateway's `--worker-threads`. Each row also gives
+//! the CPU time the bench client, the core and the proxy in between spent per call.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,6 +21,7 @@ use proto::v1 as pb;
 use tests::client::{authed, catalog, start_session};
 use tests::core::TestCore;
 use tests::gateway::{Http, Mode, TestGateway, WebClient, frame, full};
+use tests::haproxy::ReferenceProxy;
 use tonic::transport::Channel;
 
 const WARMUP: Duration = Duration::from_secs(1);
@@ -46,32 +50,37 @@ struct Run {
     cpu: Cpu,
 }
 
-/// CPU time used so far by the bench client, the core and the gateway.
+/// CPU time used so far by the bench client, the core and the proxy in between (if any).
 #[derive(Clone, Copy)]
 struct Cpu {
     client: Duration,
     core: Duration,
-    gateway: Duration,
+    proxy: Duration,
 }
 
 impl Cpu {
     fn read(pids: Pids) -> Cpu {
-        Cpu { client: cpu_time(std::process::id()), core: cpu_time(pids.core), gateway: cpu_time(pids.gateway) }
+        Cpu {
+            client: cpu_time(std::process::id()),
+            core: cpu_time(pids.core),
+            proxy: pids.proxy.map_or(Duration::ZERO, cpu_time),
+        }
     }
 
     fn since(self, earlier: Cpu) -> Cpu {
         Cpu {
             client: self.client.saturating_sub(earlier.client),
             core: self.core.saturating_sub(earlier.core),
-            gateway: self.gateway.saturating_sub(earlier.gateway),
+            proxy: self.proxy.saturating_sub(earlier.proxy),
         }
     }
 }
 
+/// The processes a run's calls pass through.
 #[derive(Clone, Copy)]
 struct Pids {
     core: u32,
-    gateway: u32,
+    proxy: Option<u32>,
 }
 
 /// A process's CPU time: the sum of its threads' run time in `/proc/<pid>/task/*/schedstat`
@@ -105,16 +114,36 @@ impl Run {
     }
 }
 
+/// Where a run's calls go: gRPC channels (to the core, or through HAProxy) or grpc-web connections
+/// to the gateway; the callers are spread over them.
 #[derive(Clone)]
 enum Target {
-    Direct(Channel),
-    Gateway(Arc<WebClient>),
+    Grpc(Vec<Channel>),
+    Gateway(Vec<Arc<WebClient>>),
+}
+
+impl Target {
+    /// The connection the `index`-th caller uses.
+    fn pick(&self, index: usize) -> Target {
+        match self {
+            Target::Grpc(channels) => Target::Grpc(vec![channels[index % channels.len()].clone()]),
+            Target::Gateway(clients) => Target::Gateway(vec![clients[index % clients.len()].clone()]),
+        }
+    }
+}
+
+/// One path the bench measures.
+struct Path {
+    name: &'static str,
+    target: Target,
+    pids: Pids,
 }
 
 async fn run() -> anyhow::Result<()> {
-    let seconds: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    let seconds: u64 = env_number("BENCH_SECONDS", 5)?;
     let measure = Duration::from_secs(seconds);
-    let rounds: usize = std::env::var("BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3).max(1);
+    let rounds: usize = env_number("BENCH_ROUNDS", 3)?.max(1);
+    let connections: usize = env_number("BENCH_CONNECTIONS", 1)?.max(1);
     let _ = rustls::crypto::ring::default_provider().install_default();
     let core = TestCore::builder()
         .arg("--session-idle-timeout")
@@ -128,66 +157,117 @@ async fn run() -> anyhow::Result<()> {
         gateway = gateway.arg("--worker-threads").arg(threads);
     }
     let gateway = gateway.spawn(&core).await?;
+    let core_pid = core.pid().context("the core runs as a process")?;
     let channel = core.channel().await;
     let token = start_session(&channel, "gateway-bench").await;
     let listed = catalog(&channel).list_products(authed(&token, pb::ListProductsRequest::default())).await?;
     let product_id = listed.into_inner().products.first().context("the catalog is empty")?.id.clone();
-    let web = Arc::new(gateway.client(Http::H2).await);
-    let pids = Pids {
-        core: core.pid().context("the core runs as a process")?,
-        gateway: gateway.pid().context("the gateway runs as a process")?,
-    };
     let request = pb::GetProductRequest { product_id: product_id.clone() };
 
+    let mut direct = Vec::new();
+    let mut web = Vec::new();
+    for _ in 0..connections {
+        direct.push(core.channel().await);
+        web.push(Arc::new(gateway.client(Http::H2).await));
+    }
+    let mut paths = vec![Path {
+        name: "direct (tonic, h2)",
+        target: Target::Grpc(direct),
+        pids: Pids { core: core_pid, proxy: None },
+    }];
+    let reference = if ReferenceProxy::available() { Some(ReferenceProxy::start(&core).await?) } else { None };
+    if let Some(proxy) = &reference {
+        let mut channels = Vec::new();
+        for _ in 0..connections {
+            channels.push(proxy.channel().await?);
+        }
+        paths.push(Path {
+            name: "HAProxy (tonic, h2)",
+            target: Target::Grpc(channels),
+            pids: Pids { core: core_pid, proxy: proxy.pid() },
+        });
+    }
+    paths.push(Path {
+        name: "gateway (grpc-web, h2)",
+        target: Target::Gateway(web),
+        pids: Pids { core: core_pid, proxy: Some(gateway.pid().context("the gateway runs as a process")?) },
+    });
+
     println!(
-        "GetProduct(\"{product_id}\"), unary, one connection each, release binaries, loopback, {seconds} s per run, \
-         {rounds} rounds"
+        "GetProduct(\"{product_id}\"), unary, {connections} connection(s) per path, release binaries, loopback, \
+         {seconds} s per run, {rounds} rounds"
     );
+    if reference.is_none() {
+        println!("(HAProxy is not installed, so there is no reference row: `apt-get install haproxy` adds it)");
+    }
     println!(
         "{:<34} {:>11} {:>9} {:>9}   CPU µs per call: {:>6} {:>6} {:>7}",
-        "path", "req/s", "p50 ms", "p99 ms", "client", "core", "gateway"
+        "path", "req/s", "p50 ms", "p99 ms", "client", "core", "proxy"
     );
     let mut summary = Vec::new();
     for concurrency in concurrencies()? {
-        // Rounds alternate the two paths so drift on a shared machine hits both alike; the
-        // verdict uses the median of the rounds' own comparisons.
-        let (mut added, mut ratios) = (Vec::new(), Vec::new());
+        // Rounds alternate the paths so drift on a shared machine hits all alike; the verdict
+        // uses the median of the rounds' own comparisons with the direct path.
+        let mut compared: Vec<(Vec<f64>, Vec<f64>)> = vec![(Vec::new(), Vec::new()); paths.len()];
         for round in 1..=rounds {
-            let direct =
-                measure_run(Target::Direct(channel.clone()), pids, &token, &request, concurrency, measure).await?;
-            let through =
-                measure_run(Target::Gateway(web.clone()), pids, &token, &request, concurrency, measure).await?;
-            for (name, run) in [("direct (tonic, h2)", &direct), ("gateway (grpc-web, h2)", &through)] {
+            let mut runs = Vec::new();
+            for path in &paths {
+                let run = measure_run(&path.target, path.pids, &token, &request, concurrency, measure).await?;
                 println!(
-                    "{:<34} {:>11.0} {:>9.3} {:>9.3}   {:>22.1} {:>6.1} {:>7.1}",
-                    format!("{name}, c={concurrency} #{round}"),
+                    "{:<34} {:>11.0} {:>9.3} {:>9.3}   {:>22.1} {:>6.1} {:>7}",
+                    format!("{}, c={concurrency} #{round}", path.name),
                     run.rps(),
                     run.percentile_ms(0.5),
                     run.percentile_ms(0.99),
                     run.cpu_us_per_call(run.cpu.client),
                     run.cpu_us_per_call(run.cpu.core),
-                    run.cpu_us_per_call(run.cpu.gateway),
+                    if path.pids.proxy.is_some() {
+                        format!("{:.1}", run.cpu_us_per_call(run.cpu.proxy))
+                    } else {
+                        "-".into()
+                    },
                 );
+                runs.push(run);
             }
-            added.push(through.percentile_ms(0.5) - direct.percentile_ms(0.5));
-            ratios.push(through.rps() / direct.rps());
+            for (index, run) in runs.iter().enumerate().skip(1) {
+                compared[index].0.push(run.percentile_ms(0.5) - runs[0].percentile_ms(0.5));
+                compared[index].1.push(run.rps() / runs[0].rps());
+            }
         }
-        summary.push((concurrency, median(&mut added), median(&mut ratios), spread(&ratios)));
+        summary.push((concurrency, compared));
     }
     println!();
-    for (concurrency, added_p50, ratio, (low, high)) in summary {
-        println!(
-            "c={concurrency}: gateway adds {added_p50:.3} ms at p50 (target <= {TARGET_ADDED_P50_MS} ms: {}), \
-             throughput {:.0} % of direct (rounds {:.0}-{:.0} %; target >= {:.0} %: {})",
-            verdict(added_p50 <= TARGET_ADDED_P50_MS),
-            ratio * 100.0,
-            low * 100.0,
-            high * 100.0,
-            TARGET_RATIO * 100.0,
-            verdict(ratio >= TARGET_RATIO),
-        );
+    for (concurrency, mut compared) in summary {
+        for (index, (added, ratios)) in compared.iter_mut().enumerate().skip(1) {
+            let (added_p50, ratio, (low, high)) = (median(added), median(ratios), spread(ratios));
+            let verdict = if paths[index].name.starts_with("gateway") {
+                format!(
+                    " (targets: <= {TARGET_ADDED_P50_MS} ms {}, >= {:.0} % {})",
+                    verdict(added_p50 <= TARGET_ADDED_P50_MS),
+                    TARGET_RATIO * 100.0,
+                    verdict(ratio >= TARGET_RATIO)
+                )
+            } else {
+                String::new()
+            };
+            println!(
+                "c={concurrency}: {} adds {added_p50:.3} ms at p50, throughput {:.0} % of direct (rounds {:.0}-{:.0} %){verdict}",
+                paths[index].name,
+                ratio * 100.0,
+                low * 100.0,
+                high * 100.0,
+            );
+        }
     }
     Ok(())
+}
+
+/// A whole number from the environment, or `default` when unset.
+fn env_number<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
+    match std::env::var(name) {
+        Ok(value) => value.trim().parse().ok().with_context(|| format!("bad {name} {value:?}")),
+        Err(_) => Ok(default),
+    }
 }
 
 fn median(values: &mut [f64]) -> f64 {
@@ -215,7 +295,7 @@ fn verdict(ok: bool) -> &'static str {
 
 /// Warm-up, then `concurrency` loops of back-to-back calls for `measure`.
 async fn measure_run(
-    target: Target,
+    target: &Target,
     pids: Pids,
     token: &str,
     request: &pb::GetProductRequest,
@@ -226,8 +306,8 @@ async fn measure_run(
     let warm_until = Instant::now() + WARMUP;
     let stop_at = warm_until + measure;
     let mut tasks = Vec::new();
-    for _ in 0..concurrency {
-        let (target, token, request, body) = (target.clone(), token.to_owned(), request.clone(), body.clone());
+    for index in 0..concurrency {
+        let (target, token, request, body) = (target.pick(index), token.to_owned(), request.clone(), body.clone());
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             loop {
@@ -255,11 +335,11 @@ async fn measure_run(
 
 async fn call_once(target: &Target, token: &str, request: &pb::GetProductRequest, body: &Bytes) -> anyhow::Result<()> {
     match target {
-        Target::Direct(channel) => {
-            catalog(channel).get_product(authed(token, request.clone())).await?;
+        Target::Grpc(channels) => {
+            catalog(&channels[0]).get_product(authed(token, request.clone())).await?;
         }
-        Target::Gateway(web) => {
-            let mut client = web.multiplexed().context("HTTP/2 expected")?;
+        Target::Gateway(clients) => {
+            let mut client = clients[0].multiplexed().context("HTTP/2 expected")?;
             let http_request = client
                 .request(Method::POST, "/podconnect.v1.CatalogService/GetProduct")
                 .header("content-type", Mode::Binary.content_type())

@@ -8,9 +8,11 @@
 //! - `ipp`: `TestPrinter`, a real IPP printer (ippeveprinter) on loopback.
 //! - `client`: channels and session helpers.
 //! - `gateway`: `TestGateway`, the running weblet-gateway, and grpc-web clients over HTTP/1.1 and h2.
+//! - `haproxy`: `ReferenceProxy`, a real HAProxy relaying gRPC to the core (the gateway bench's yardstick).
 
 pub mod client;
 pub mod core;
 pub mod gateway;
+pub mod haproxy;
 pub mod ipp;
 pub mod pki;
