@@ -57,9 +57,12 @@ pub struct RouterOptions {
     pub pull: pull::PullForwarder,
 }
 
-/// The whole gateway as one service, built without binding anything.
+/// The whole gateway as one service, built without binding anything. Cloned for every request, so
+/// it is one shared pointer; each request clones only the service it is routed to.
 #[derive(Clone)]
-pub struct Router {
+pub struct Router(Arc<Routes>);
+
+struct Routes {
     rpc: HttpService,
     files: HttpService,
     upstream: Channel,
@@ -71,32 +74,33 @@ pub fn router(options: RouterOptions) -> Router {
     let metrics = Arc::new(Metrics::new());
     let proxy =
         Proxy::new(options.upstream.clone(), options.max_message_bytes, options.max_concurrent_calls, metrics.clone());
-    Router {
+    Router(Arc::new(Routes {
         rpc: web::rpc_service(ProxyService(Arc::new(proxy)), options.allowed_origins),
         files: statics::static_service(&options.weblet_dir),
         upstream: options.upstream,
         metrics,
         pull: options.pull,
-    }
+    }))
 }
 
 impl Router {
     /// Routes one request: RPC paths, `/healthz`, `/metrics`, then the weblet's files.
     pub async fn handle(self, request: Request<Body>) -> Response<Body> {
+        let routes = &*self.0;
         let path = request.uri().path();
         if path.starts_with(RPC_PREFIX) {
-            let Ok(response) = self.rpc.oneshot(request).await;
+            let Ok(response) = routes.rpc.clone().oneshot(request).await;
             return response;
         }
         // The rarer routes are boxed: hyper moves this future into a task for every request, and
         // inline their state would make every RPC's future several kilobytes.
         if path.starts_with(pull::PREFIX) {
-            return Box::pin(self.pull.forward(request)).await;
+            return Box::pin(routes.pull.forward(request)).await;
         }
         match path {
-            "/healthz" => Box::pin(health::healthz(self.upstream)).await,
+            "/healthz" => Box::pin(health::healthz(routes.upstream.clone())).await,
             "/metrics" => {
-                let mut response = Response::new(Body::new(http_body_util::Full::new(self.metrics.render().into())));
+                let mut response = Response::new(Body::new(http_body_util::Full::new(routes.metrics.render().into())));
                 response.headers_mut().insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
@@ -105,7 +109,7 @@ impl Router {
             }
             _ if looks_like_rpc(path) => plain(StatusCode::NOT_FOUND, "this service is not exposed\n"),
             _ => {
-                let Ok(response) = self.files.oneshot(request).await;
+                let Ok(response) = routes.files.clone().oneshot(request).await;
                 response
             }
         }

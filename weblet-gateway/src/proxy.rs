@@ -12,6 +12,7 @@ use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes};
+use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri, Version, header};
 use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt as _;
@@ -43,13 +44,15 @@ impl Proxy {
 
     /// Forwards one call; every failure is rescued into a gRPC answer, so this never fails.
     pub async fn forward(self: Arc<Self>, request: Request<Body>) -> Response<Body> {
-        let path = request.uri().path().to_owned();
-        let mut call = CallRecord::start(self.metrics.clone(), self.metrics.method(&path));
+        // A clone of the URI shares its bytes; the path is kept for the log of a failed call.
+        let uri = request.uri().clone();
+        let path = uri.path();
+        let mut call = CallRecord::start(self.metrics.clone(), self.metrics.method(path));
         // Load shedding: a caller over the cap is told at once instead of queueing.
         let Ok(permit) = self.calls.clone().try_acquire_owned() else {
             let err = GatewayError::Overloaded(self.max_calls);
             call.finish(err.public_status().code());
-            return rescue(&path, &err);
+            return rescue(path, &err);
         };
         call.permit = Some(permit);
         let deadline = grpc_timeout(request.headers()).map(|timeout| tokio::time::Instant::now() + timeout);
@@ -64,8 +67,8 @@ impl Proxy {
         match outcome {
             Ok(response) => {
                 // Trailers-only: the call is over already, and its empty body may never be polled.
-                if let Some(status) = Status::from_header_map(response.headers()) {
-                    call.finish(status.code());
+                if let Some(code) = status_code(response.headers()) {
+                    call.finish(code);
                     return response;
                 }
                 let (parts, body) = response.into_parts();
@@ -79,7 +82,7 @@ impl Proxy {
             }
             Err(err) => {
                 call.finish(err.public_status().code());
-                rescue(&path, &err)
+                rescue(path, &err)
             }
         }
     }
@@ -106,15 +109,20 @@ impl Proxy {
         }
 
         // The core gets only the path: query parameters (e.g. `$httpHeaders`) stay here.
-        let path = parts.uri.path().to_owned();
-        parts.uri = Uri::try_from(path).map_err(|err| GatewayError::MalformedBody(err.to_string()))?;
+        let path_only = match parts.uri.path_and_query() {
+            Some(path) if path.query().is_none() => path.clone(),
+            _ => {
+                PathAndQuery::try_from(parts.uri.path()).map_err(|err| GatewayError::MalformedBody(err.to_string()))?
+            }
+        };
+        parts.uri = Uri::from(path_only);
         parts.version = Version::HTTP_2;
         sanitize_request_headers(&mut parts.headers);
         let upstream = Request::from_parts(parts, Body::new(Prefixed { prefix, inner: body }));
 
         let response =
             self.channel.clone().oneshot(upstream).await.map_err(|err| GatewayError::Upstream(err.into()))?;
-        if response.status() != StatusCode::OK && Status::from_header_map(response.headers()).is_none() {
+        if response.status() != StatusCode::OK && status_code(response.headers()).is_none() {
             return Err(GatewayError::UpstreamHttp(response.status()));
         }
         Ok(response)
@@ -140,33 +148,43 @@ impl Service<Request<Body>> for ProxyService {
     }
 }
 
-/// Hop-by-hop and browser-only headers never go to the core.
+/// Hop-by-hop and browser-only headers, which never go to the core.
+const DROPPED: [HeaderName; 10] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::HOST,
+    header::COOKIE,
+    header::CONTENT_LENGTH,
+    header::ACCEPT,
+    header::ACCEPT_ENCODING,
+];
+// Named constants, not strings: a string is parsed into a header name on every call.
+const GRPC_ACCEPT_ENCODING: HeaderName = HeaderName::from_static("grpc-accept-encoding");
+const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
+
 fn sanitize_request_headers(headers: &mut HeaderMap) {
-    // Named constants, not strings: a string is parsed into a header name on every call.
-    const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
-    const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
-    for name in [
-        header::CONNECTION,
-        KEEP_ALIVE,
-        PROXY_CONNECTION,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-        header::HOST,
-        header::COOKIE,
-        header::CONTENT_LENGTH,
-        header::ACCEPT,
-        header::ACCEPT_ENCODING,
-    ] {
+    // One pass over the few headers a call has, removing only those present: a removal of an
+    // absent name still hashes it, ten times per call.
+    while let Some(name) = headers.keys().find(|name| DROPPED.contains(name)).cloned() {
         headers.remove(name);
     }
     // grpc-web has no per-message compression: ask the core for plain frames.
-    const GRPC_ACCEPT_ENCODING: HeaderName = HeaderName::from_static("grpc-accept-encoding");
     headers.insert(GRPC_ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+}
+
+/// The code in a `grpc-status` header, without decoding the message and details: the metrics and
+/// the checks here need only the code, and the headers go on to the browser untouched.
+fn status_code(headers: &HeaderMap) -> Option<Code> {
+    headers.get(GRPC_STATUS).map(|value| Code::from_bytes(value.as_bytes()))
 }
 
 /// The `grpc-timeout` header (`<digits><unit>`, at most 8 digits), if present and well formed.
 pub fn grpc_timeout(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get("grpc-timeout")?.to_str().ok()?;
+    let value = headers.get(GRPC_TIMEOUT)?.to_str().ok()?;
     if value.len() < 2 || value.len() > 9 {
         return None;
     }
@@ -360,8 +378,7 @@ impl http_body::Body for Guarded {
         match ready!(Pin::new(&mut self.inner).poll_frame(cx)) {
             Some(Ok(frame)) => {
                 if let Some(trailers) = frame.trailers_ref() {
-                    let code = Status::from_header_map(trailers).map_or(Code::Unknown, |status| status.code());
-                    self.finish(code);
+                    self.finish(status_code(trailers).unwrap_or(Code::Unknown));
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
@@ -377,5 +394,51 @@ impl http_body::Body for Guarded {
 
     fn is_end_stream(&self) -> bool {
         self.done
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_call_headers_go_to_the_core() {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("host", "mfd.example"),
+            ("cookie", "a=b"),
+            ("keep-alive", "timeout=5"),
+            ("connection", "keep-alive"),
+            ("content-length", "12"),
+            ("accept", "application/grpc-web+proto"),
+            ("accept-encoding", "gzip"),
+            ("authorization", "Bearer t"),
+            ("x-custom-bin", "AAEC"),
+            ("grpc-accept-encoding", "gzip"),
+        ] {
+            headers.append(HeaderName::from_static(name), HeaderValue::from_static(value));
+        }
+        sanitize_request_headers(&mut headers);
+        let mut left: Vec<(String, String)> =
+            headers.iter().map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned())).collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [("authorization", "Bearer t"), ("grpc-accept-encoding", "identity"), ("x-custom-bin", "AAEC")]
+                .map(|(n, v)| (n.to_owned(), v.to_owned()))
+        );
+    }
+
+    #[test]
+    fn the_status_code_is_read_without_the_message() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(status_code(&headers), None);
+        headers.insert(GRPC_STATUS, HeaderValue::from_static("14"));
+        assert_eq!(status_code(&headers), Some(Code::Unavailable));
+        headers.insert(GRPC_STATUS, HeaderValue::from_static("0"));
+        assert_eq!(status_code(&headers), Some(Code::Ok));
+        // As tonic reads it: a status that is not a number is Unknown, not absent.
+        headers.insert(GRPC_STATUS, HeaderValue::from_static("x"));
+        assert_eq!(status_code(&headers), Some(Code::Unknown));
     }
 }

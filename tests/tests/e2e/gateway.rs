@@ -62,6 +62,20 @@ async fn unary_calls_work_in_binary_and_text_over_http1_and_http2() {
 }
 
 #[tokio::test]
+async fn a_call_whose_url_has_a_query_string_reaches_its_method() {
+    // grpc-web clients may put headers in the query (`$httpHeaders`) to avoid a CORS preflight;
+    // the gateway forwards the path alone.
+    let core = TestCore::start().await;
+    let gateway = TestGateway::start(&core).await;
+    let mut client = gateway.client(Http::H2).await;
+    let token = session(&mut client, Mode::Binary).await;
+    let path = format!("{LIST}?%24httpHeaders=x-a%3A%20b");
+    let reply = client.call(&path, Some(&token), &pb::ListProductsRequest::default(), Mode::Binary).await.unwrap();
+    assert_eq!(reply.grpc_status(), Some(0), "{reply:?}");
+    assert!(!reply.message::<pb::ListProductsResponse>().products.is_empty());
+}
+
+#[tokio::test]
 async fn a_gateway_on_a_thread_pool_forwards_the_same_and_zero_threads_is_refused() {
     let core = TestCore::start().await;
     // The default is one thread; a dedicated gateway host may ask for a pool.
