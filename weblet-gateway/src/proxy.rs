@@ -167,8 +167,8 @@ const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
 
 fn sanitize_request_headers(headers: &mut HeaderMap) {
-    // One pass over the few headers a call has, removing only those present: a removal of an
-    // absent name still hashes it, ten times per call.
+    // Scan the few headers a call has and remove only those present: removing an absent name
+    // still hashes it, and that was ten times per call.
     while let Some(name) = headers.keys().find(|name| DROPPED.contains(name)).cloned() {
         headers.remove(name);
     }
