@@ -116,18 +116,23 @@ impl Run {
 
 /// Where a run's calls go: gRPC channels (to the core, or through HAProxy) or grpc-web connections
 /// to the gateway; the callers are spread over them.
-#[derive(Clone)]
 enum Target {
     Grpc(Vec<Channel>),
     Gateway(Vec<Arc<WebClient>>),
 }
 
+/// The one connection a caller uses.
+enum Connection {
+    Grpc(Channel),
+    Gateway(Arc<WebClient>),
+}
+
 impl Target {
     /// The connection the `index`-th caller uses.
-    fn pick(&self, index: usize) -> Target {
+    fn pick(&self, index: usize) -> Connection {
         match self {
-            Target::Grpc(channels) => Target::Grpc(vec![channels[index % channels.len()].clone()]),
-            Target::Gateway(clients) => Target::Gateway(vec![clients[index % clients.len()].clone()]),
+            Target::Grpc(channels) => Connection::Grpc(channels[index % channels.len()].clone()),
+            Target::Gateway(clients) => Connection::Gateway(clients[index % clients.len()].clone()),
         }
     }
 }
@@ -137,6 +142,8 @@ struct Path {
     name: &'static str,
     target: Target,
     pids: Pids,
+    /// Whether the targets apply (the gateway's path).
+    judged: bool,
 }
 
 async fn run() -> anyhow::Result<()> {
@@ -174,6 +181,7 @@ async fn run() -> anyhow::Result<()> {
         name: "direct (tonic, h2)",
         target: Target::Grpc(direct),
         pids: Pids { core: core_pid, proxy: None },
+        judged: false,
     }];
     let reference = if ReferenceProxy::available() { Some(ReferenceProxy::start(&core).await?) } else { None };
     if let Some(proxy) = &reference {
@@ -185,12 +193,14 @@ async fn run() -> anyhow::Result<()> {
             name: "HAProxy (tonic, h2)",
             target: Target::Grpc(channels),
             pids: Pids { core: core_pid, proxy: proxy.pid() },
+            judged: false,
         });
     }
     paths.push(Path {
         name: "gateway (grpc-web, h2)",
         target: Target::Gateway(web),
         pids: Pids { core: core_pid, proxy: Some(gateway.pid().context("the gateway runs as a process")?) },
+        judged: true,
     });
 
     println!(
@@ -240,7 +250,7 @@ async fn run() -> anyhow::Result<()> {
     for (concurrency, mut compared) in summary {
         for (index, (added, ratios)) in compared.iter_mut().enumerate().skip(1) {
             let (added_p50, ratio, (low, high)) = (median(added), median(ratios), spread(ratios));
-            let verdict = if paths[index].name.starts_with("gateway") {
+            let verdict = if paths[index].judged {
                 format!(
                     " (targets: <= {TARGET_ADDED_P50_MS} ms {}, >= {:.0} % {})",
                     verdict(added_p50 <= TARGET_ADDED_P50_MS),
@@ -307,7 +317,7 @@ async fn measure_run(
     let stop_at = warm_until + measure;
     let mut tasks = Vec::new();
     for index in 0..concurrency {
-        let (target, token, request, body) = (target.pick(index), token.to_owned(), request.clone(), body.clone());
+        let (connection, token, request, body) = (target.pick(index), token.to_owned(), request.clone(), body.clone());
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             loop {
@@ -315,7 +325,7 @@ async fn measure_run(
                 if started >= stop_at {
                     break;
                 }
-                call_once(&target, &token, &request, &body).await?;
+                call_once(&connection, &token, &request, &body).await?;
                 if started >= warm_until {
                     latencies.push(started.elapsed().as_secs_f64() * 1e6);
                 }
@@ -333,13 +343,18 @@ async fn measure_run(
     Ok(Run { latencies_us, elapsed: measure, cpu })
 }
 
-async fn call_once(target: &Target, token: &str, request: &pb::GetProductRequest, body: &Bytes) -> anyhow::Result<()> {
-    match target {
-        Target::Grpc(channels) => {
-            catalog(&channels[0]).get_product(authed(token, request.clone())).await?;
+async fn call_once(
+    connection: &Connection,
+    token: &str,
+    request: &pb::GetProductRequest,
+    body: &Bytes,
+) -> anyhow::Result<()> {
+    match connection {
+        Connection::Grpc(channel) => {
+            catalog(channel).get_product(authed(token, request.clone())).await?;
         }
-        Target::Gateway(clients) => {
-            let mut client = clients[0].multiplexed().context("HTTP/2 expected")?;
+        Connection::Gateway(web) => {
+            let mut client = web.multiplexed().context("HTTP/2 expected")?;
             let http_request = client
                 .request(Method::POST, "/podconnect.v1.CatalogService/GetProduct")
                 .header("content-type", Mode::Binary.content_type())
