@@ -207,8 +207,11 @@ pub async fn run(
         }
         _ => None,
     };
-    let pull_server =
-        tokio::spawn(crate::pull::serve(pull_listener, pull_tls, Arc::new(PullLinks::new(ephemeral.clone()))));
+    let pull_server = tokio::spawn(crate::pull::serve(
+        pull_listener,
+        pull_tls,
+        Arc::new(PullLinks::new(ephemeral.clone(), sessions.clone())),
+    ));
 
     for name in SERVICES {
         health.set_service_status(*name, ServingStatus::Serving).await;

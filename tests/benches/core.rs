@@ -1035,6 +1035,8 @@ async fn print_job(bench: &PrintBench, bearer: &MetadataValue<Ascii>, retry_busy
     let request = pb::CreateDraftRequest { product_id: PRINT_PRODUCT.into(), ..Default::default() };
     let draft = customize.create_draft(authed(bearer, request)).await.context("CreateDraft")?.into_inner();
     let draft = draft.draft.context("CreateDraft returned no draft")?;
+    let request = pb::FinalizeDraftRequest { draft_id: draft.id.clone() };
+    customize.finalize_draft(authed(bearer, request)).await.context("FinalizeDraft")?;
 
     let request = pb::SubmitJobRequest {
         document: Some(pb::submit_job_request::Document::DraftId(draft.id)),

@@ -4,6 +4,7 @@
 //! item") remotely and renders asynchronously, which `backend_ref` and the async calls allow.
 //! Drafts and print files live in the session's encrypted ephemeral data.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -14,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::domain::catalog::{Product, ProductId, ProductKind, Shopper, Storefront, TrimSize};
 use crate::domain::error::{CoreError, CoreResult};
-use crate::domain::form::{FieldError, Form, Values, check_quantity};
+use crate::domain::form::{FieldError, Form, Values, check_quantity, normalize};
 use crate::domain::records::{check_id, from_ms, new_id, now_ms};
 use crate::domain::session::{Session, SessionManager};
 use crate::domain::usage::{UsageEvent, UsageKind, UsageSink};
@@ -24,6 +25,9 @@ pub const MIN_PREVIEW_WIDTH: u32 = 64;
 pub const MAX_PREVIEW_WIDTH: u32 = 2000;
 /// Width used when the caller leaves it at 0.
 pub const DEFAULT_PREVIEW_WIDTH: u32 = 800;
+/// Drafts one session may make (the contract promises at least 20). Drafts live as long as their
+/// session, so this bounds what one session can store.
+pub const MAX_DRAFTS_PER_SESSION: u32 = 30;
 
 /// What a backend needs to know about a draft to work on it.
 #[derive(Debug, Clone, Copy)]
@@ -156,6 +160,9 @@ pub struct Customization {
     backend: Arc<dyn Customizer>,
     sessions: Arc<SessionManager>,
     usage: Arc<dyn UsageSink>,
+    /// One queue per draft with previews in flight: previews of a draft render one at a time, in
+    /// the order asked (tokio's mutex is fair). An entry lives only while someone waits on it.
+    previews: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Customization {
@@ -165,7 +172,7 @@ impl Customization {
         sessions: Arc<SessionManager>,
         usage: Arc<dyn UsageSink>,
     ) -> Self {
-        Customization { catalog, backend, sessions, usage }
+        Customization { catalog, backend, sessions, usage, previews: Default::default() }
     }
 
     pub async fn form(&self, shopper: &Shopper, product: &ProductId) -> CoreResult<Form> {
@@ -184,7 +191,10 @@ impl Customization {
     ) -> CoreResult<(Draft, Vec<FieldError>)> {
         let product = self.catalog.product(shopper, product_id).await?;
         let form = self.backend.form(shopper, product_id).await?;
+        let mut values = values;
         form.screen(&values).map_err(|problem| CoreError::InvalidArgument(problem.message()))?;
+        normalize(&mut values);
+        self.count_new_draft(session).await?;
         let mut merged = form.defaults();
         merged.extend(values);
         let backend_ref = self.backend.open_draft(shopper, product_id).await?;
@@ -216,26 +226,39 @@ impl Customization {
         changes: DraftChanges,
     ) -> CoreResult<(Draft, Vec<FieldError>)> {
         let mut stored = self.load(session, draft_id).await?;
+        if stored.state == DraftState::Finalized {
+            // Its print file is what FinalizeDraft reported; changing the values would break that.
+            return Err(CoreError::FailedPrecondition(
+                "the draft is finalized and can no longer change; create a new draft to make changes".into(),
+            ));
+        }
         let product_id = ProductId::parse(&stored.product)?;
         let product = self.catalog.product(shopper, &product_id).await?;
         let form = self.backend.form(shopper, &product_id).await?;
-        form.screen(&changes.values).map_err(|problem| CoreError::InvalidArgument(problem.message()))?;
+        let mut values = changes.values;
+        form.screen(&values).map_err(|problem| CoreError::InvalidArgument(problem.message()))?;
+        normalize(&mut values);
         for id in &changes.clear {
-            if form.field(id).is_none() {
-                return Err(CoreError::InvalidArgument(format!(
-                    "clear_field_ids names \"{id}\", which is not a field of this product"
-                )));
+            match form.field(id) {
+                None => {
+                    return Err(CoreError::InvalidArgument(format!(
+                        "clear_field_ids names \"{id}\", which is not a field of this product"
+                    )));
+                }
+                Some(field) if field.read_only => {
+                    return Err(CoreError::InvalidArgument(format!(
+                        "clear_field_ids names \"{id}\", which is read-only and cannot be cleared"
+                    )));
+                }
+                Some(_) => {}
             }
+        }
+        for id in &changes.clear {
             stored.values.remove(id);
         }
-        stored.values.extend(changes.values);
+        stored.values.extend(values);
         if let Some(quantity) = changes.quantity {
             stored.quantity = quantity;
-        }
-        if let Some(file) = stored.file.take() {
-            // The values may have changed, so the old print file no longer matches them.
-            self.sessions.data(session).delete(&file_key(&file.id)).await?;
-            self.sessions.data(session).delete(&file_meta_key(&file.id)).await?;
         }
         stored.updated_ms = now_ms();
         let errors = self.evaluate(shopper, &product, &form, &mut stored).await?;
@@ -266,12 +289,29 @@ impl Customization {
             w => w.clamp(MIN_PREVIEW_WIDTH, MAX_PREVIEW_WIDTH),
         };
         let zero_based: Vec<u32> = pages.iter().map(|p| p - 1).collect();
-        let images = self.backend.preview(shopper, draft_ref(&product_id, &stored), width, &zero_based).await?;
+        let key = format!("{}/{draft_id}", session.scope());
+        let queue = self.previews.lock().unwrap_or_else(|p| p.into_inner()).entry(key.clone()).or_default().clone();
+        let turn = queue.lock().await;
+        // Read again in turn: a change made while this preview waited is shown.
+        let rendered = match self.load(session, draft_id).await {
+            Ok(stored) => self.backend.preview(shopper, draft_ref(&product_id, &stored), width, &zero_based).await,
+            Err(err) => Err(err),
+        };
+        drop(turn);
+        {
+            let mut map = self.previews.lock().unwrap_or_else(|p| p.into_inner());
+            // Ours and the map's: nobody else waits, so the queue can go.
+            if Arc::strong_count(&queue) == 2 {
+                map.remove(&key);
+            }
+        }
+        let images = rendered?;
         self.usage.record(UsageEvent::new(UsageKind::PreviewRendered).with_product(product_id)).await;
         Ok((images, product.page_count))
     }
 
-    /// Produces the print-ready PDF of a valid draft and keeps it, encrypted, in the session.
+    /// Produces the print-ready PDF of a valid draft and keeps it, encrypted, in the session. A
+    /// finalized draft gets its file back, or a new one from the same values once it was deleted.
     pub async fn finalize(
         &self,
         session: &Session,
@@ -323,17 +363,20 @@ impl Customization {
 
     /// What a print file of this session is.
     pub async fn print_file_meta(&self, session: &Session, file_id: &str) -> CoreResult<PrintFileMeta> {
-        check_id("file_id", file_id)?;
-        let bytes = self.sessions.data(session).get(&file_meta_key(file_id)).await?.ok_or_else(|| {
+        let not_found = || {
             CoreError::NotFound(format!(
                 "print file \"{file_id}\" does not exist in this session (it may have been printed or expired)"
             ))
-        })?;
+        };
+        if !check_id("file_id", file_id)? {
+            return Err(not_found());
+        }
+        let bytes = self.sessions.data(session).get(&file_meta_key(file_id)).await?.ok_or_else(not_found)?;
         postcard::from_bytes(&bytes).map_err(|e| CoreError::internal("a stored print file is unreadable", e))
     }
 
-    /// Deletes a print file once it is printed (or its job ended otherwise); its draft goes back
-    /// to valid, so finalizing it again renders a fresh file.
+    /// Deletes a print file once it is printed (or its job ended otherwise). Its draft stays
+    /// finalized: finalizing it again makes a fresh file from the same values.
     pub async fn release_print_file(&self, session: &Session, file_id: &str) -> CoreResult<()> {
         let meta = self.print_file_meta(session, file_id).await.ok();
         let data = self.sessions.data(session);
@@ -344,7 +387,6 @@ impl Customization {
             && stored.file.as_ref().is_some_and(|f| f.id == file_id)
         {
             stored.file = None;
-            stored.state = DraftState::Valid;
             self.save(session, &meta.draft_id, &stored).await?;
         }
         Ok(())
@@ -352,10 +394,40 @@ impl Customization {
 
     /// The bytes of a finalized print file of this session (for printing).
     pub async fn print_file_bytes(&self, session: &Session, file_id: &str) -> CoreResult<Bytes> {
-        check_id("file_id", file_id)?;
+        let not_found = || CoreError::NotFound(format!("print file \"{file_id}\" does not exist in this session"));
+        if !check_id("file_id", file_id)? {
+            return Err(not_found());
+        }
         let data = self.sessions.data(session).get(&file_key(file_id)).await?;
-        data.map(Bytes::from)
-            .ok_or_else(|| CoreError::NotFound(format!("print file \"{file_id}\" does not exist in this session")))
+        data.map(Bytes::from).ok_or_else(not_found)
+    }
+
+    /// The print file of a FINALIZED draft, made again from its values if it was deleted; a draft
+    /// that is not finalized is not printed (the person has not confirmed it).
+    pub async fn finalized_file(&self, session: &Session, shopper: &Shopper, draft_id: &str) -> CoreResult<PrintFile> {
+        let stored = self.load(session, draft_id).await?;
+        if stored.state != DraftState::Finalized {
+            return Err(CoreError::FailedPrecondition(
+                "the draft is not finalized; call FinalizeDraft first, then print the file it returns".into(),
+            ));
+        }
+        Ok(self.finalize(session, shopper, draft_id).await?.0)
+    }
+
+    /// Counts a new draft against the session's allowance.
+    async fn count_new_draft(&self, session: &Session) -> CoreResult<()> {
+        let data = self.sessions.data(session);
+        let made = match data.get(DRAFT_COUNT_KEY).await? {
+            Some(bytes) => <[u8; 4]>::try_from(bytes.as_slice()).map(u32::from_le_bytes).unwrap_or(u32::MAX),
+            None => 0,
+        };
+        if made >= MAX_DRAFTS_PER_SESSION {
+            return Err(CoreError::ResourceExhausted(format!(
+                "this session already has {MAX_DRAFTS_PER_SESSION} drafts, the most it may have; finish or reuse one, \
+                 or close the app and start again"
+            )));
+        }
+        data.put(DRAFT_COUNT_KEY, &(made + 1).to_le_bytes()).await
     }
 
     /// Applies the form's rules, then the backend's, and sets the draft's state accordingly.
@@ -379,10 +451,13 @@ impl Customization {
     }
 
     async fn load(&self, session: &Session, draft_id: &str) -> CoreResult<StoredDraft> {
-        check_id("draft_id", draft_id)?;
-        let bytes = self.sessions.data(session).get(&draft_key(draft_id)).await?.ok_or_else(|| {
+        let not_found = || {
             CoreError::NotFound(format!("draft \"{draft_id}\" does not exist in this session (it may have expired)"))
-        })?;
+        };
+        if !check_id("draft_id", draft_id)? {
+            return Err(not_found());
+        }
+        let bytes = self.sessions.data(session).get(&draft_key(draft_id)).await?.ok_or_else(not_found)?;
         postcard::from_bytes(&bytes).map_err(|e| CoreError::internal("a stored draft is unreadable", e))
     }
 
@@ -428,6 +503,9 @@ impl Customization {
 fn draft_ref<'a>(product: &'a ProductId, stored: &'a StoredDraft) -> DraftRef<'a> {
     DraftRef { product, backend_ref: stored.backend_ref.as_deref(), values: &stored.values, quantity: stored.quantity }
 }
+
+/// How many drafts the session has made.
+const DRAFT_COUNT_KEY: &str = "draft-count";
 
 fn draft_key(id: &str) -> String {
     format!("draft/{id}")

@@ -119,31 +119,44 @@ impl FieldError {
     }
 }
 
-/// No value may be longer than this many bytes, whatever the form says; longer input is refused
-/// as a whole request rather than stored.
-pub const HARD_VALUE_LIMIT: usize = 10_000;
+/// No value may be longer than this many bytes (8 KiB of UTF-8, as the contract says), whatever the
+/// form says; longer input is refused as a whole request rather than stored.
+pub const HARD_VALUE_LIMIT: usize = 8 * 1024;
+/// No request may carry more values than this.
+pub const MAX_VALUES: usize = 256;
 
 /// Why a set of values cannot even be considered (the whole request is refused).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InputProblem {
+    TooMany(usize),
     UnknownField(String),
+    ReadOnly(String),
     TooLarge { field: String, bytes: usize },
-    ControlCharacter { field: String },
 }
 
 impl InputProblem {
     pub fn message(&self) -> String {
         match self {
+            InputProblem::TooMany(n) => format!("values has {n} entries; a request may carry at most {MAX_VALUES}"),
             InputProblem::UnknownField(field) => {
                 format!("values names \"{field}\", which is not a field of this product; GetForm lists the fields")
+            }
+            InputProblem::ReadOnly(field) => {
+                format!("\"{field}\" is read-only: its value is the form's default and cannot be set")
             }
             InputProblem::TooLarge { field, bytes } => {
                 format!("the value of \"{field}\" is {bytes} bytes; no value may exceed {HARD_VALUE_LIMIT} bytes")
             }
-            InputProblem::ControlCharacter { field } => format!(
-                "the value of \"{field}\" contains a control character (such as NUL); only printable text, and line \
-                 breaks in multi-line fields, is accepted"
-            ),
+        }
+    }
+}
+
+/// Input as it is stored: a TAB (which pasted text brings) becomes a space in every kind of field.
+/// Every other character is kept as typed; control characters are reported by `Form::check`.
+pub fn normalize(values: &mut Values) {
+    for value in values.values_mut() {
+        if value.contains('\t') {
+            *value = value.replace('\t', " ");
         }
     }
 }
@@ -158,16 +171,19 @@ impl Form {
         self.fields.iter().filter(|f| !f.default.is_empty()).map(|f| (f.id.clone(), f.default.clone())).collect()
     }
 
-    /// Refuses input no form could accept: unknown fields, oversized values, control characters.
+    /// Refuses input no form could accept: too many values, unknown or read-only fields,
+    /// oversized values. Everything else is kept, and `check` reports its problems by field.
     pub fn screen(&self, values: &Values) -> Result<(), InputProblem> {
+        if values.len() > MAX_VALUES {
+            return Err(InputProblem::TooMany(values.len()));
+        }
         for (id, value) in values {
             let Some(field) = self.field(id) else { return Err(InputProblem::UnknownField(id.clone())) };
+            if field.read_only {
+                return Err(InputProblem::ReadOnly(id.clone()));
+            }
             if value.len() > HARD_VALUE_LIMIT {
                 return Err(InputProblem::TooLarge { field: id.clone(), bytes: value.len() });
-            }
-            let allowed = |c: char| field.kind == FieldKind::Multiline && (c == '\n' || c == '\r' || c == '\t');
-            if value.chars().any(|c| c.is_control() && !allowed(c)) {
-                return Err(InputProblem::ControlCharacter { field: id.clone() });
             }
         }
         Ok(())
@@ -221,6 +237,9 @@ fn check_field(field: &Field, value: &str) -> Option<FieldError> {
     let label = &field.label;
     if value.trim().is_empty() {
         return if field.required { err(FieldErrorCode::Required, format!("{label} is required")) } else { None };
+    }
+    if let Some(error) = check_characters(field, value) {
+        return Some(error);
     }
     let chars = value.chars().count();
     if field.min_length > 0 && chars < field.min_length {
@@ -283,6 +302,29 @@ fn check_field(field: &Field, value: &str) -> Option<FieldError> {
         return err(FieldErrorCode::PatternMismatch, format!("{label} is not in the expected form"));
     }
     None
+}
+
+/// Control characters cannot be printed: line breaks only in multi-line fields (CR, LF, CRLF and
+/// the Unicode separators), nothing else. The value is kept; the person removes the character.
+fn check_characters(field: &Field, value: &str) -> Option<FieldError> {
+    let label = &field.label;
+    let is_break = |c: char| matches!(c, '\n' | '\r' | '\u{2028}' | '\u{2029}');
+    if field.kind != FieldKind::Multiline && value.chars().any(is_break) {
+        return Some(FieldError::new(
+            &field.id,
+            FieldErrorCode::UnsupportedCharacter,
+            format!("{label} must be one line: remove the line break"),
+        ));
+    }
+    let bad = value.chars().find(|&c| c.is_control() && !is_break(c))?;
+    Some(FieldError::new(
+        &field.id,
+        FieldErrorCode::UnsupportedCharacter,
+        format!(
+            "{label} contains an invisible control character (U+{:04X}) that cannot be printed: remove it",
+            u32::from(bad)
+        ),
+    ))
 }
 
 fn check_number(field: &Field, value: &str) -> Option<FieldError> {
@@ -455,14 +497,39 @@ mod tests {
 
     #[test]
     fn screening_refuses_what_no_form_accepts() {
-        let form = form(vec![field("name", FieldKind::Text), field("body", FieldKind::Multiline)]);
+        let mut fixed = field("fixed", FieldKind::Text);
+        fixed.read_only = true;
+        let form = form(vec![field("name", FieldKind::Text), field("body", FieldKind::Multiline), fixed]);
         let values = |k: &str, v: String| Values::from([(k.to_string(), v)]);
         assert_eq!(form.screen(&values("nope", "x".into())), Err(InputProblem::UnknownField("nope".into())));
-        assert!(matches!(form.screen(&values("name", "x".repeat(1 << 20))), Err(InputProblem::TooLarge { .. })));
-        assert!(matches!(form.screen(&values("name", "a\0b".into())), Err(InputProblem::ControlCharacter { .. })));
-        assert!(matches!(form.screen(&values("name", "a\nb".into())), Err(InputProblem::ControlCharacter { .. })));
-        assert_eq!(form.screen(&values("body", "a\nb".into())), Ok(()));
+        assert_eq!(form.screen(&values("fixed", "x".into())), Err(InputProblem::ReadOnly("fixed".into())));
+        assert_eq!(form.screen(&values("name", "x".repeat(HARD_VALUE_LIMIT))), Ok(()));
+        assert!(matches!(
+            form.screen(&values("name", "x".repeat(HARD_VALUE_LIMIT + 1))),
+            Err(InputProblem::TooLarge { bytes: 8193, .. })
+        ));
+        let many: Values = (0..=MAX_VALUES).map(|i| (format!("f{i}"), String::new())).collect();
+        assert_eq!(form.screen(&many), Err(InputProblem::TooMany(MAX_VALUES + 1)));
+        // Control characters are the person's to fix: kept, then reported by field.
+        assert_eq!(form.screen(&values("name", "a\0b".into())), Ok(()));
         assert_eq!(form.screen(&values("name", "</text><image href=\"file:///etc/passwd\"/>".into())), Ok(()));
+    }
+
+    #[test]
+    fn control_characters_are_field_errors_and_tabs_become_spaces() {
+        let form = form(vec![field("name", FieldKind::Text), field("body", FieldKind::Multiline)]);
+        use FieldErrorCode::UnsupportedCharacter;
+        assert_eq!(codes(&form, &[("name", "a\0b")]), vec![("name".into(), UnsupportedCharacter)]);
+        assert_eq!(codes(&form, &[("name", "a\nb")]), vec![("name".into(), UnsupportedCharacter)]);
+        assert_eq!(codes(&form, &[("body", "a\u{1b}[31m")]), vec![("body".into(), UnsupportedCharacter)]);
+        assert_eq!(codes(&form, &[("body", "a\r\nb\nc")]), vec![]);
+        let message = &form.check(&Values::from([("name".into(), "a\nb".into())]))[0].message;
+        assert!(message.contains("line break") && !message.contains("shorten"), "{message}");
+
+        let mut values = Values::from([("name".to_string(), "Anna\tKeller".to_string())]);
+        normalize(&mut values);
+        assert_eq!(values["name"], "Anna Keller");
+        assert_eq!(codes(&form, &[("name", &values["name"])]), vec![]);
     }
 
     #[test]

@@ -27,8 +27,19 @@ use crate::domain::records::{check_id, from_ms, new_id, now_ms};
 use crate::domain::session::{Session, SessionManager};
 use crate::domain::usage::{JobOutcome, UsageEvent, UsageKind, UsageSink};
 
-/// Scope of one-time pull links, each named by the SHA-256 of its token.
+/// Scope of one-time pull links, each named by the SHA-256 of its token and pointing to the
+/// session that holds the document; the entry expires with the link.
 const PULL_SCOPE: &str = "pull-links";
+/// A link's document lives this much longer than the link, in the session's scope, so that when
+/// the link expires the job can still tell whether it was fetched (gone) or not (still there).
+const PULL_DOCUMENT_GRACE: Duration = Duration::from_secs(60);
+/// Unfinished jobs one session may have (the contract promises at least 5).
+pub const MAX_UNFINISHED_JOBS: usize = 8;
+/// WatchJob streams one session may have open at once (the contract promises at least 4).
+pub const MAX_WATCHES_PER_SESSION: usize = 4;
+/// An open WatchJob stream counts as activity of its session at least this often (and notices
+/// within this time that the session has ended).
+const WATCH_KEEP_ALIVE: Duration = Duration::from_secs(5);
 
 /// What the caller wants printed and how.
 #[derive(Debug, Clone)]
@@ -75,6 +86,8 @@ pub struct Job {
     pub ended_ms: Option<u64>,
     /// The name of the job's pull link in the store, while it exists.
     pull_link: Option<String>,
+    /// When the pull link stops working.
+    pull_expires_ms: Option<u64>,
     /// The printer's handle, once submitted.
     printer_ref: Option<String>,
 }
@@ -169,6 +182,8 @@ pub struct Jobs {
     running: Arc<dyn RunningJobs>,
     usage: Arc<dyn UsageSink>,
     hub: Hub,
+    /// Open WatchJob streams per session scope.
+    watches: Arc<Mutex<HashMap<String, usize>>>,
     policy: JobPolicy,
     /// `{base}/{token}` is a pull link; the base is where `PullServer` is reachable.
     pull_base_url: String,
@@ -179,18 +194,128 @@ pub struct Jobs {
 struct Hub(Mutex<HashMap<String, broadcast::Sender<Job>>>);
 
 impl Hub {
-    fn sender(&self, id: &str) -> broadcast::Sender<Job> {
-        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(id.to_owned()).or_insert_with(|| broadcast::channel(64).0).clone()
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, broadcast::Sender<Job>>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn subscribe(&self, id: &str) -> broadcast::Receiver<Job> {
+        self.map().entry(id.to_owned()).or_insert_with(|| broadcast::channel(64).0).subscribe()
+    }
+
+    /// Sends a change to the job's watchers, if it has any; a terminal change is the last.
     fn publish(&self, job: &Job) {
-        let sender = self.sender(&job.id);
-        let _ = sender.send(job.clone());
+        let mut map = self.map();
+        if let Some(sender) = map.get(&job.id) {
+            let _ = sender.send(job.clone());
+        }
         if job.state.is_terminal() {
-            self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(&job.id);
+            map.remove(&job.id);
         }
     }
+
+    /// Ends every watch of a job without a last change (its session ended).
+    fn forget(&self, id: &str) {
+        self.map().remove(id);
+    }
+
+    /// Drops a job's channel that no watcher uses (a watch that found the job already ended).
+    fn release(&self, id: &str) {
+        let mut map = self.map();
+        if map.get(id).is_some_and(|sender| sender.receiver_count() == 0) {
+            map.remove(id);
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.map().len()
+    }
+}
+
+/// One WatchJob stream: the job's changes until it ends, while the session stays open.
+pub struct Watch {
+    receiver: broadcast::Receiver<Job>,
+    sessions: Arc<SessionManager>,
+    session: Session,
+    _slot: WatchSlot,
+}
+
+impl Watch {
+    /// The next change; `None` after the terminal one. An error when the session has ended.
+    pub async fn next(&mut self) -> Option<CoreResult<Job>> {
+        let mut keep_alive = tokio::time::interval(WATCH_KEEP_ALIVE.min(self.sessions.limits().idle / 2));
+        keep_alive.tick().await;
+        loop {
+            tokio::select! {
+                change = self.receiver.recv() => match change {
+                    Ok(job) => return Some(Ok(job)),
+                    // A slow watcher skipped some changes; the next one still arrives.
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    // Dropped without a terminal change: the session ended (or the server stops).
+                    Err(broadcast::error::RecvError::Closed) => return Some(Err(session_ended())),
+                },
+                _ = keep_alive.tick() => match self.sessions.keep_alive(&self.session).await {
+                    Ok(true) => continue,
+                    Ok(false) => return Some(Err(session_ended())),
+                    Err(err) => return Some(Err(err)),
+                },
+            }
+        }
+    }
+}
+
+fn session_ended() -> CoreError {
+    CoreError::Unauthenticated(
+        "the session ended while the job was being watched; start a new session to see the printer's jobs".into(),
+    )
+}
+
+/// A place among a session's open watches, given back when the stream ends.
+struct WatchSlot {
+    watches: Arc<Mutex<HashMap<String, usize>>>,
+    scope: String,
+}
+
+impl WatchSlot {
+    fn take(watches: &Arc<Mutex<HashMap<String, usize>>>, session: &Session) -> CoreResult<WatchSlot> {
+        let scope = session.scope();
+        let mut map = watches.lock().unwrap_or_else(|p| p.into_inner());
+        let open = map.entry(scope.clone()).or_default();
+        if *open >= MAX_WATCHES_PER_SESSION {
+            return Err(CoreError::ResourceExhausted(format!(
+                "this session already watches {MAX_WATCHES_PER_SESSION} jobs, the most it may; end a watch first"
+            )));
+        }
+        *open += 1;
+        Ok(WatchSlot { watches: watches.clone(), scope })
+    }
+}
+
+impl Drop for WatchSlot {
+    fn drop(&mut self) {
+        let mut map = self.watches.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(open) = map.get_mut(&self.scope) {
+            *open -= 1;
+            if *open == 0 {
+                map.remove(&self.scope);
+            }
+        }
+    }
+}
+
+/// Where a pull link's document is: the session that made it, and that session's record, which
+/// must still be open for the link to work.
+#[derive(Serialize, Deserialize)]
+struct PullIndex {
+    scope: String,
+    record: String,
+}
+
+/// What a `request_id` stands for: the job it made and the request that made it.
+#[derive(Serialize, Deserialize)]
+struct RequestRecord {
+    job_id: String,
+    fingerprint: [u8; 32],
 }
 
 /// Sensible defaults for printers that cannot be asked and were not described.
@@ -241,6 +366,7 @@ impl Jobs {
             running,
             usage,
             hub: Hub::default(),
+            watches: Arc::default(),
             policy,
             pull_base_url: pull_base_url.trim_end_matches('/').to_owned(),
         }
@@ -289,18 +415,36 @@ impl Jobs {
         session: &Session,
         request: SubmitRequest,
     ) -> CoreResult<(Job, Option<PullLink>)> {
+        let fingerprint = request.fingerprint();
         if let Some(request_id) = &request.request_id {
             check_request_id(request_id)?;
             if let Some(existing) = self.sessions.data(session).get(&request_key(request_id)).await? {
-                let job_id = String::from_utf8(existing).map_err(|e| CoreError::internal("bad job index", e))?;
-                return Ok((self.load(session, &job_id).await?, None));
+                let earlier: RequestRecord =
+                    postcard::from_bytes(&existing).map_err(|e| CoreError::internal("bad job index", e))?;
+                if earlier.fingerprint != fingerprint {
+                    return Err(CoreError::InvalidArgument(
+                        "request_id was already used for a different print request (another document, copies or \
+                         options); use a new request_id for a new print action"
+                            .into(),
+                    ));
+                }
+                let mut job = self.load(session, &earlier.job_id).await?;
+                let link = self.renew_pull_link(session, &mut job).await?;
+                return Ok((job, link));
             }
+        }
+        let mut unfinished = self.unfinished_jobs(session).await?;
+        if unfinished.len() >= MAX_UNFINISHED_JOBS {
+            return Err(CoreError::ResourceExhausted(format!(
+                "this session already has {MAX_UNFINISHED_JOBS} unfinished jobs, the most it may; wait for one to end \
+                 or cancel one"
+            )));
         }
         let (device, capabilities) = self.capabilities(session).await?;
         let (file_id, meta) = match &request.document {
             DocumentRef::File(id) => (id.clone(), self.customization.print_file_meta(session, id).await?),
             DocumentRef::Draft(id) => {
-                let (file, _) = self.customization.finalize(session, &Shopper::Anonymous, id).await?;
+                let file = self.customization.finalized_file(session, &Shopper::Anonymous, id).await?;
                 let meta = self.customization.print_file_meta(session, &file.id).await?;
                 (file.id, meta)
             }
@@ -317,11 +461,18 @@ impl Jobs {
         check_ticket(&ticket, &capabilities)?;
 
         let now = now_ms();
+        let pulled = device.delivery == DeliveryMode::DevicePull;
         let mut job = Job {
             id: new_id(),
             state: JobState::Pending,
-            reasons: vec!["job-incoming".into()],
-            message: "Sending the document to the printer".into(),
+            // A pulling printer has to fetch the file first; others get it now.
+            reasons: vec![if pulled { "job-fetchable" } else { "job-incoming" }.into()],
+            message: if pulled {
+                "Waiting for the printer to fetch the document"
+            } else {
+                "Sending the document to the printer"
+            }
+            .into(),
             file_id: file_id.clone(),
             draft_id: meta.draft_id.clone(),
             product_id: meta.product_id.clone(),
@@ -338,21 +489,25 @@ impl Jobs {
             updated_ms: now,
             ended_ms: None,
             pull_link: None,
+            pull_expires_ms: None,
             printer_ref: None,
         };
         let pdf = self.customization.print_file_bytes(session, &file_id).await?;
         let mut link = None;
-        let document = if device.delivery == DeliveryMode::DevicePull {
-            let (name, pull) = self.create_pull_link(&pdf).await?;
-            job.pull_link = Some(name);
+        let document = if pulled {
+            let pull = self.create_pull_link(session, &mut job, &pdf).await?;
             link = Some(pull.clone());
             JobDocument::Pull(PullSource { url: pull.url, expires_at: pull.expires_at })
         } else {
             JobDocument::Bytes(pdf)
         };
         self.save(session, &job).await?;
+        unfinished.push(job.id.clone());
+        self.save_job_ids(session, &unfinished).await?;
         if let Some(request_id) = &request.request_id {
-            self.sessions.data(session).put(&request_key(request_id), job.id.as_bytes()).await?;
+            let record = RequestRecord { job_id: job.id.clone(), fingerprint };
+            let record = postcard::to_allocvec(&record).map_err(|e| CoreError::internal("cannot store a job", e))?;
+            self.sessions.data(session).put(&request_key(request_id), &record).await?;
         }
         self.usage.record(job_event(UsageKind::JobSubmitted, &job, &device)).await;
         let remembered = RunningJob {
@@ -378,7 +533,7 @@ impl Jobs {
                     let reason = match &err {
                         CoreError::Unavailable(_) => "printer-unreachable",
                         CoreError::FailedPrecondition(_) => "document-format-not-supported",
-                        _ => "job-aborted-by-system",
+                        _ => "aborted-by-system",
                     };
                     let message = err.to_string();
                     self.finish(session, &mut job, &device, JobState::Aborted, vec![reason.into()], message).await?;
@@ -386,7 +541,7 @@ impl Jobs {
                 }
             },
             // An EIP device pulls the link itself; its weblet reports the states.
-            None => self.spawn_deadline(session.clone(), device, job.clone()),
+            None => self.spawn_pull_follower(session.clone(), device, job.id.clone()),
         }
         self.hub.publish(&job);
         Ok((job, link))
@@ -396,13 +551,25 @@ impl Jobs {
         self.load(session, job_id).await
     }
 
-    /// The job now, then every change until it ends. Subscribes before reading, so no change is
-    /// missed between the two.
-    pub async fn watch(&self, session: &Session, job_id: &str) -> CoreResult<(Job, Option<broadcast::Receiver<Job>>)> {
-        check_id("job_id", job_id)?;
-        let receiver = self.hub.sender(job_id).subscribe();
+    /// The job now, then (for a job that has not ended) every change until it ends. Reads again
+    /// after subscribing, so no change is missed between the two.
+    pub async fn watch(&self, session: &Session, job_id: &str) -> CoreResult<(Job, Option<Watch>)> {
         let job = self.load(session, job_id).await?;
-        Ok((job.clone(), (!job.state.is_terminal()).then_some(receiver)))
+        if job.state.is_terminal() {
+            return Ok((job, None));
+        }
+        let slot = WatchSlot::take(&self.watches, session)?;
+        let receiver = self.hub.subscribe(job_id);
+        let job = match self.load(session, job_id).await {
+            Ok(job) if !job.state.is_terminal() => job,
+            ended => {
+                drop(receiver);
+                self.hub.release(job_id);
+                return Ok((ended?, None));
+            }
+        };
+        let watch = Watch { receiver, sessions: self.sessions.clone(), session: session.clone(), _slot: slot };
+        Ok((job, Some(watch)))
     }
 
     /// Cancels a job that has not ended.
@@ -498,7 +665,7 @@ impl Jobs {
         job.updated_ms = now;
         job.ended_ms = Some(now);
         if let Some(link) = job.pull_link.take() {
-            self.store.delete(PULL_SCOPE, &link).await?;
+            self.delete_pull_link(session, &link).await?;
         }
         self.running.ended(&job.id).await?;
         self.customization.release_print_file(session, &job.file_id).await?;
@@ -559,7 +726,7 @@ impl Jobs {
                 }
                 if !matches!(this.sessions.is_open(&session).await, Ok(true)) {
                     // The app closed: its data is gone; let the printer finish on its own.
-                    this.hub.publish(&Job { state: JobState::Aborted, ..job.clone() });
+                    this.hub.forget(&job.id);
                     return;
                 }
                 tokio::time::sleep(this.policy.poll_every).await;
@@ -567,42 +734,105 @@ impl Jobs {
         });
     }
 
-    /// A pulled job the device never reports on ends at the deadline.
-    fn spawn_deadline(self: &Arc<Self>, session: Session, device: Device, job: Job) {
+    /// Follows a job a device pulls itself: aborted when its link expires unfetched, and at the
+    /// deadline when the device never reports its end. Stops when the session ends.
+    fn spawn_pull_follower(self: &Arc<Self>, session: Session, device: Device, job_id: String) {
         let this = self.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(this.policy.deadline).await;
-            let Ok(mut job) = this.load(&session, &job.id).await else { return };
-            if !job.state.is_terminal() {
+            loop {
+                let Ok(mut job) = this.load(&session, &job_id).await else { return };
+                if job.state.is_terminal() {
+                    return;
+                }
+                let now = now_ms();
+                if let (Some(link), Some(expires)) = (job.pull_link.clone(), job.pull_expires_ms) {
+                    if now < expires {
+                        tokio::time::sleep(Duration::from_millis(expires - now)).await;
+                        continue;
+                    }
+                    // Still there when the link expired: never fetched, and now nobody can.
+                    if matches!(this.store.delete(&session.scope(), &pull_document(&link)).await, Ok(true)) {
+                        let reasons = vec!["aborted-by-system".into()];
+                        let message = "The printer did not fetch the document before its link expired".to_string();
+                        let _ = this.finish(&session, &mut job, &device, JobState::Aborted, reasons, message).await;
+                        return;
+                    }
+                }
+                let deadline = job.created_ms + this.policy.deadline.as_millis() as u64;
+                if now < deadline {
+                    tokio::time::sleep(Duration::from_millis(deadline - now)).await;
+                    continue;
+                }
                 let reasons = vec!["job-timeout".into()];
                 let message = "The printer never reported that it printed the job".to_string();
                 let _ = this.finish(&session, &mut job, &device, JobState::Aborted, reasons, message).await;
+                return;
             }
         });
     }
 
-    /// Seals the PDF under a key derived from a fresh token; only the link's holder can open it,
-    /// and the store keeps just the token's hash.
-    async fn create_pull_link(&self, pdf: &Bytes) -> CoreResult<(String, PullLink)> {
+    /// Seals the PDF under a key derived from a fresh token and keeps it in the session's scope,
+    /// so it goes with the session; the link's index keeps just the token's hash.
+    async fn create_pull_link(&self, session: &Session, job: &mut Job, pdf: &Bytes) -> CoreResult<PullLink> {
         let token = URL_SAFE_NO_PAD.encode(random_bytes::<32>());
         let name = hex::encode(Sha256::digest(token.as_bytes()));
+        let ttl = self.policy.pull_link_ttl;
         let sealed = pull_key(&token).seal(name.as_bytes(), pdf);
-        self.store.put(PULL_SCOPE, &name, sealed, self.policy.pull_link_ttl).await?;
-        let link = PullLink {
-            url: format!("{}/{token}.pdf", self.pull_base_url),
-            expires_at: SystemTime::now() + self.policy.pull_link_ttl,
-        };
-        Ok((name, link))
+        self.store.put(&session.scope(), &pull_document(&name), sealed, ttl + PULL_DOCUMENT_GRACE).await?;
+        let index = PullIndex { scope: session.scope(), record: session.record_name().to_owned() };
+        let index = postcard::to_allocvec(&index).map_err(|e| CoreError::internal("cannot store a pull link", e))?;
+        self.store.put(PULL_SCOPE, &name, index, ttl).await?;
+        let expires_at = SystemTime::now() + ttl;
+        job.pull_link = Some(name);
+        job.pull_expires_ms = Some(now_ms() + ttl.as_millis() as u64);
+        Ok(PullLink { url: format!("{}/{token}.pdf", self.pull_base_url), expires_at })
+    }
+
+    async fn delete_pull_link(&self, session: &Session, name: &str) -> CoreResult<()> {
+        self.store.delete(PULL_SCOPE, name).await?;
+        self.store.delete(&session.scope(), &pull_document(name)).await?;
+        Ok(())
+    }
+
+    /// For a retried SubmitJob: a new link in place of one that was not fetched yet.
+    async fn renew_pull_link(&self, session: &Session, job: &mut Job) -> CoreResult<Option<PullLink>> {
+        let Some(old) = job.pull_link.clone() else { return Ok(None) };
+        let unfetched = self.store.get(&session.scope(), &pull_document(&old)).await?.is_some();
+        if job.state.is_terminal() || !unfetched || job.pull_expires_ms.is_some_and(|t| t <= now_ms()) {
+            return Ok(None);
+        }
+        self.delete_pull_link(session, &old).await?;
+        let pdf = self.customization.print_file_bytes(session, &job.file_id).await?;
+        let link = self.create_pull_link(session, job, &pdf).await?;
+        job.updated_ms = now_ms();
+        self.save(session, job).await?;
+        Ok(Some(link))
+    }
+
+    /// The session's jobs that have not ended (ended ones are dropped from the list).
+    async fn unfinished_jobs(&self, session: &Session) -> CoreResult<Vec<String>> {
+        let Some(bytes) = self.sessions.data(session).get(JOB_IDS_KEY).await? else { return Ok(Vec::new()) };
+        let ids: Vec<String> = postcard::from_bytes(&bytes).map_err(|e| CoreError::internal("bad job list", e))?;
+        let mut unfinished = Vec::with_capacity(ids.len());
+        for id in ids {
+            if self.load(session, &id).await.is_ok_and(|job| !job.state.is_terminal()) {
+                unfinished.push(id);
+            }
+        }
+        Ok(unfinished)
+    }
+
+    async fn save_job_ids(&self, session: &Session, ids: &[String]) -> CoreResult<()> {
+        let bytes = postcard::to_allocvec(ids).map_err(|e| CoreError::internal("cannot store the job list", e))?;
+        self.sessions.data(session).put(JOB_IDS_KEY, &bytes).await
     }
 
     async fn load(&self, session: &Session, job_id: &str) -> CoreResult<Job> {
-        check_id("job_id", job_id)?;
-        let bytes = self
-            .sessions
-            .data(session)
-            .get(&job_key(job_id))
-            .await?
-            .ok_or_else(|| CoreError::NotFound(format!("job \"{job_id}\" does not exist in this session")))?;
+        let not_found = || CoreError::NotFound(format!("job \"{job_id}\" does not exist in this session"));
+        if !check_id("job_id", job_id)? {
+            return Err(not_found());
+        }
+        let bytes = self.sessions.data(session).get(&job_key(job_id)).await?.ok_or_else(not_found)?;
         postcard::from_bytes(&bytes).map_err(|e| CoreError::internal("a stored job is unreadable", e))
     }
 
@@ -612,29 +842,44 @@ impl Jobs {
     }
 }
 
-/// Hands out the document behind a one-time pull link: once, before it expires.
+/// Hands out the document behind a one-time pull link: once, before it expires, and only while
+/// the session that printed it is open.
 pub struct PullLinks {
     store: Arc<dyn EphemeralStore>,
+    sessions: Arc<SessionManager>,
 }
 
 impl PullLinks {
-    pub fn new(store: Arc<dyn EphemeralStore>) -> Self {
-        PullLinks { store }
+    pub fn new(store: Arc<dyn EphemeralStore>, sessions: Arc<SessionManager>) -> Self {
+        PullLinks { store, sessions }
     }
 
-    /// The PDF for `token`, taken atomically: a second download, an expired link or a job that
-    /// ended all get `None`.
+    /// The PDF for `token`, taken atomically: a second download, an expired link, a job that
+    /// ended and a session that ended all get `None`.
     pub async fn take(&self, token: &str) -> CoreResult<Option<Bytes>> {
         if token.len() != 43 || URL_SAFE_NO_PAD.decode(token).is_err() {
             return Ok(None);
         }
         let name = hex::encode(Sha256::digest(token.as_bytes()));
-        let Some(sealed) = self.store.take(PULL_SCOPE, &name).await? else { return Ok(None) };
+        let Some(index) = self.store.take(PULL_SCOPE, &name).await? else { return Ok(None) };
+        let index: PullIndex =
+            postcard::from_bytes(&index).map_err(|e| CoreError::internal("a pull link is unreadable", e))?;
+        if !self.sessions.is_record_open(&index.record).await? {
+            // The person closed the app (or it expired): their file is no longer to be had.
+            self.store.delete(&index.scope, &pull_document(&name)).await?;
+            return Ok(None);
+        }
+        let Some(sealed) = self.store.take(&index.scope, &pull_document(&name)).await? else { return Ok(None) };
         let pdf = pull_key(token)
             .open(name.as_bytes(), &sealed)
             .map_err(|e| CoreError::internal("a pull link's document is unreadable", e))?;
         Ok(Some(Bytes::from(pdf)))
     }
+}
+
+/// The name of a pull link's document in its session's scope.
+fn pull_document(name: &str) -> String {
+    format!("pull/{name}")
 }
 
 fn pull_key(token: &str) -> Key256 {
@@ -701,14 +946,39 @@ fn describe(state: JobState) -> &'static str {
     }
 }
 
+/// A UUID in its 36-character hyphenated form, as the contract asks (any version, either case).
 fn check_request_id(id: &str) -> CoreResult<()> {
-    let ok = !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    let ok = id.len() == 36
+        && id.char_indices().all(|(i, c)| if matches!(i, 8 | 13 | 18 | 23) { c == '-' } else { c.is_ascii_hexdigit() });
     if ok {
         Ok(())
     } else {
-        Err(CoreError::InvalidArgument("request_id must be a UUID (1 to 64 of A-Z a-z 0-9 -)".into()))
+        Err(CoreError::InvalidArgument(
+            "request_id must be a UUID like 0b6f0b0e-4c2a-4f1e-9a55-2c7f4f0e8d11 (36 characters), or empty".into(),
+        ))
     }
 }
+
+impl SubmitRequest {
+    /// What makes two requests the same print action: the document and every option.
+    fn fingerprint(&self) -> [u8; 32] {
+        let document = match &self.document {
+            DocumentRef::File(id) => format!("file:{id}"),
+            DocumentRef::Draft(id) => format!("draft:{id}"),
+        };
+        let options = format!(
+            "{document}\n{}\n{:?}\n{:?}\n{}",
+            self.copies,
+            self.sides.map(Sides::keyword),
+            self.color_mode.map(ColorMode::keyword),
+            self.media.as_deref().unwrap_or_default()
+        );
+        Sha256::digest(options.as_bytes()).into()
+    }
+}
+
+/// The ids of the session's jobs that may not have ended yet.
+const JOB_IDS_KEY: &str = "job-ids";
 
 fn job_key(id: &str) -> String {
     format!("job/{id}")
@@ -716,4 +986,80 @@ fn job_key(id: &str) -> String {
 
 fn request_key(id: &str) -> String {
     format!("job-request/{id}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(id: &str, state: JobState) -> Job {
+        Job {
+            id: id.into(),
+            state,
+            reasons: Vec::new(),
+            message: String::new(),
+            file_id: String::new(),
+            draft_id: String::new(),
+            product_id: String::new(),
+            device_id: String::new(),
+            delivery: DeliveryMode::SpoolFolder,
+            copies: 1,
+            sides: Sides::OneSided,
+            color_mode: ColorMode::Color,
+            media: String::new(),
+            page_count: 1,
+            pages_printed: None,
+            device_job_id: String::new(),
+            created_ms: 0,
+            updated_ms: 0,
+            ended_ms: None,
+            pull_link: None,
+            pull_expires_ms: None,
+            printer_ref: None,
+        }
+    }
+
+    #[test]
+    fn the_watcher_hub_keeps_nothing_for_jobs_nobody_watches() {
+        let hub = Hub::default();
+        // Changes of unwatched jobs leave nothing behind.
+        hub.publish(&job("a", JobState::Processing));
+        assert_eq!(hub.len(), 0);
+        // A watch that finds its job already ended gives its channel back.
+        let receiver = hub.subscribe("b");
+        drop(receiver);
+        hub.release("b");
+        assert_eq!(hub.len(), 0);
+        // A watched job's channel goes with its terminal change, or when its session ends.
+        let mut receiver = hub.subscribe("c");
+        hub.publish(&job("c", JobState::Completed));
+        assert_eq!(receiver.try_recv().unwrap().state, JobState::Completed);
+        assert_eq!(hub.len(), 0);
+        let mut receiver = hub.subscribe("d");
+        hub.forget("d");
+        assert!(matches!(receiver.try_recv(), Err(broadcast::error::TryRecvError::Closed)));
+        assert_eq!(hub.len(), 0);
+    }
+
+    #[test]
+    fn request_ids_are_uuids_and_fingerprints_tell_requests_apart() {
+        assert!(check_request_id("0b6f0b0e-4c2a-4f1e-9a55-2c7f4f0e8d11").is_ok());
+        assert!(check_request_id("0B6F0B0E-4C2A-4F1E-9A55-2C7F4F0E8D11").is_ok());
+        for bad in ["", "retry-1", "0b6f0b0e4c2a4f1e9a552c7f4f0e8d11", "0b6f0b0e-4c2a-4f1e-9a55-2c7f4f0e8d1g"] {
+            assert!(check_request_id(bad).is_err(), "{bad:?}");
+        }
+        let one = SubmitRequest {
+            document: DocumentRef::Draft("d".into()),
+            copies: 1,
+            sides: None,
+            color_mode: None,
+            media: None,
+            request_id: Some("x".into()),
+        };
+        let two = SubmitRequest { copies: 2, ..one.clone() };
+        let file = SubmitRequest { document: DocumentRef::File("d".into()), ..one.clone() };
+        assert_eq!(one.fingerprint(), one.clone().fingerprint());
+        assert_ne!(one.fingerprint(), two.fingerprint());
+        assert_ne!(one.fingerprint(), file.fingerprint());
+    }
 }

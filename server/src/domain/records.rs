@@ -14,14 +14,24 @@ pub fn new_id() -> String {
     URL_SAFE_NO_PAD.encode(random_bytes::<16>())
 }
 
-/// Checks an id a caller sent in `field`: present, and of the shape `new_id` makes.
-pub fn check_id(field: &str, id: &str) -> CoreResult<()> {
+/// The longest id a caller may send; the contract promises ids of at most this many characters.
+pub const MAX_ID_CHARS: usize = 128;
+
+/// Checks an id a caller sent in `field`: present and at most 128 characters, else
+/// INVALID_ARGUMENT. Ids are opaque to callers, so any other id is acceptable input: returns
+/// whether it has the shape `new_id` makes, and one that has not names nothing (NOT_FOUND).
+pub fn check_id(field: &str, id: &str) -> CoreResult<bool> {
+    check_opaque_id(field, id)?;
+    Ok(id.len() == 22 && URL_SAFE_NO_PAD.decode(id).is_ok_and(|b| b.len() == 16))
+}
+
+/// The contract's rule for every id a caller sends back: required, and at most 128 characters.
+pub fn check_opaque_id(field: &str, id: &str) -> CoreResult<()> {
     if id.is_empty() {
         return Err(CoreError::InvalidArgument(format!("{field} is required")));
     }
-    let ok = id.len() == 22 && URL_SAFE_NO_PAD.decode(id).is_ok_and(|b| b.len() == 16);
-    if !ok {
-        return Err(CoreError::InvalidArgument(format!("{field} is not an id this server issued")));
+    if id.chars().count() > MAX_ID_CHARS {
+        return Err(CoreError::InvalidArgument(format!("{field} is longer than {MAX_ID_CHARS} characters")));
     }
     Ok(())
 }
@@ -39,11 +49,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ids_check_out_and_strangers_do_not() {
-        assert!(check_id("draft_id", &new_id()).is_ok());
-        for bad in ["", "short", "!!!!!!!!!!!!!!!!!!!!!!", &"A".repeat(23)] {
-            assert!(check_id("draft_id", bad).is_err(), "{bad:?}");
+    fn ids_check_out_and_strangers_name_nothing() {
+        assert!(check_id("draft_id", &new_id()).unwrap());
+        for stranger in ["short", "!!!!!!!!!!!!!!!!!!!!!!", &"A".repeat(23), &"x".repeat(128)] {
+            assert!(!check_id("draft_id", stranger).unwrap(), "{stranger:?}");
         }
         assert!(check_id("job_id", "").unwrap_err().to_string().contains("job_id is required"));
+        assert!(check_id("job_id", &"x".repeat(129)).unwrap_err().to_string().contains("longer than 128"));
     }
 }

@@ -99,6 +99,12 @@ impl Session {
         self.expires_at
     }
 
+    /// The name of the session's record: says whether the session is open
+    /// ([`SessionManager::is_record_open`]) and reveals nothing else.
+    pub fn record_name(&self) -> &str {
+        &self.token_hash
+    }
+
     /// The ephemeral-store scope holding everything this session made.
     pub fn scope(&self) -> String {
         format!("session-{}", hex::encode(self.id))
@@ -173,6 +179,23 @@ impl SessionManager {
     /// Whether the session is still open (for background work that outlives a call).
     pub async fn is_open(&self, session: &Session) -> CoreResult<bool> {
         Ok(self.store.get(TOKEN_SCOPE, &session.token_hash).await?.is_some())
+    }
+
+    /// Whether the session whose record is named `record` (see [`Session::record_name`]) is still
+    /// open; for things handed out without the session's keys, such as pull links.
+    pub async fn is_record_open(&self, record: &str) -> CoreResult<bool> {
+        Ok(self.store.get(TOKEN_SCOPE, record).await?.is_some())
+    }
+
+    /// Counts as activity of an open session (an open WatchJob stream keeps its session alive):
+    /// resets the idle limit. False once the session has ended, which then finishes ending it.
+    pub async fn keep_alive(&self, session: &Session) -> CoreResult<bool> {
+        let ttl = session.remaining().min(self.limits.idle);
+        if !ttl.is_zero() && self.store.touch(TOKEN_SCOPE, &session.token_hash, ttl).await? {
+            return Ok(true);
+        }
+        self.end(&session.token_hash).await?;
+        Ok(false)
     }
 
     /// Whether a token belongs to a live session, without counting as activity.

@@ -16,6 +16,8 @@ use crate::domain::jobs::{DocumentRef, Job, SubmitRequest};
 use crate::domain::printing::{
     Capabilities, ColorMode, DeliveryMode, Device, JobState, Media, PrinterJobStatus, Sides,
 };
+use crate::domain::records::check_opaque_id;
+use crate::domain::session::DeviceId;
 use crate::domain::usage::{UsageGrouping, UsageKind, UsageQuery, UsageReport};
 
 pub fn timestamp(at: SystemTime) -> prost_types::Timestamp {
@@ -39,22 +41,54 @@ fn count(n: u32) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
 
-/// Required id field: empty is "required", anything else goes through the id's own check.
+/// A product id from the wire: required and at most 128 characters (INVALID_ARGUMENT); an id no
+/// storefront could have issued names no product (NOT_FOUND), like any unknown id.
 pub fn product_id(raw: &str) -> CoreResult<ProductId> {
-    if raw.is_empty() {
-        return Err(CoreError::InvalidArgument("product_id is required".into()));
-    }
+    check_opaque_id("product_id", raw)?;
     ProductId::parse(raw)
+        .map_err(|_| CoreError::NotFound(format!("product \"{raw}\" does not exist in this storefront")))
 }
 
 pub fn list_products(req: pb::ListProductsRequest) -> CoreResult<ListProducts> {
-    let category = match req.category_id.as_str() {
-        "" => None,
-        raw => Some(CategoryId::parse(raw)?),
-    };
+    let category =
+        match req.category_id.as_str() {
+            "" => None,
+            raw => {
+                check_opaque_id("category_id", raw)?;
+                Some(CategoryId::parse(raw).map_err(|_| {
+                    CoreError::NotFound(format!("category \"{raw}\" does not exist in this storefront"))
+                })?)
+            }
+        };
     let page_size = u32::try_from(req.page_size)
         .map_err(|_| CoreError::InvalidArgument("page_size must not be negative".into()))?;
     Ok(ListProducts { category, query: req.query, page_size, page_token: req.page_token })
+}
+
+/// The most bytes a device-user assertion may have (the contract's 16 KiB).
+const MAX_ASSERTION_BYTES: usize = 16 * 1024;
+/// The longest locale tag accepted.
+const MAX_LOCALE_CHARS: usize = 64;
+
+/// What StartSession asks for, checked: the device, and whether a device-user assertion came.
+pub fn start_session(req: &pb::StartSessionRequest) -> CoreResult<(DeviceId, bool)> {
+    let device = DeviceId::parse(&req.device_id)?;
+    if !req.locale.is_empty()
+        && (req.locale.len() > MAX_LOCALE_CHARS || language_tags::LanguageTag::parse(&req.locale).is_err())
+    {
+        return Err(CoreError::InvalidArgument(format!(
+            "locale \"{}\" is not a BCP-47 language tag such as \"de-CH\" or \"en\"; leave it empty for the \
+             storefront's default language",
+            req.locale.chars().take(MAX_LOCALE_CHARS).collect::<String>()
+        )));
+    }
+    if req.device_user_assertion.len() > MAX_ASSERTION_BYTES {
+        return Err(CoreError::InvalidArgument(format!(
+            "device_user_assertion is {} bytes; at most {MAX_ASSERTION_BYTES} are accepted",
+            req.device_user_assertion.len()
+        )));
+    }
+    Ok((device, !req.device_user_assertion.is_empty()))
 }
 
 pub fn category(c: Category) -> pb::Category {
@@ -328,18 +362,38 @@ pub fn field_errors(errors: Vec<FieldError>) -> Vec<pb::FieldError> {
         .collect()
 }
 
-fn quantity_field(quantity: i32) -> CoreResult<u32> {
-    u32::try_from(quantity).map_err(|_| CoreError::InvalidArgument("quantity must not be negative".into()))
-}
-
-/// CreateDraft's quantity: 0 means the product's default.
+/// CreateDraft's quantity: 0 means the product's default; negative is refused.
 pub fn create_quantity(quantity: i32) -> CoreResult<Option<u32>> {
-    Ok(Some(quantity_field(quantity)?).filter(|q| *q > 0))
+    let quantity =
+        u32::try_from(quantity).map_err(|_| CoreError::InvalidArgument("quantity must not be negative".into()))?;
+    Ok(Some(quantity).filter(|q| *q > 0))
 }
 
+/// UpdateDraft's changes. A quantity, when set, is at least 1; a field is either set or cleared.
 pub fn draft_changes(req: pb::UpdateDraftRequest) -> CoreResult<DraftChanges> {
-    let quantity = req.quantity.map(quantity_field).transpose()?;
+    let quantity = req
+        .quantity
+        .map(|q| {
+            u32::try_from(q).ok().filter(|q| *q >= 1).ok_or_else(|| {
+                CoreError::InvalidArgument(format!(
+                    "quantity is {q}; set it to 1 or more, or leave it unset to keep the draft's quantity"
+                ))
+            })
+        })
+        .transpose()?;
+    if let Some(both) = req.clear_field_ids.iter().find(|id| req.values.contains_key(*id)) {
+        return Err(CoreError::InvalidArgument(format!(
+            "\"{both}\" is both in values and in clear_field_ids; set it or clear it, not both"
+        )));
+    }
     Ok(DraftChanges { values: req.values.into_iter().collect::<Values>(), quantity, clear: req.clear_field_ids })
+}
+
+/// RenderPreview's width: 0 means the default; negative is refused (clamping is the domain's).
+pub fn preview_width(width_px: i32) -> CoreResult<u32> {
+    u32::try_from(width_px).map_err(|_| {
+        CoreError::InvalidArgument(format!("width_px is {width_px}; use 0 for the default width or a positive width"))
+    })
 }
 
 pub fn page_numbers(pages: &[i32]) -> CoreResult<Vec<u32>> {
@@ -592,7 +646,7 @@ pub fn device_from_wire(d: pb::Device) -> CoreResult<Device> {
         ));
     }
     Ok(Device {
-        id: crate::domain::session::DeviceId::parse(&d.id)?,
+        id: DeviceId::parse(&d.id)?,
         display_name: d.display_name,
         model: d.model,
         delivery,

@@ -54,7 +54,7 @@ impl CustomizationService for CustomizationAdapter {
     ) -> GrpcResult<pb::RenderPreviewResponse> {
         let session = session(&request)?;
         let request = request.into_inner();
-        let width = u32::try_from(request.width_px).unwrap_or(0);
+        let width = convert::preview_width(request.width_px)?;
         let pages = convert::page_numbers(&request.page_numbers)?;
         let (images, page_count) =
             self.0.preview(&session, &Shopper::Anonymous, &request.draft_id, width, &pages).await?;

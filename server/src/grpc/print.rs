@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use futures::Stream;
+use futures::{Stream, StreamExt as _};
 use proto::v1 as pb;
 use proto::v1::device_service_server::DeviceService;
 use proto::v1::print_service_server::PrintService;
@@ -65,31 +65,21 @@ impl PrintService for PrintAdapter {
 
     async fn watch_job(&self, request: Request<pb::WatchJobRequest>) -> GrpcResult<Self::WatchJobStream> {
         let session = session(&request)?;
-        let (current, updates) = self.0.watch(&session, &request.get_ref().job_id).await?;
-        let stream =
-            futures::stream::unfold((Some(current), updates, false), |(first, mut updates, ended)| async move {
-                if let Some(job) = first {
-                    let done = job.state.is_terminal();
-                    return Some((Ok(pb::WatchJobResponse { job: Some(convert::job(&job)) }), (None, updates, done)));
+        let (current, watch) = self.0.watch(&session, &request.get_ref().job_id).await?;
+        let first =
+            futures::stream::once(async move { Ok(pb::WatchJobResponse { job: Some(convert::job(&current)) }) });
+        let changes = futures::stream::unfold(watch, |watch| async move {
+            let mut watch = watch?;
+            match watch.next().await? {
+                Ok(job) => {
+                    // The terminal change is the last message.
+                    let rest = (!job.state.is_terminal()).then_some(watch);
+                    Some((Ok(pb::WatchJobResponse { job: Some(convert::job(&job)) }), rest))
                 }
-                if ended {
-                    return None;
-                }
-                let receiver = updates.as_mut()?;
-                loop {
-                    match receiver.recv().await {
-                        Ok(job) => {
-                            let done = job.state.is_terminal();
-                            let item = Ok(pb::WatchJobResponse { job: Some(convert::job(&job)) });
-                            return Some((item, (None, updates, done)));
-                        }
-                        // A slow watcher skipped some changes; the next one still arrives.
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
-                    }
-                }
-            });
-        Ok(Response::new(Box::pin(stream)))
+                Err(err) => Some((Err(Status::from(err)), None)),
+            }
+        });
+        Ok(Response::new(Box::pin(first.chain(changes))))
     }
 
     async fn cancel_job(&self, request: Request<pb::CancelJobRequest>) -> GrpcResult<pb::CancelJobResponse> {
@@ -119,11 +109,12 @@ fn operator<T>(request: &Request<T>) -> Result<(), Status> {
     }
 }
 
+/// A device id naming an existing device: required; one no device could have names none.
 fn device_id(raw: &str) -> Result<DeviceId, Status> {
     if raw.is_empty() {
         return Err(CoreError::InvalidArgument("device_id is required".into()).into());
     }
-    Ok(DeviceId::parse(raw)?)
+    DeviceId::parse(raw).map_err(|_| CoreError::NotFound(format!("no device has the id \"{raw}\"")).into())
 }
 
 #[tonic::async_trait]

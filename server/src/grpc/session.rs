@@ -6,7 +6,8 @@ use proto::v1 as pb;
 use proto::v1::session_service_server::SessionService;
 use tonic::{Request, Response, Status};
 
-use crate::domain::session::{DeviceId, Session, SessionManager};
+use crate::domain::error::CoreError;
+use crate::domain::session::{Session, SessionManager};
 use crate::grpc::convert;
 use crate::grpc::status::GrpcResult;
 
@@ -24,8 +25,17 @@ pub fn session<T>(request: &Request<T>) -> Result<Session, Status> {
 #[tonic::async_trait]
 impl SessionService for SessionAdapter {
     async fn start_session(&self, request: Request<pb::StartSessionRequest>) -> GrpcResult<pb::StartSessionResponse> {
-        let request = request.into_inner();
-        let device = DeviceId::parse(&request.device_id)?;
+        let (device, asserted) = convert::start_session(request.get_ref())?;
+        if asserted {
+            // Nothing can verify a device user yet; an identity that cannot be verified is refused,
+            // never taken on trust.
+            return Err(CoreError::Unauthenticated(
+                "the device_user_assertion cannot be verified: this server has no device-user verification \
+                 configured; start the session without one"
+                    .into(),
+            )
+            .into());
+        }
         let (token, session) = self.0.start(device).await?;
         Ok(Response::new(pb::StartSessionResponse {
             session_token: token.expose().to_owned(),

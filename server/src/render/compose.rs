@@ -9,7 +9,7 @@ use std::sync::LazyLock;
 use base64::Engine as _;
 use regex::Regex;
 
-use super::fit::{self, FitError, Fitted, Shapers};
+use super::fit::{self, FitError, FitMode, Fitted, Shapers};
 use super::fonts::Fonts;
 use super::{
     Align, BoxColor, ChoiceAsset, ComposeError, Document, FitProblem, FittedText, RenderInput, Template, TextBox,
@@ -29,15 +29,31 @@ pub(super) static HEX_COLOR: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^#[
 pub(super) static TEMPLATE_COLOR: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^(#[0-9A-Fa-f]{3}|#[0-9A-Fa-f]{6}|[A-Za-z]{3,20})$").expect("valid regex"));
 
-/// Lays out every text box and builds one usvg tree per page.
+/// Lays out every text box and builds one usvg tree per page, for print: a value that cannot be
+/// printed as it is is a `ComposeError::Fit` problem.
 pub fn compose(template: &Template, fonts: &Fonts, input: &RenderInput) -> Result<Document, ComposeError> {
+    compose_with(template, fonts, input, FitMode::Strict)
+}
+
+/// Lays out the document for a preview: values that cannot be printed are shown as they are
+/// (the part that fits, with an overflow mark; replacement glyphs), never a `Fit` error.
+pub fn compose_preview(template: &Template, fonts: &Fonts, input: &RenderInput) -> Result<Document, ComposeError> {
+    compose_with(template, fonts, input, FitMode::Preview)
+}
+
+fn compose_with(
+    template: &Template,
+    fonts: &Fonts,
+    input: &RenderInput,
+    mode: FitMode,
+) -> Result<Document, ComposeError> {
     let mut shapers = Shapers::new(fonts);
     let mut problems: Vec<FitProblem> = Vec::new();
     let mut placed: Vec<(&TextBox, Fitted)> = Vec::new();
     for text_box in &template.boxes {
         // A blank value prints nothing, not even the box's prefix.
         let Some(value) = input.texts.get(&text_box.field).filter(|v| !v.trim().is_empty()) else { continue };
-        match fit::fit_box(text_box, value, fonts, &mut shapers) {
+        match fit::fit_box(text_box, value, fonts, &mut shapers, mode) {
             Ok(fitted) => placed.push((text_box, fitted)),
             Err(FitError::Problem(problem)) => merge_problem(&mut problems, problem),
             Err(FitError::Internal(message)) => return Err(ComposeError::Internal(message)),
@@ -326,7 +342,42 @@ fn text_layer(
             }
             w.end_element();
         }
+        if fitted.overflow {
+            overflow_mark(&mut w, text_box);
+        }
     }
     w.end_element();
     Ok(w.end_document())
+}
+
+/// Marks a box whose value does not fit (previews only), as layout programs mark overset text:
+/// the box outlined in red, and a red square with a white "+" at its end.
+fn overflow_mark(w: &mut xmlwriter::XmlWriter, text_box: &TextBox) {
+    const RED: &str = "#d0021b";
+    const SQUARE_MM: f64 = 2.4;
+    let (x, y, width, height) = (text_box.x_mm, text_box.y_mm, text_box.width_mm, text_box.height_mm);
+    w.start_element("rect");
+    w.write_attribute("class", "podconnect-overflow");
+    w.write_attribute_fmt("x", format_args!("{x:.4}"));
+    w.write_attribute_fmt("y", format_args!("{y:.4}"));
+    w.write_attribute_fmt("width", format_args!("{width:.4}"));
+    w.write_attribute_fmt("height", format_args!("{height:.4}"));
+    w.write_attribute("style", &format!("fill:none;stroke:{RED};stroke-width:0.3;stroke-dasharray:1.2 0.6"));
+    w.end_element();
+    let (sx, sy) = (x + width - SQUARE_MM / 2.0, y + height - SQUARE_MM / 2.0);
+    w.start_element("rect");
+    w.write_attribute_fmt("x", format_args!("{sx:.4}"));
+    w.write_attribute_fmt("y", format_args!("{sy:.4}"));
+    w.write_attribute_fmt("width", format_args!("{SQUARE_MM:.4}"));
+    w.write_attribute_fmt("height", format_args!("{SQUARE_MM:.4}"));
+    w.write_attribute("style", &format!("fill:{RED};stroke:none"));
+    w.end_element();
+    let (cx, cy, arm) = (sx + SQUARE_MM / 2.0, sy + SQUARE_MM / 2.0, SQUARE_MM * 0.3);
+    w.start_element("path");
+    w.write_attribute_fmt(
+        "d",
+        format_args!("M{:.4} {cy:.4}H{:.4}M{cx:.4} {:.4}V{:.4}", cx - arm, cx + arm, cy - arm, cy + arm),
+    );
+    w.write_attribute("style", "fill:none;stroke:#ffffff;stroke-width:0.4");
+    w.end_element();
 }

@@ -31,6 +31,18 @@ pub(super) struct Fitted {
     pub(super) lines: Vec<Line>,
     /// The primary face, whose ascender and descender place the lines.
     pub(super) primary: usize,
+    /// Preview only: the value did not fit and `lines` hold the part that does.
+    pub(super) overflow: bool,
+}
+
+/// How a value that cannot be printed as it is gets treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum FitMode {
+    /// Print: any problem is reported, nothing is changed.
+    Strict,
+    /// Preview: show the value as it is. Unprintable characters become a replacement glyph, and
+    /// a value too long for its box shows the part that fits at the minimum size.
+    Preview,
 }
 
 #[derive(Debug, Clone)]
@@ -103,6 +115,7 @@ pub(super) fn fit_box(
     value: &str,
     fonts: &Fonts,
     shapers: &mut Shapers<'_>,
+    mode: FitMode,
 ) -> Result<Fitted, FitError> {
     let field = &text_box.field;
     let primary = fonts.primary_face(&text_box.font_family, text_box.weight, text_box.italic).ok_or_else(|| {
@@ -118,6 +131,19 @@ pub(super) fn fit_box(
     };
 
     let (prefix, _) = normalize(&text_box.prefix, text_box.multiline);
+    let shown;
+    let head = match mode {
+        // Control characters and non-characters would be dropped: show them replaced instead.
+        FitMode::Preview if head.chars().any(|c| (c.is_control() && !"\t\r\n".contains(c)) || is_noncharacter(c)) => {
+            let replacement = replacement_glyph(primary, fonts);
+            shown = head
+                .chars()
+                .map(|c| if (c.is_control() && !"\t\r\n".contains(c)) || is_noncharacter(c) { replacement } else { c })
+                .collect::<String>();
+            shown.as_str()
+        }
+        _ => head,
+    };
     let (mut body, mut bad) = normalize(head, text_box.multiline);
     if text_box.uppercase {
         body = body.to_uppercase();
@@ -125,8 +151,16 @@ pub(super) fn fit_box(
     // Trailing spaces and newlines print nothing but would take room (and shift centred text).
     body.truncate(body.trim_end().len());
     let prefix_chars = prefix.chars().count();
-    let text = format!("{prefix}{body}");
-    let (faces, missing) = assign_faces(&text, primary, fonts);
+    let mut text = format!("{prefix}{body}");
+    let (mut faces, mut missing) = assign_faces(&text, primary, fonts);
+    if mode == FitMode::Preview && !(bad.is_empty() && missing.is_empty()) {
+        // Shown, not dropped: each unprintable character takes the place of one glyph.
+        let replacement = replacement_glyph(primary, fonts);
+        body = replace_unprintable(&body, &missing, replacement);
+        text = format!("{prefix}{body}");
+        (faces, missing) = assign_faces(&text, primary, fonts);
+        bad.clear();
+    }
     if !over_limit {
         for c in missing {
             if !bad.contains(&c) && bad.len() < MAX_REPORTED_CHARS {
@@ -147,7 +181,7 @@ pub(super) fn fit_box(
         for size_pt in sizes(text_box.size_pt, text_box.min_size_pt) {
             if let Some(spans) = layout(&paragraphs, text_box, size_pt, all) {
                 let lines = spans.iter().map(|s| to_line(&paragraphs[s.paragraph], s)).collect();
-                return Ok(Fitted { size_pt, lines, primary });
+                return Ok(Fitted { size_pt, lines, primary, overflow: false });
             }
         }
     }
@@ -166,8 +200,26 @@ pub(super) fn fit_box(
             hi = mid - 1;
         }
     }
+    if mode == FitMode::Preview {
+        let spans = layout(&paragraphs, text_box, min, prefix_chars + lo).unwrap_or_default();
+        let lines = spans.iter().map(|s| to_line(&paragraphs[s.paragraph], s)).collect();
+        return Ok(Fitted { size_pt: min, lines, primary, overflow: true });
+    }
     let shorten_by = total_chars.saturating_sub(lo).max(1);
     Err(FitError::Problem(FitProblem::TooLong { field: field.clone(), shorten_by }))
+}
+
+/// The glyph a preview shows for a character nothing can print: U+FFFD where a shipped face has
+/// it, else "?".
+fn replacement_glyph(primary: usize, fonts: &Fonts) -> char {
+    let has = |c| fonts.face(primary).covers(c) || fonts.fallback_face(primary, c).is_some();
+    if has('\u{FFFD}') { '\u{FFFD}' } else { '?' }
+}
+
+/// `text` (already normalized) with every character of `missing` replaced; control characters
+/// and non-characters were replaced by `normalize_shown` before.
+fn replace_unprintable(text: &str, missing: &[char], replacement: char) -> String {
+    text.chars().map(|c| if missing.contains(&c) { replacement } else { c }).collect()
 }
 
 /// Characters of `text` that no shipped face can print, and control characters (for template checks).

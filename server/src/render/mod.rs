@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub use check::check_template;
-pub use compose::compose;
+pub use compose::{compose, compose_preview};
 pub use fonts::Fonts;
 pub use pdf::pdf;
 pub use preview::{MAX_PREVIEW_HEIGHT, MAX_PREVIEW_WIDTH, MIN_PREVIEW_WIDTH, PreviewImage, preview};

@@ -272,6 +272,42 @@ fn control_characters_never_reach_the_output() {
 }
 
 #[test]
+fn previews_show_what_fits_and_mark_the_overflow() {
+    let template = card();
+    let value = "Maximiliane Alexandra Konstanze Friederike von und zu Hohenberg-Wittelsbach";
+    let mut values = full_input();
+    values.texts.insert("name".into(), value.into());
+    assert!(compose(&template, fonts(), &values).is_err(), "print refuses it");
+    let document = compose_preview(&template, fonts(), &values).unwrap();
+    let name = fitted(&document, "name");
+    assert_eq!(name.size_pt, 8.0, "the minimum size");
+    let shown: String = name.lines.concat();
+    assert!(value.starts_with(&shown) && shown.len() < value.len() && !shown.is_empty(), "{shown:?}");
+    let svg = document.page_svg(0).unwrap();
+    assert_eq!(svg.matches("podconnect-overflow").count(), 1, "one box overflows");
+    // Within the box, as printed text would be.
+    let (_, r) = texts(&document, 0).into_iter().find(|(t, _)| t.starts_with("Maximiliane")).unwrap();
+    assert!(r[0] >= 7.95 && r[2] <= 68.05, "{r:?}");
+    // Values that fit get no mark.
+    let fine = compose_preview(&template, fonts(), &full_input()).unwrap();
+    assert!(!fine.page_svg(0).unwrap().contains("podconnect-overflow"));
+}
+
+#[test]
+fn previews_show_unprintable_characters_as_a_replacement_glyph() {
+    let template = card();
+    let mut values = full_input();
+    values.texts.insert("name".into(), "Jane \u{1F980} Doe\u{1b}".into());
+    assert!(compose(&template, fonts(), &values).is_err(), "print refuses it");
+    let document = compose_preview(&template, fonts(), &values).unwrap();
+    let line = fitted(&document, "name").lines.concat();
+    let replacement = if line.contains('\u{FFFD}') { '\u{FFFD}' } else { '?' };
+    assert_eq!(line, format!("Jane {replacement} Doe{replacement}"));
+    let svg = document.page_svg(0).unwrap();
+    assert!(!svg.contains('\u{1b}') && !svg.contains('\u{1F980}'), "never reaches the SVG");
+}
+
+#[test]
 fn markup_in_values_is_printed_literally() {
     let template = card();
     let attack = r#"</text><image href="file:///etc/passwd"/>"#;

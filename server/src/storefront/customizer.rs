@@ -132,6 +132,21 @@ fn compose(
     }
 }
 
+/// Lays out a draft for a preview: whatever its values, it renders (what does not fit is marked,
+/// what cannot be printed shows a replacement glyph).
+fn compose_preview(
+    store: &EmbeddedStorefront,
+    product: &ProductId,
+    draft: &DraftRef<'_>,
+) -> CoreResult<render::Document> {
+    let (template, input) = match store.printable(product)? {
+        Printable::Customizable(loaded) => (&loaded.template, render_input(&loaded.form, &loaded.choices, draft)),
+        Printable::Static { preview, .. } => (preview, RenderInput::default()),
+    };
+    render::compose_preview(template, store.fonts(), &input)
+        .map_err(|error| CoreError::internal("the product could not be laid out", error))
+}
+
 /// Owned copy of a draft, so a render job can run on another thread.
 struct OwnedDraft {
     product: ProductId,
@@ -194,8 +209,7 @@ impl Customizer for EmbeddedCustomizer {
         let pages: Vec<usize> = pages.iter().map(|&p| p as usize).collect();
         self.pool
             .run(move || {
-                let document =
-                    compose(&store, &draft.product, &draft.as_ref())?.map_err(|errors| not_printable(&errors))?;
+                let document = compose_preview(&store, &draft.product, &draft.as_ref())?;
                 let images = render::preview(&document, store.fonts(), width_px, &pages)
                     .map_err(|e| CoreError::internal("the preview could not be rendered", e))?;
                 Ok(images
@@ -234,10 +248,13 @@ impl Customizer for EmbeddedCustomizer {
     }
 }
 
+/// Only finalizing reaches this, and it checks the draft first: a problem here means the values
+/// changed meaning between the check and the render (a storefront change), so the person is told
+/// to look at the draft's errors again.
 fn not_printable(errors: &[FieldError]) -> CoreError {
     let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
     CoreError::FailedPrecondition(format!(
-        "the values do not fit the product's layout ({}); shorten them first, UpdateDraft says by how much",
+        "the draft has problems to fix first ({}); UpdateDraft lists them",
         fields.join(", ")
     ))
 }

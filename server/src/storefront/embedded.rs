@@ -343,7 +343,7 @@ fn load_product(
     };
     let printable = match (file.kind, &file.pdf) {
         (KindFile::Static, Some(name)) => {
-            let document = check_pdf(folder, name).with_context(|| at("pdf"))?;
+            let document = check_pdf(folder, name, &geometry, trim.pages).with_context(|| at("pdf"))?;
             let preview = render::Template {
                 geometry,
                 pages: template::load_pages(folder, trim.pages)?,
@@ -410,15 +410,107 @@ pub(crate) fn load_image(folder: &Path, name: &str, max_bytes: u64) -> anyhow::R
     })
 }
 
-fn check_pdf(folder: &Path, name: &str) -> anyhow::Result<PathBuf> {
+/// The largest shipped PDF a static product may have.
+const MAX_PDF_BYTES: u64 = 64 * 1024 * 1024;
+/// How far a page box may be from the size the product states (rounding in PDF writers).
+const BOX_TOLERANCE_MM: f64 = 0.2;
+
+/// A static product's PDF must be what the contract promises of every print file: the product's
+/// page count, and on every page a TrimBox of the trim size and a BleedBox of the trim plus the
+/// bleed on all four sides, centred on it, inside the MediaBox. A PDF that lacks a real TrimBox
+/// (many design tools write only a MediaBox) is refused by name rather than printed wrongly.
+fn check_pdf(folder: &Path, name: &str, geometry: &PageGeometry, pages: u32) -> anyhow::Result<PathBuf> {
     let path = inside(folder, name)?;
-    let mut head = [0u8; 5];
-    use std::io::Read as _;
-    std::fs::File::open(&path)?
-        .read_exact(&mut head)
-        .with_context(|| format!("\"{name}\" is too short to be a PDF"))?;
-    ensure!(&head == b"%PDF-", "\"{name}\" is not a PDF file");
+    let size = std::fs::metadata(&path)?.len();
+    ensure!(size <= MAX_PDF_BYTES, "\"{name}\" is larger than {MAX_PDF_BYTES} bytes");
+    let bytes = std::fs::read(&path)?;
+    ensure!(bytes.starts_with(b"%PDF-"), "\"{name}\" is not a PDF file");
+    let document = lopdf::Document::load_mem(&bytes).with_context(|| format!("\"{name}\" is not a readable PDF"))?;
+    let found = document.get_pages();
+    ensure!(found.len() == pages as usize, "\"{name}\" has {} pages; product.toml says {pages}", found.len());
+    let (w, h, bleed) = (geometry.trim_width_mm, geometry.trim_height_mm, geometry.bleed_mm);
+    for (number, id) in found {
+        let at = |what: &str| format!("\"{name}\" page {number}: {what}");
+        let page = document.get_dictionary(id).map_err(|e| anyhow::anyhow!(at(&format!("unreadable ({e})"))))?;
+        let media = page_box(&document, id, b"MediaBox")?.ok_or_else(|| anyhow::anyhow!(at("no MediaBox")))?;
+        // Without a TrimBox the PDF says the whole page is the finished size (the specification's
+        // default), which is right only for products without bleed.
+        let explicit_trim = page.get(b"TrimBox").is_ok();
+        let trim_box = if explicit_trim { page_box(&document, id, b"TrimBox")? } else { None }.unwrap_or(media);
+        let missing = if explicit_trim { "" } else { " (it has no TrimBox, so its MediaBox counts)" };
+        let bleed_box = page_box(&document, id, b"BleedBox")?.unwrap_or(media);
+        let close = |a: f64, b: f64| (a - b).abs() <= BOX_TOLERANCE_MM;
+        ensure!(
+            close(trim_box.width(), w) && close(trim_box.height(), h),
+            "{}",
+            at(&format!(
+                "its TrimBox is {:.1} x {:.1} mm{missing}, the product is {w} x {h} mm; export it with a TrimBox of the \
+                 trim size and a BleedBox {bleed} mm larger on every side",
+                trim_box.width(),
+                trim_box.height()
+            ))
+        );
+        let expected = trim_box.grown(bleed);
+        ensure!(
+            [0, 1, 2, 3].iter().all(|&i| close(bleed_box.0[i], expected.0[i])),
+            "{}",
+            at(&format!("its BleedBox must be the TrimBox plus {bleed} mm on every side"))
+        );
+        ensure!(media.contains(&bleed_box), "{}", at("its BleedBox reaches outside its MediaBox"));
+    }
     Ok(path)
+}
+
+/// A page box in millimetres: left, bottom, right, top.
+#[derive(Debug, Clone, Copy)]
+struct BoxMm([f64; 4]);
+
+impl BoxMm {
+    fn width(&self) -> f64 {
+        self.0[2] - self.0[0]
+    }
+    fn height(&self) -> f64 {
+        self.0[3] - self.0[1]
+    }
+    fn grown(&self, by: f64) -> BoxMm {
+        BoxMm([self.0[0] - by, self.0[1] - by, self.0[2] + by, self.0[3] + by])
+    }
+    fn contains(&self, other: &BoxMm) -> bool {
+        let slack = BOX_TOLERANCE_MM;
+        other.0[0] >= self.0[0] - slack
+            && other.0[1] >= self.0[1] - slack
+            && other.0[2] <= self.0[2] + slack
+            && other.0[3] <= self.0[3] + slack
+    }
+}
+
+/// A page's box by name, inherited from the page tree as the PDF specification allows for the
+/// MediaBox (the other boxes belong to the page itself).
+fn page_box(document: &lopdf::Document, page: lopdf::ObjectId, key: &[u8]) -> anyhow::Result<Option<BoxMm>> {
+    let mut node = document.get_dictionary(page)?;
+    for _ in 0..32 {
+        if let Ok(value) = node.get(key) {
+            let value = match value {
+                lopdf::Object::Reference(id) => document.get_object(*id)?,
+                other => other,
+            };
+            let numbers =
+                value.as_array()?.iter().map(|n| n.as_float().map(f64::from)).collect::<Result<Vec<_>, _>>()?;
+            ensure!(numbers.len() == 4, "a {} with {} numbers", String::from_utf8_lossy(key), numbers.len());
+            let mm = |pt: f64| pt * 25.4 / 72.0;
+            let (x0, x1) = (numbers[0].min(numbers[2]), numbers[0].max(numbers[2]));
+            let (y0, y1) = (numbers[1].min(numbers[3]), numbers[1].max(numbers[3]));
+            return Ok(Some(BoxMm([mm(x0), mm(y0), mm(x1), mm(y1)])));
+        }
+        if key != b"MediaBox" {
+            return Ok(None);
+        }
+        match node.get(b"Parent") {
+            Ok(lopdf::Object::Reference(parent)) => node = document.get_dictionary(*parent)?,
+            _ => return Ok(None),
+        }
+    }
+    bail!("the page tree is too deep")
 }
 
 fn build_tree(
@@ -499,6 +591,60 @@ mod tests {
         let message = format!("{err:#}");
         assert!(message.contains("product.toml"), "{message}");
         assert!(message.contains("nowhere"), "{message}");
+    }
+
+    /// A PDF with `pages` pages of the given boxes (points; `None` leaves a box out).
+    fn pdf_with_boxes(pages: usize, media: [f32; 4], trim: Option<[f32; 4]>, bleed: Option<[f32; 4]>) -> Vec<u8> {
+        use pdf_writer::{Pdf, Rect, Ref};
+        let rect = |r: [f32; 4]| Rect::new(r[0], r[1], r[2], r[3]);
+        let mut pdf = Pdf::new();
+        let (catalog, tree) = (Ref::new(1), Ref::new(2));
+        let ids: Vec<Ref> = (0..pages).map(|i| Ref::new(3 + i as i32)).collect();
+        pdf.catalog(catalog).pages(tree);
+        pdf.pages(tree).kids(ids.iter().copied()).count(pages as i32);
+        for id in ids {
+            let mut page = pdf.page(id);
+            page.parent(tree).media_box(rect(media));
+            if let Some(t) = trim {
+                page.trim_box(rect(t));
+            }
+            if let Some(b) = bleed {
+                page.bleed_box(rect(b));
+            }
+        }
+        pdf.finish()
+    }
+
+    #[test]
+    fn static_pdfs_without_the_products_page_boxes_are_refused_by_name() {
+        // The door sign: 210 x 148 mm with 3 mm bleed, two pages.
+        let pt = |mm: f32| mm * 72.0 / 25.4;
+        let media = [0.0, 0.0, pt(216.0), pt(154.0)];
+        let trim = [pt(3.0), pt(3.0), pt(213.0), pt(151.0)];
+        let write = |bytes: Vec<u8>| {
+            move |root: &Path| {
+                std::fs::write(root.join("products/open-closed-door-sign/document.pdf"), bytes).unwrap();
+            }
+        };
+        let err = format!("{:#}", broken_copy(write(pdf_with_boxes(2, media, None, None))));
+        assert!(err.contains("open-closed-door-sign") && err.contains("document.pdf"), "{err}");
+        assert!(err.contains("TrimBox is 216.0 x 154.0 mm (it has no TrimBox"), "{err}");
+
+        let small = [pt(3.0), pt(3.0), pt(203.0), pt(151.0)];
+        let err = format!("{:#}", broken_copy(write(pdf_with_boxes(2, media, Some(small), Some(media)))));
+        assert!(err.contains("TrimBox is 200.0 x 148.0 mm"), "{err}");
+
+        let err = format!("{:#}", broken_copy(write(pdf_with_boxes(2, media, Some(trim), Some(trim)))));
+        assert!(err.contains("BleedBox must be the TrimBox plus 3 mm"), "{err}");
+
+        let err = format!("{:#}", broken_copy(write(pdf_with_boxes(1, media, Some(trim), Some(media)))));
+        assert!(err.contains("has 1 pages; product.toml says 2"), "{err}");
+
+        // The same boxes as the shipped file load.
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(&sample(), dir.path());
+        write(pdf_with_boxes(2, media, Some(trim), Some(media)))(dir.path());
+        EmbeddedStorefront::load(dir.path()).unwrap();
     }
 
     #[test]

@@ -162,11 +162,22 @@ async fn every_rule_is_checked_and_invalid_values_are_kept_not_dropped() {
     assert_eq!(updated.field_errors[0].field_id, "");
     assert!(updated.field_errors[0].message.contains("quantity"));
 
+    // Control characters are the person's to fix: kept as typed and named by field (a pasted TAB
+    // simply becomes a space).
+    for bad in ["Grand\0Opening", "Line\nbreak"] {
+        let updated = update(&channel, &token, &flyer_id, &[("headline", bad)]).await;
+        let headline = updated.field_errors.iter().find(|e| e.field_id == "headline").expect("an error on headline");
+        assert_eq!(headline.code(), E::UnsupportedCharacter, "{bad:?}");
+        assert_eq!(updated.draft.unwrap().values["headline"], bad, "kept as typed");
+    }
+    let updated = update(&channel, &token, &flyer_id, &[("headline", "Grand\tOpening")]).await;
+    assert_eq!(updated.draft.unwrap().values["headline"], "Grand Opening");
+    assert!(updated.field_errors.iter().all(|e| e.field_id != "headline"), "{:?}", updated.field_errors);
+
     // Requests no form could accept are refused whole, and the draft is unchanged.
     let refused = [
         values(&[("no_such_field", "x")]),
-        values(&[("headline", "Grand\0Opening")]),
-        values(&[("headline", "Line\nbreak")]),
+        HashMap::from([("body".to_string(), "x".repeat(8 * 1024 + 1))]),
         HashMap::from([("body".to_string(), "x".repeat(1 << 20))]),
     ];
     for bad in refused {
@@ -178,7 +189,7 @@ async fn every_rule_is_checked_and_invalid_values_are_kept_not_dropped() {
     let unchanged = customize(&channel).update_draft(authed(&token, request)).await.unwrap().into_inner();
     assert_eq!(unchanged.draft.unwrap().values.get("headline").map(String::as_str), Some("Grand Opening"));
 
-    for (draft_id, code) in [("", Code::InvalidArgument), ("not-an-id", Code::InvalidArgument)] {
+    for (draft_id, code) in [("", Code::InvalidArgument), ("not-an-id", Code::NotFound)] {
         let request = pb::UpdateDraftRequest { draft_id: draft_id.into(), ..Default::default() };
         assert_eq!(customize(&channel).update_draft(authed(&token, request)).await.unwrap_err().code(), code);
     }
@@ -201,9 +212,11 @@ async fn copy_fitting_fits_shrinks_or_says_how_much_to_cut() {
 
     // Fits at full size, and shrinks when longer: both valid and printed whole.
     for company in ["Keller", "Keller Architects & Partners"] {
-        let updated = update(&channel, &token, &draft.id, &[("company", company)]).await;
-        assert!(updated.field_errors.is_empty(), "{company}: {:?}", updated.field_errors);
-        let pdf = finalize_pdf(&core, &channel, &token, &draft.id).await;
+        let mut pairs: Vec<(&str, &str)> = CARD.iter().copied().filter(|(k, _)| *k != "company").collect();
+        pairs.push(("company", company));
+        let created = create(&channel, &token, "classic-business-card", &pairs).await;
+        assert!(created.field_errors.is_empty(), "{company}: {:?}", created.field_errors);
+        let pdf = finalize_pdf(&core, &channel, &token, &created.draft.unwrap().id).await;
         // The template prints the company in capitals.
         assert!(pdf_text(&pdf).contains(&company.to_uppercase()), "{company} is printed whole");
     }

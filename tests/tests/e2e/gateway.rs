@@ -24,6 +24,14 @@ async fn session(client: &mut WebClient, mode: Mode) -> String {
 
 /// Creates a draft of the static fire-action notice through the gateway and submits it on the
 /// session's device; the submit reply.
+/// FinalizeDraft through the gateway: only a finalized draft is printed.
+async fn finalize(client: &mut WebClient, token: &str, draft_id: &str, mode: Mode) {
+    let request = pb::FinalizeDraftRequest { draft_id: draft_id.into() };
+    let reply =
+        client.call("/podconnect.v1.CustomizationService/FinalizeDraft", Some(token), &request, mode).await.unwrap();
+    assert_eq!(reply.grpc_status(), Some(0), "{reply:?}");
+}
+
 async fn submit_fire_notice(client: &mut WebClient, token: &str) -> pb::SubmitJobResponse {
     let create = pb::CreateDraftRequest { product_id: "fire-action-notice".into(), ..Default::default() };
     let reply = client
@@ -31,6 +39,7 @@ async fn submit_fire_notice(client: &mut WebClient, token: &str) -> pb::SubmitJo
         .await
         .unwrap();
     let draft_id = reply.message::<pb::CreateDraftResponse>().draft.unwrap().id;
+    finalize(client, token, &draft_id, Mode::Binary).await;
     let submit = pb::SubmitJobRequest {
         document: Some(pb::submit_job_request::Document::DraftId(draft_id)),
         copies: 1,
@@ -104,6 +113,7 @@ async fn a_server_stream_arrives_as_frames_then_a_trailer_frame_over_http1_and_h
         let reply =
             client.call("/podconnect.v1.CustomizationService/CreateDraft", Some(&token), &create, mode).await.unwrap();
         let draft_id = reply.message::<pb::CreateDraftResponse>().draft.unwrap().id;
+        finalize(&mut client, &token, &draft_id, mode).await;
         let submit = pb::SubmitJobRequest {
             document: Some(pb::submit_job_request::Document::DraftId(draft_id)),
             copies: 1,

@@ -22,9 +22,11 @@ fn print(channel: &Channel) -> PrintServiceClient<Channel> {
 
 /// A finalized static product's draft id (static products are valid at once).
 async fn finalized_draft(channel: &Channel, token: &str) -> String {
+    let mut customize = CustomizationServiceClient::new(channel.clone());
     let request = pb::CreateDraftRequest { product_id: "fire-action-notice".into(), ..Default::default() };
-    let created = CustomizationServiceClient::new(channel.clone()).create_draft(authed(token, request)).await.unwrap();
-    created.into_inner().draft.unwrap().id
+    let id = customize.create_draft(authed(token, request)).await.unwrap().into_inner().draft.unwrap().id;
+    customize.finalize_draft(authed(token, pb::FinalizeDraftRequest { draft_id: id.clone() })).await.unwrap();
+    id
 }
 
 fn submit(draft_id: &str) -> pb::SubmitJobRequest {
@@ -130,13 +132,13 @@ async fn requests_are_checked_against_the_printer_first() {
     let unknown_draft = submit("AAAAAAAAAAAAAAAAAAAAAA");
     assert_eq!(print(&channel).submit_job(authed(&token, unknown_draft)).await.unwrap_err().code(), Code::NotFound);
 
-    // An unfinished draft cannot print: it says which fields to fix.
+    // A draft the person has not finalized is not printed: the message says what to do.
     let request = pb::CreateDraftRequest { product_id: "classic-business-card".into(), ..Default::default() };
     let editing = CustomizationServiceClient::new(channel.clone()).create_draft(authed(&token, request)).await.unwrap();
     let editing = editing.into_inner().draft.unwrap().id;
     let err = print(&channel).submit_job(authed(&token, submit(&editing))).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
-    assert!(err.message().contains("name"), "{}", err.message());
+    assert!(err.message().contains("FinalizeDraft"), "{}", err.message());
 
     // Retrying with the same request id does not print twice.
     let once = pb::SubmitJobRequest { request_id: "5f0e3c2a-9b1d-4e6f-8a7b-1c2d3e4f5a6b".into(), ..submit(&draft) };

@@ -636,6 +636,19 @@ function renderForm(s: Screen, flow: Flow, back: () => void): void {
         });
         if (quantity !== undefined && pendingQuantity === undefined) pendingQuantity = quantity;
         const p = describe(e);
+        // The fields just typed in: their old errors are stale. When the server refused the values
+        // themselves (INVALID_ARGUMENT, e.g. a value that is too long), its reason goes right there.
+        const refused = ConnectError.from(e).code === Code.InvalidArgument;
+        let first: HTMLElement | null = null;
+        batch.forEach((_, k) => {
+          const r = refs.get(k);
+          if (!r) return;
+          r.error.textContent = refused ? p.message : "";
+          r.error.hidden = !refused;
+          r.wrap.classList.toggle("invalid", refused);
+          if (refused && !first) first = r.wrap;
+        });
+        if (first) (first as HTMLElement).scrollIntoView({ block: "nearest" });
         setStatus("Not saved", "error");
         clear(topBanner);
         topBanner.appendChild(

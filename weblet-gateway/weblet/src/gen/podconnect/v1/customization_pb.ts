@@ -227,7 +227,7 @@ export type FormField = Message<"podconnect.v1.FormField"> & {
 
   /**
    * Text types: the most characters (Unicode scalar values) a value may have; 0 = no maximum
-   * beyond the 8 KiB limit of every value.
+   * beyond the 8 KiB (8,192 bytes of UTF-8) limit of every value.
    *
    * @generated from field: int32 max_length = 9;
    */
@@ -736,8 +736,9 @@ export type RenderPreviewRequest = Message<"podconnect.v1.RenderPreviewRequest">
 
   /**
    * The width of each page image in pixels. 0 = 800; values below 64 are treated as 64, values
-   * above 2000 as 2000. The height follows the page's aspect ratio. Backends that render at a
-   * fixed size may return another width; PreviewPage says the real size.
+   * above 2000 as 2000; negative values are INVALID_ARGUMENT. The height follows the page's
+   * aspect ratio. Backends that render at a fixed size may return another width; PreviewPage
+   * says the real size.
    *
    * @generated from field: int32 width_px = 2;
    */
@@ -935,8 +936,10 @@ export type PrintFile = Message<"podconnect.v1.PrintFile"> & {
   sha256: string;
 
   /**
-   * The finished size and bleed; each PDF page (its MediaBox) is the trim size plus the bleed on
-   * all four sides, and its TrimBox is the trim size.
+   * The finished size and bleed. Each PDF page's TrimBox is the trim size and its BleedBox the
+   * trim size plus the bleed on all four sides. The MediaBox is the BleedBox, or, for products
+   * printed with crop marks, the BleedBox plus a 10 mm slug on every side that holds the marks
+   * outside the bleed (as prepress does). Printing and imposition go by TrimBox and BleedBox.
    *
    * @generated from field: podconnect.v1.TrimSize trim_size = 7;
    */
@@ -981,14 +984,19 @@ export enum FieldType {
   UNSPECIFIED = 0,
 
   /**
-   * One line of text (no line breaks).
+   * One line of text (no line breaks). A TAB (as pasted text brings) is stored as a space; any
+   * other control character, line breaks included, is kept and reported as the field error
+   * UNSUPPORTED_CHARACTER. The same holds for every other one-line type (CHOICE, NUMBER, EMAIL,
+   * PHONE, DATE).
    *
    * @generated from enum value: FIELD_TYPE_TEXT = 1;
    */
   TEXT = 1,
 
   /**
-   * Several lines of text, separated by "\n".
+   * Several lines of text, separated by "\n" ("\r\n" and "\r" count as line breaks too). A TAB is
+   * stored as a space; any other control character is kept and reported as the field error
+   * UNSUPPORTED_CHARACTER.
    *
    * @generated from enum value: FIELD_TYPE_MULTILINE_TEXT = 2;
    */
@@ -1211,7 +1219,9 @@ export const CustomizationService: GenService<{
    *   longer than 8 KiB in UTF-8. (Values that break a field's own rules are not errors of
    *   the call: see `field_errors`.)
    * - NOT_FOUND: no such product, or not visible to this session.
-   * - RESOURCE_EXHAUSTED: the session already has the most drafts it may have (at least 20).
+   * - RESOURCE_EXHAUSTED: the session already has the most drafts it may have (at least 20;
+   *   the embedded server allows 30). Drafts are deleted only with the session, so an app should
+   *   reuse a draft of the same product rather than create a new one for every visit.
    * - UNAUTHENTICATED: no valid session.
    *
    * @generated from rpc podconnect.v1.CustomizationService.CreateDraft
@@ -1225,7 +1235,8 @@ export const CustomizationService: GenService<{
    * Changes a draft's values and/or quantity, then validates the whole draft again. Only the
    * fields named in `values` or `clear_field_ids` change. Invalid values are kept and reported in
    * `field_errors`, which lists every error of the draft after the change (not only of the fields
-   * changed).
+   * changed). A FINALIZED draft never changes: its print file is exactly what FinalizeDraft
+   * reported (same `sha256`) until the draft is deleted.
    *
    * Errors:
    * - INVALID_ARGUMENT: `draft_id` is empty; `quantity` is set but below 1; an unknown or
@@ -1244,7 +1255,11 @@ export const CustomizationService: GenService<{
   },
   /**
    * Renders page images of the draft as it is now, for the screen. Works in every draft state:
-   * while EDITING, fields with invalid or missing values render as they are (e.g. empty).
+   * while EDITING, fields with invalid or missing values render as they are: a missing value
+   * leaves its place empty; a value too long for its box shows the part that fits at the
+   * smallest size, and the box is outlined in red with a red "+" at its end (the overflow mark);
+   * a character the print fonts lack, or a control character, shows as a replacement glyph
+   * (U+FFFD, or "?" where no shipped font has it). None of these is an error of the call.
    * Previews carry a visible "PREVIEW" watermark and are far below print resolution: they are
    * never print-ready. The call completes when the images are ready; previews of the same draft
    * are rendered one at a time, in the order asked. Records a PREVIEW_RENDERED usage event.
@@ -1269,7 +1284,8 @@ export const CustomizationService: GenService<{
   /**
    * Turns a VALID draft into its print-ready PDF and marks the draft FINALIZED (no more
    * changes). Calling it again on a FINALIZED draft returns the same print file, or makes a new
-   * one when that file has been deleted (after a completed job, or at its expire_time).
+   * one from the same values when that file has been deleted (after a job that printed it
+   * ended, or at its expire_time); the draft stays FINALIZED either way.
    *
    * Errors:
    * - INVALID_ARGUMENT: `draft_id` is empty.

@@ -278,9 +278,10 @@ export type SubmitJobRequest = Message<"podconnect.v1.SubmitJobRequest"> & {
   media: string;
 
   /**
-   * Optional. Makes the call idempotent within the session: a UUID (36 characters, e.g.
-   * "0b6f0b0e-4c2a-4f1e-9a55-2c7f4f0e8d11") chosen by the app per print action and sent again
-   * on retries. Empty = no idempotency.
+   * Optional. Makes the call idempotent within the session: a UUID in its 36-character
+   * hyphenated form (e.g. "0b6f0b0e-4c2a-4f1e-9a55-2c7f4f0e8d11", either case) chosen by the app
+   * per print action and sent again on retries with the same parameters. Empty = no
+   * idempotency.
    *
    * @generated from field: string request_id = 7;
    */
@@ -331,8 +332,8 @@ export const SubmitJobResponseSchema: GenMessage<SubmitJobResponse> = /*@__PURE_
 export type PullDelivery = Message<"podconnect.v1.PullDelivery"> & {
   /**
    * An https URL served by the weblet-gateway that returns the file ("application/pdf") to one
-   * complete download without further credentials; after that, or after `expire_time`, it
-   * answers 404.
+   * complete download without further credentials; after that, after `expire_time`, or once the
+   * session has ended (closed or expired), it answers 410 Gone.
    *
    * @generated from field: string document_url = 1;
    */
@@ -936,9 +937,9 @@ export const PrintService: GenService<{
    * (`pull_delivery`) that the weblet hands to the printer, and the weblet then reports what the
    * printer says with ReportDeviceJobState. Records a JOB_SUBMITTED usage event.
    *
-   * Idempotent with `request_id`: a retry with the same `request_id` in the same session returns
-   * the job the first call made (with a fresh `pull_delivery` URL if the first one was not used),
-   * and submits nothing new.
+   * Idempotent with `request_id`: a retry with the same `request_id` and the same parameters in
+   * the same session returns the job the first call made (with a fresh `pull_delivery` URL, the
+   * first one stopping, while the job's file was not fetched yet), and submits nothing new.
    *
    * Errors:
    * - INVALID_ARGUMENT: neither or both of `file_id` and `draft_id`; `copies` negative or above
@@ -948,7 +949,8 @@ export const PrintService: GenService<{
    * - FAILED_PRECONDITION: the draft is not FINALIZED; the printer refused the job's attributes
    *   or document format (IPP Validate-Job); the session's device is no longer registered.
    * - UNAVAILABLE: the printer cannot be reached or is not accepting jobs; retrying may succeed.
-   * - RESOURCE_EXHAUSTED: the session has too many unfinished jobs (at least 5).
+   * - RESOURCE_EXHAUSTED: the session has too many unfinished jobs (at least 5; the embedded
+   *   server allows 8).
    * - UNAUTHENTICATED: no valid session.
    *
    * @generated from rpc podconnect.v1.PrintService.SubmitJob
@@ -979,7 +981,8 @@ export const PrintService: GenService<{
    *
    * Errors (as the stream's status): INVALID_ARGUMENT (`job_id` is empty), NOT_FOUND (no such
    * job in this session), UNAUTHENTICATED (no valid session, or it ended while the stream was
-   * open), RESOURCE_EXHAUSTED (the session has too many open streams, at least 4).
+   * open), RESOURCE_EXHAUSTED (the session has too many open streams: at least 4, and the
+   * embedded server allows 4).
    *
    * @generated from rpc podconnect.v1.PrintService.WatchJob
    */

@@ -13,6 +13,9 @@
 //   with PERMISSION_DENIED.
 // - One session can never see another session's drafts, previews, files or jobs: an id that
 //   belongs to another session answers NOT_FOUND, exactly like an id that does not exist.
+// - Ids a caller sends back (category, product, draft, file, job) are opaque: an empty id where
+//   one is required, or one longer than 128 characters, is INVALID_ARGUMENT; any other id that
+//   names nothing this session can see is NOT_FOUND, whatever its shape.
 //
 // Errors every RPC may return in addition to those listed on it: UNAVAILABLE (a store, the
 // storefront backend or the printer cannot be reached right now; retrying later can succeed),
@@ -62,9 +65,9 @@ export type StartSessionRequest = Message<"podconnect.v1.StartSessionRequest"> &
   deviceUserAssertion: string;
 
   /**
-   * Optional. The person's language as a BCP-47 tag (e.g. "de-CH"), used for display names,
-   * status messages and field errors where the storefront offers that language. Empty = the
-   * storefront's default language.
+   * Optional. The person's language as a well-formed BCP-47 language tag (RFC 5646, e.g. "de-CH"
+   * or "zh-Hant-TW", at most 64 characters), used for display names, status messages and field
+   * errors where the storefront offers that language. Empty = the storefront's default language.
    *
    * @generated from field: string locale = 3;
    */
