@@ -187,7 +187,7 @@ pub async fn run(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(SessionServiceServer::new(SessionAdapter(sessions.clone())))
+        .add_service(SessionServiceServer::new(SessionAdapter(sessions.clone(), jobs.clone())))
         .add_service(CatalogServiceServer::new(CatalogAdapter(catalog)))
         .add_service(UsageServiceServer::new(UsageAdapter(usage.clone())))
         .add_service(CustomizationServiceServer::new(CustomizationAdapter(customization.clone())))

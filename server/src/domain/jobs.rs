@@ -24,7 +24,7 @@ use crate::domain::printing::{
     PrinterJobRef, PrinterJobStatus, PullSource, Sides,
 };
 use crate::domain::records::{check_id, from_ms, new_id, now_ms};
-use crate::domain::session::{Session, SessionManager};
+use crate::domain::session::{DeviceId, Session, SessionManager};
 use crate::domain::usage::{JobOutcome, UsageEvent, UsageKind, UsageSink};
 
 /// Scope of one-time pull links, each named by the SHA-256 of its token and pointing to the
@@ -372,6 +372,19 @@ impl Jobs {
         }
     }
 
+    /// Whether a session may start on this device: NOT_FOUND when the server requires registered
+    /// devices and none has this id.
+    pub async fn admit_device(&self, id: &DeviceId) -> CoreResult<()> {
+        if matches!(self.unregistered, UnregisteredDevices::Refuse) && self.devices.get(id).await?.is_none() {
+            return Err(CoreError::NotFound(format!(
+                "device \"{}\" is not registered, and this server requires registered devices; ask an operator to \
+                 register it",
+                id.as_str()
+            )));
+        }
+        Ok(())
+    }
+
     /// The session's device, as registered (or the stand-in for unregistered devices).
     pub async fn device(&self, session: &Session) -> CoreResult<Device> {
         if let Some(device) = self.devices.get(session.device_id()).await? {
@@ -381,9 +394,9 @@ impl Jobs {
             UnregisteredDevices::Use(template) => {
                 Ok(Device { id: session.device_id().clone(), ..(**template).clone() })
             }
-            UnregisteredDevices::Refuse => Err(CoreError::NotFound(format!(
-                "device \"{}\" is not registered, and this server requires registered devices; ask an operator to \
-                 register it",
+            // It was registered when the session started (StartSession checks).
+            UnregisteredDevices::Refuse => Err(CoreError::FailedPrecondition(format!(
+                "device \"{}\" is no longer registered; ask an operator to register it again",
                 session.device_id().as_str()
             ))),
         }
@@ -616,6 +629,12 @@ impl Jobs {
             return Err(CoreError::FailedPrecondition(format!("the job has already ended ({:?})", job.state)));
         }
         if let Some(id) = device_job_id.filter(|id| !id.is_empty()) {
+            if !job.device_job_id.is_empty() && job.device_job_id != id {
+                return Err(CoreError::InvalidArgument(format!(
+                    "device_job_id \"{id}\" differs from the one reported before (\"{}\"); once reported it cannot change",
+                    job.device_job_id
+                )));
+            }
             job.device_job_id = id;
         }
         job.pages_printed = status.pages_printed.or(job.pages_printed);

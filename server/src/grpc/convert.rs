@@ -584,19 +584,33 @@ pub fn submit_request(req: pb::SubmitJobRequest) -> CoreResult<SubmitRequest> {
     })
 }
 
+/// The most reasons one ReportDeviceJobState may carry.
+const MAX_REPORTED_REASONS: usize = 16;
+
 /// A device-reported state: it must name a real state, and reasons are IPP-style keywords.
 pub fn reported_status(req: &pb::ReportDeviceJobStateRequest) -> CoreResult<PrinterJobStatus> {
     let state = JobState::from_ipp(req.state)
         .ok_or_else(|| CoreError::InvalidArgument(format!("state {} is not a job state", req.state)))?;
+    if req.state_reasons.len() > MAX_REPORTED_REASONS {
+        return Err(CoreError::InvalidArgument(format!(
+            "state_reasons has {} entries; at most {MAX_REPORTED_REASONS} are accepted",
+            req.state_reasons.len()
+        )));
+    }
     for reason in &req.state_reasons {
-        let keyword = !reason.is_empty()
-            && reason.len() <= 64
-            && reason.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        let keyword = (1..=64).contains(&reason.len())
+            && reason.starts_with(|c: char| c.is_ascii_lowercase())
+            && reason.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.' | '_'));
         if !keyword {
             return Err(CoreError::InvalidArgument(format!(
-                "state_reasons must be IPP-style keywords like \"job-printing\", not \"{reason}\""
+                "state_reasons must be IPP keywords like \"job-printing\" (1 to 64 of a-z 0-9 . _ -, starting with a \
+                 letter), not \"{}\"",
+                reason.chars().take(64).collect::<String>()
             )));
         }
+    }
+    if req.device_job_id.chars().count() > 128 {
+        return Err(CoreError::InvalidArgument("device_job_id is longer than 128 characters".into()));
     }
     let pages = req
         .pages_printed

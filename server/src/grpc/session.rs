@@ -7,11 +7,13 @@ use proto::v1::session_service_server::SessionService;
 use tonic::{Request, Response, Status};
 
 use crate::domain::error::CoreError;
+use crate::domain::jobs::Jobs;
 use crate::domain::session::{Session, SessionManager};
 use crate::grpc::convert;
 use crate::grpc::status::GrpcResult;
 
-pub struct SessionAdapter(pub Arc<SessionManager>);
+/// Sessions, and the print service that knows which devices may start one.
+pub struct SessionAdapter(pub Arc<SessionManager>, pub Arc<Jobs>);
 
 /// The session the gate authenticated for this call.
 pub fn session<T>(request: &Request<T>) -> Result<Session, Status> {
@@ -36,6 +38,7 @@ impl SessionService for SessionAdapter {
             )
             .into());
         }
+        self.1.admit_device(&device).await?;
         let (token, session) = self.0.start(device).await?;
         Ok(Response::new(pb::StartSessionResponse {
             session_token: token.expose().to_owned(),

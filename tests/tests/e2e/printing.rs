@@ -8,6 +8,7 @@ use proto::v1 as pb;
 use proto::v1::customization_service_client::CustomizationServiceClient;
 use proto::v1::device_service_client::DeviceServiceClient;
 use proto::v1::print_service_client::PrintServiceClient;
+use proto::v1::session_service_client::SessionServiceClient;
 use server::domain::ephemeral::EphemeralStore as _;
 use tests::client::{authed, start_session};
 use tests::core::TestCore;
@@ -286,18 +287,11 @@ async fn operators_manage_devices_and_sessions_use_them() {
     let devices = |token: &str| (DeviceServiceClient::new(channel.clone()), token.to_owned());
 
     // Unregistered devices are refused when the server requires registration.
-    let token = start_session(&channel, "mfd-new").await;
-    let err = print(&channel)
-        .get_printer_capabilities(authed(&token, pb::GetPrinterCapabilitiesRequest {}))
-        .await
-        .unwrap_err();
+    let request = pb::StartSessionRequest { device_id: "mfd-new".into(), ..Default::default() };
+    let err = SessionServiceClient::new(channel.clone()).start_session(request).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
     assert!(err.message().contains("register"), "{}", err.message());
-
-    // A session token is not an operator credential.
-    let (mut client, _) = devices(&token);
-    let err = client.list_devices(authed(&token, pb::ListDevicesRequest::default())).await.unwrap_err();
-    assert_eq!(err.code(), Code::PermissionDenied);
+    let (mut client, _) = devices(OPERATOR_TOKEN);
 
     let device = pb::Device {
         id: "mfd-new".into(),
@@ -328,7 +322,11 @@ async fn operators_manage_devices_and_sessions_use_them() {
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(err.message().contains("port"), "{}", err.message());
 
-    // The session's device now works.
+    // The device can start sessions now, and they print on it.
+    let token = start_session(&channel, "mfd-new").await;
+    // A session token is not an operator credential.
+    let err = client.list_devices(authed(&token, pb::ListDevicesRequest::default())).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
     let caps =
         print(&channel).get_printer_capabilities(authed(&token, pb::GetPrinterCapabilitiesRequest {})).await.unwrap();
     assert_eq!(caps.into_inner().device_display_name, "New MFD");
@@ -346,6 +344,13 @@ async fn operators_manage_devices_and_sessions_use_them() {
         .delete_device(authed(OPERATOR_TOKEN, pb::DeleteDeviceRequest { device_id: "mfd-new".into() }))
         .await
         .unwrap();
+    // A session whose device is no longer registered is told so.
+    let err = print(&channel)
+        .get_printer_capabilities(authed(&token, pb::GetPrinterCapabilitiesRequest {}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(err.message().contains("no longer registered"), "{}", err.message());
     let err = client
         .get_device(authed(OPERATOR_TOKEN, pb::GetDeviceRequest { device_id: "mfd-new".into() }))
         .await
