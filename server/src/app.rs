@@ -151,7 +151,7 @@ pub async fn run(
         devices.clone(),
         unregistered,
         Printers {
-            ipp: Arc::new(IppPrinter::new(std::time::Duration::from_secs(30))),
+            ipp: Arc::new(IppPrinter::new(printing.printer_timeout)),
             spool: Arc::new(SpoolPrinter::new(printing.spool_dir.clone(), printing.spool_print_time)),
         },
         ephemeral.clone(),

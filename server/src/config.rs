@@ -131,6 +131,11 @@ pub struct Cli {
     #[arg(long, env = "PODCONNECT_PULL_PLAINTEXT")]
     pub pull_plaintext: bool,
 
+    /// How long the core waits for an IPP printer to answer one request, e.g. "30s"; a printer
+    /// that hangs longer counts as unreachable [default: 30s]
+    #[arg(long, env = "PODCONNECT_PRINTER_TIMEOUT", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub printer_timeout: Option<Duration>,
+
     /// How long a pull link works, e.g. "5m" [default: 5m]
     #[arg(long, env = "PODCONNECT_PULL_LINK_TTL", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub pull_link_ttl: Option<Duration>,
@@ -276,6 +281,8 @@ pub struct PrintingSettings {
     pub pull_link_ttl: Duration,
     pub job_poll: Duration,
     pub job_deadline: Duration,
+    /// Longest wait for one answer of an IPP printer.
+    pub printer_timeout: Duration,
 }
 
 /// Whether and how the listener speaks TLS.
@@ -427,10 +434,11 @@ impl Config {
             pull_link_ttl: cli.pull_link_ttl.unwrap_or(Duration::from_secs(300)),
             job_poll: cli.job_poll.unwrap_or(Duration::from_secs(1)),
             job_deadline: cli.job_deadline.unwrap_or(Duration::from_secs(600)),
+            printer_timeout: cli.printer_timeout.unwrap_or(Duration::from_secs(30)),
         };
         ensure!(
-            !printing.job_poll.is_zero() && !printing.pull_link_ttl.is_zero(),
-            "job poll and pull link times must be longer than zero"
+            !printing.job_poll.is_zero() && !printing.pull_link_ttl.is_zero() && !printing.printer_timeout.is_zero(),
+            "job poll, pull link and printer timeout times must be longer than zero"
         );
 
         Ok(Config {

@@ -56,8 +56,12 @@ impl Printer for SpoolPrinter {
         // Written under a temporary name and renamed, so a reader never sees half a file.
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             std::fs::create_dir_all(&dir)?;
-            std::fs::write(&partial, &pdf)?;
-            std::fs::rename(&partial, &final_path)
+            let written = std::fs::write(&partial, &pdf).and_then(|()| std::fs::rename(&partial, &final_path));
+            if written.is_err() {
+                // A full disk leaves half a file: never leave it for a RIP to pick up.
+                let _ = std::fs::remove_file(&partial);
+            }
+            written
         })
         .await
         .map_err(|e| CoreError::internal("spooling failed", e))?

@@ -2,6 +2,7 @@
 
 mod catalog;
 mod customization;
+mod faults;
 mod gateway;
 mod grpcurl;
 mod ipp_printer;
