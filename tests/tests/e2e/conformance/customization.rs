@@ -606,3 +606,76 @@ async fn every_print_file_has_the_documented_trim_bleed_and_media_boxes() {
     }
     assert!(wrong.is_empty(), "page boxes differ from PrintFile.trim_size:\n{}", wrong.join("\n"));
 }
+
+/// The form's field `id`, which must exist.
+fn field<'a>(form: &'a pb::Form, id: &str) -> &'a pb::FormField {
+    form.fields.iter().find(|f| f.id == id).unwrap_or_else(|| panic!("{} has no field {id}", form.product_id))
+}
+
+#[tokio::test]
+async fn a_required_value_of_only_white_space_counts_as_none() {
+    let conf = Conf::start().await;
+    assert!(field(&form(&conf, CARD_PRODUCT).await, "company").required);
+    let draft = conf.valid_card().await;
+    let updated = conf.try_update(update(&draft.id, &[("company", "  \u{a0} ")])).await.expect("UpdateDraft");
+    assert_eq!(errors(&updated.field_errors), vec![("company".to_string(), E::Required)]);
+}
+
+#[tokio::test]
+async fn pattern_is_not_checked_on_an_empty_value() {
+    let conf = Conf::start().await;
+    let website = field(&form(&conf, CARD_PRODUCT).await, "website").clone();
+    assert!(!website.pattern.is_empty() && !website.required, "an optional field with a pattern");
+    let draft = conf.valid_card().await;
+    let updated = conf.try_update(update(&draft.id, &[("website", "")])).await.expect("UpdateDraft");
+    assert!(updated.field_errors.is_empty(), "{:?}", updated.field_errors);
+    let updated = conf.try_update(update(&draft.id, &[("website", "not a site")])).await.expect("UpdateDraft");
+    assert_eq!(errors(&updated.field_errors), vec![("website".to_string(), E::PatternMismatch)]);
+}
+
+#[tokio::test]
+async fn max_length_counts_characters_not_bytes() {
+    let conf = Conf::start().await;
+    let max = field(&form(&conf, CARD_PRODUCT).await, "company").max_length as usize;
+    assert!(max > 0);
+    let draft = conf.valid_card().await;
+    // "é" is two bytes in UTF-8: `max` of them are within the limit, one more is not.
+    let at_max = "é".repeat(max);
+    let updated = conf.try_update(update(&draft.id, &[("company", &at_max)])).await.expect("UpdateDraft");
+    assert!(!errors(&updated.field_errors).contains(&("company".into(), E::TooLong)), "{:?}", updated.field_errors);
+    let over = "é".repeat(max + 1);
+    let updated = conf.try_update(update(&draft.id, &[("company", &over)])).await.expect("UpdateDraft");
+    assert!(errors(&updated.field_errors).contains(&("company".into(), E::TooLong)), "{:?}", updated.field_errors);
+}
+
+#[tokio::test]
+async fn more_lines_than_max_lines_is_too_long() {
+    let conf = Conf::start().await;
+    let max_lines = field(&form(&conf, CARD_PRODUCT).await, "address").max_lines as usize;
+    assert!(max_lines > 0);
+    let draft = conf.valid_card().await;
+    let lines = vec!["Berlin"; max_lines + 1].join("\n");
+    let updated = conf.try_update(update(&draft.id, &[("address", &lines)])).await.expect("UpdateDraft");
+    assert_eq!(errors(&updated.field_errors), vec![("address".to_string(), E::TooLong)]);
+}
+
+#[tokio::test]
+async fn a_field_hidden_by_visible_when_is_not_validated_and_keeps_its_value() {
+    let conf = Conf::start().await;
+    let flyer = form(&conf, "a4-flyer").await;
+    let offer = field(&flyer, "offer_text").clone();
+    let condition = offer.visible_when.clone().expect("offer_text is conditional");
+    let shown = condition.values[0].clone();
+    let base =
+        [("headline", "Grand Opening"), ("price", "12.50"), ("event_date", "2027-03-14"), ("venue", "Market Hall")];
+    let draft = conf.create("a4-flyer", &base).await.draft.unwrap();
+    let too_long = "x".repeat(offer.max_length as usize + 1);
+    // Hidden (the controlling field has no showing value): not validated, but kept.
+    let hidden =
+        conf.try_update(update(&draft.id, &[(&condition.field_id, "no"), ("offer_text", &too_long)])).await.unwrap();
+    assert!(hidden.field_errors.is_empty(), "{:?}", hidden.field_errors);
+    assert_eq!(hidden.draft.unwrap().values.get("offer_text"), Some(&too_long), "hidden fields keep their values");
+    // Shown: validated.
+    let visible = conf.try_update(update(&draft.id, &[(&condition.field_id, &shown)])).await.unwrap();
+    assert_eq!(errors(&visible.field_errors), vec![("offer_text".to_string(), E::TooLong)]);
+}

@@ -511,3 +511,28 @@ async fn report_device_job_state_may_repeat_a_state_and_a_terminal_state_is_fina
         &[],
     );
 }
+
+#[tokio::test]
+async fn an_unreachable_ipp_printer_is_unavailable_for_capabilities_and_jobs() {
+    // A loopback port nothing listens on: the printer cannot be reached, nothing is cached.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let conf = Conf::start().await;
+    let device = pb::Device {
+        id: "mfd-unreachable".into(),
+        display_name: "Unreachable".into(),
+        delivery_mode: pb::DeliveryMode::IppPush as i32,
+        printer_uri: format!("ipp://127.0.0.1:{port}/ipp/print"),
+        ..Default::default()
+    };
+    let register = pb::RegisterDeviceRequest { device: Some(device) };
+    conf.devices().register_device(authed(OPERATOR_TOKEN, register)).await.expect("RegisterDevice");
+    let token = conf.new_session_on("mfd-unreachable").await;
+    let caps = conf.print().get_printer_capabilities(authed(&token, pb::GetPrinterCapabilitiesRequest {})).await;
+    expect_status(caps, Code::Unavailable, &[]);
+    let request = pb::CreateDraftRequest { product_id: STATIC_PRODUCT.into(), ..Default::default() };
+    let draft = conf.customize().create_draft(authed(&token, request)).await.unwrap().into_inner().draft.unwrap();
+    let finalize = pb::FinalizeDraftRequest { draft_id: draft.id.clone() };
+    conf.customize().finalize_draft(authed(&token, finalize)).await.expect("FinalizeDraft");
+    let submitted = conf.print().submit_job(authed(&token, submit_draft(&draft.id))).await;
+    expect_status(submitted, Code::Unavailable, &[]);
+}

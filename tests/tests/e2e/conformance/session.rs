@@ -85,3 +85,31 @@ async fn start_session_on_an_unregistered_device_is_not_found_when_registration_
     let conf = Conf::bare(|b| b.arg("--require-registered-devices")).await;
     expect_status(start(&conf, on("mfd-never-registered")).await, Code::NotFound, &["mfd-never-registered"]);
 }
+
+#[tokio::test]
+async fn an_open_watch_job_stream_keeps_its_session_alive_past_the_idle_limit() {
+    // session.proto, idle_timeout: "Every call counts as activity, and so does an open
+    // PrintService.WatchJob stream until its job ends." A second session without a stream is the
+    // control: it must have ended when the watched one has not.
+    let (builder, spool) = Conf::builder_printing("1h");
+    let conf = Conf::from(builder.idle_timeout("1s"), spool).await;
+    let idle = conf.new_session().await;
+    let (draft, _) = conf.finalized_static().await;
+    let job = conf.submit(submit_draft(&draft.id)).await;
+    let mut stream =
+        conf.print().watch_job(conf.req(pb::WatchJobRequest { job_id: job.id.clone() })).await.unwrap().into_inner();
+    stream.message().await.expect("the first message").expect("the job as it is now");
+    // Each probe of the control is itself activity, so probe less often than the idle limit.
+    let mut probes = 0;
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        let probe = conf.catalog().list_categories(tests::client::authed(&idle, pb::ListCategoriesRequest {})).await;
+        if probe.is_err_and(|s| s.code() == Code::Unauthenticated) {
+            break;
+        }
+        probes += 1;
+        assert!(probes < 10, "the control session never reached its idle limit");
+    }
+    let job_now = conf.print().get_job(conf.req(pb::GetJobRequest { job_id: job.id })).await;
+    job_now.expect("the session with an open stream is still alive");
+}
