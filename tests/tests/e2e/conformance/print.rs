@@ -536,3 +536,20 @@ async fn an_unreachable_ipp_printer_is_unavailable_for_capabilities_and_jobs() {
     let submitted = conf.print().submit_job(authed(&token, submit_draft(&draft.id))).await;
     expect_status(submitted, Code::Unavailable, &[]);
 }
+
+#[tokio::test]
+async fn a_pull_devices_acceptance_of_jobs_is_unknown() {
+    let conf = Conf::pull("5m", |b| b).await;
+    let caps = capabilities(&conf).await;
+    assert_eq!(caps.delivery_mode(), pb::DeliveryMode::DevicePull);
+    assert_eq!(caps.accepting_jobs, None, "print.proto: unset = unknown, always for DEVICE_PULL");
+}
+
+#[tokio::test]
+async fn a_pull_link_expires_the_link_time_after_submit_job() {
+    let conf = Conf::pull("5m", |b| b).await;
+    let (_, link) = pull_job(&conf, "").await;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let expires = link.expire_time.expect("expire_time").seconds;
+    assert!((expires - now - 300).abs() <= 30, "minutes after SubmitJob, as configured: {}", expires - now);
+}

@@ -107,3 +107,15 @@ async fn an_unknown_grouping_is_invalid_argument() {
     let request = pb::CountUsageEventsRequest { group_by: vec![999], ..Default::default() };
     expect_status(count(&conf, request).await, Code::InvalidArgument, &["group_by"]);
 }
+
+#[tokio::test]
+async fn a_canceled_job_counts_as_ended() {
+    let conf = Conf::printing("1h").await;
+    let (draft, _) = conf.finalized_static().await;
+    let job = conf.submit(submit_draft(&draft.id)).await;
+    conf.print().cancel_job(conf.req(pb::CancelJobRequest { job_id: job.id.clone() })).await.expect("CancelJob");
+    let (states, _) = conf.watch(&conf.token, &job.id).await;
+    assert_eq!(states.last().map(|j| j.state()), Some(pb::JobState::Canceled));
+    let request = pb::CountUsageEventsRequest { kinds: vec![Kind::JobEnded as i32], ..Default::default() };
+    assert_eq!(count(&conf, request).await.expect("CountUsageEvents").total, 1);
+}
