@@ -576,13 +576,13 @@ async fn every_print_file_has_the_documented_trim_bleed_and_media_boxes() {
         }
         let draft = created.draft.unwrap();
         let file = conf.finalize(&draft.id).await.print_file.unwrap();
-        let before = conf.spooled().len();
+        let before = conf.spooled();
         let job = conf.submit(submit_file(&file.file_id)).await;
         let (states, _) = conf.watch(&conf.token, &job.id).await;
         assert_eq!(states.last().map(|j| j.state()), Some(pb::JobState::Completed), "{}", summary.id);
-        let spooled = conf.spooled();
-        assert_eq!(spooled.len(), before + 1);
-        let newest = spooled.iter().max_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap()).unwrap();
+        let new: Vec<_> = conf.spooled().into_iter().filter(|p| !before.contains(p)).collect();
+        assert_eq!(new.len(), 1, "one job, one file: {new:?}");
+        let newest = &new[0];
         let output = std::process::Command::new("pdfinfo")
             .arg("-box")
             .arg(newest)
@@ -604,7 +604,12 @@ async fn every_print_file_has_the_documented_trim_bleed_and_media_boxes() {
     for must in [CARD_PRODUCT, "a3-event-poster", "open-closed-door-sign", STATIC_PRODUCT] {
         assert!(checked.iter().any(|c| c == must), "{must} was checked: {checked:?}");
     }
-    assert!(wrong.is_empty(), "page boxes differ from PrintFile.trim_size:\n{}", wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "page boxes differ from PrintFile.trim_size (of {} products checked):\n{}",
+        checked.len(),
+        wrong.join("\n")
+    );
 }
 
 /// The form's field `id`, which must exist.
