@@ -1,6 +1,7 @@
 //! The one end-to-end test binary. Each module covers one area against real servers.
 
 mod catalog;
+mod conformance;
 mod customization;
 mod faults;
 mod gateway;
