@@ -135,6 +135,8 @@ pub async fn run(
             pinned_certificate_sha256: None,
             location: String::new(),
             capabilities: None,
+            registered_at: None,
+            updated_at: None,
         }))
     };
     let pull_listener = TcpListener::bind(printing.pull_listen)

@@ -339,6 +339,8 @@ pub fn default_capabilities() -> Capabilities {
         document_formats: vec!["application/pdf".into()],
         accepting_jobs: true,
         state_reasons: vec!["none".into()],
+        default_sides: None,
+        default_color: None,
     }
 }
 
@@ -466,8 +468,8 @@ impl Jobs {
         let ticket = JobTicket {
             job_name: format!("podconnect {}", meta.product_id),
             copies,
-            sides: request.sides.unwrap_or(Sides::OneSided),
-            color_mode: request.color_mode.unwrap_or(ColorMode::Color),
+            sides: request.sides.unwrap_or(capabilities.sides_default()),
+            color_mode: request.color_mode.unwrap_or(capabilities.color_default()),
             media: request.media.clone().or(capabilities.default_media.clone()),
             document_format: "application/pdf".into(),
         };

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::error::CoreResult;
+use crate::domain::error::{CoreError, CoreResult};
 use crate::domain::session::DeviceId;
 
 /// How a device's printer gets its documents.
@@ -38,6 +38,86 @@ pub struct Device {
     pub location: String,
     /// What the printer can do, when it cannot be asked (pull and spool devices).
     pub capabilities: Option<Capabilities>,
+    /// When the device was registered and last changed; set by the registry.
+    pub registered_at: Option<SystemTime>,
+    pub updated_at: Option<SystemTime>,
+}
+
+/// The longest printer URI accepted.
+const MAX_URI_CHARS: usize = 1024;
+
+impl Device {
+    /// The rules every registered device keeps (the contract's `Device`): checked once, for
+    /// DeviceService and the devices file alike. The error names the field.
+    pub fn check(&self) -> CoreResult<()> {
+        let invalid = |message: String| Err(CoreError::InvalidArgument(message));
+        let chars = |s: &str| s.chars().count();
+        if self.display_name.trim().is_empty() || chars(&self.display_name) > 100 {
+            return invalid("display_name must be 1 to 100 characters".into());
+        }
+        if chars(&self.model) > 100 {
+            return invalid("model must be at most 100 characters".into());
+        }
+        if chars(&self.location) > 200 {
+            return invalid("location must be at most 200 characters".into());
+        }
+        match (self.delivery, &self.printer_uri) {
+            (DeliveryMode::IppPush, None) => {
+                return invalid("an IPP push device needs printer_uri, e.g. ipp://printer:631/ipp/print".into());
+            }
+            (DeliveryMode::SpoolFolder, Some(_)) => {
+                return invalid("printer_uri must be empty for a spool folder device".into());
+            }
+            _ => {}
+        }
+        if let Some(uri) = &self.printer_uri {
+            check_printer_uri(uri)?;
+        }
+        if self.pinned_certificate_sha256.is_some()
+            && !self.printer_uri.as_ref().is_some_and(|u| u.starts_with("ipps://"))
+        {
+            return invalid("pinned_certificate_sha256 is only for an ipps:// printer_uri".into());
+        }
+        if let Some(capabilities) = &self.capabilities {
+            capabilities.check()?;
+        }
+        Ok(())
+    }
+}
+
+/// `ipp://host:port/path` or `ipps://host:port/path`, always with the port (ipps would otherwise
+/// silently mean 443 to some clients), without user info, query or fragment.
+pub fn check_printer_uri(uri: &str) -> CoreResult<()> {
+    let bad = || {
+        CoreError::InvalidArgument(format!(
+            "printer_uri \"{}\" must look like ipp://host:port/path or ipps://host:port/path, with the port and \
+             without user info, query or fragment (at most {MAX_URI_CHARS} characters)",
+            uri.chars().take(80).collect::<String>()
+        ))
+    };
+    if uri.chars().count() > MAX_URI_CHARS || uri.contains(['?', '#']) {
+        return Err(bad());
+    }
+    let rest = uri.strip_prefix("ipp://").or_else(|| uri.strip_prefix("ipps://")).ok_or_else(bad)?;
+    let authority = rest.split('/').next().unwrap_or_default();
+    if authority.contains('@') {
+        return Err(bad());
+    }
+    let port = authority.rsplit_once(':').map(|(_, p)| p).ok_or_else(bad)?;
+    port.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(bad)?;
+    Ok(())
+}
+
+/// A certificate pin as the contract writes it: 64 lowercase hex digits.
+pub fn parse_pin(raw: &str) -> CoreResult<[u8; 32]> {
+    let well_formed = raw.len() == 64 && raw.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));
+    well_formed.then(|| hex::decode(raw).ok().and_then(|b| <[u8; 32]>::try_from(b).ok())).flatten().ok_or_else(|| {
+        CoreError::InvalidArgument(
+            "pinned_certificate_sha256 must be 64 lowercase hex digits (the SHA-256 of the certificate's DER), e.g. \
+             from: openssl x509 -in cert.pem -outform der | sha256sum"
+                .into(),
+        )
+    })
 }
 
 /// Which sides of the sheet are printed.
@@ -100,6 +180,45 @@ pub struct Capabilities {
     /// Whether the printer takes jobs now, and if not, why (IPP `printer-state-reasons`).
     pub accepting_jobs: bool,
     pub state_reasons: Vec<String>,
+    /// Used when a job names none; `None`: one-sided, and the first colour mode.
+    pub default_sides: Option<Sides>,
+    pub default_color: Option<ColorMode>,
+}
+
+impl Capabilities {
+    /// Described capabilities make sense: at least one copy, defaults among the supported
+    /// values, and PDF among the formats (print files are PDF).
+    pub fn check(&self) -> CoreResult<()> {
+        let invalid = |message: &str| Err(CoreError::InvalidArgument(format!("capabilities: {message}")));
+        if self.copies_max < 1 {
+            return invalid("copies_max must be at least 1");
+        }
+        if let Some(media) = &self.default_media
+            && !self.media.iter().any(|m| &m.keyword == media)
+        {
+            return invalid("media_default must be one of media_supported");
+        }
+        if self.default_sides.is_some_and(|s| !self.sides.contains(&s)) {
+            return invalid("sides_default must be one of sides_supported");
+        }
+        if self.default_color.is_some_and(|c| !self.color_modes.contains(&c)) {
+            return invalid("color_mode_default must be one of color_modes_supported");
+        }
+        if !self.document_formats.iter().any(|f| f == "application/pdf") {
+            return invalid("document_formats_supported must contain application/pdf");
+        }
+        Ok(())
+    }
+
+    /// The sides a job gets when it names none.
+    pub fn sides_default(&self) -> Sides {
+        self.default_sides.unwrap_or(Sides::OneSided)
+    }
+
+    /// The colour mode a job gets when it names none.
+    pub fn color_default(&self) -> ColorMode {
+        self.default_color.or(self.color_modes.first().copied()).unwrap_or(ColorMode::Color)
+    }
 }
 
 /// One state model for every delivery mode (IPP `job-state`).
@@ -192,6 +311,8 @@ pub trait DeviceStore: Send + Sync + 'static {
     async fn update(&self, device: &Device) -> CoreResult<()>;
     /// Removes a device; false when there was none.
     async fn delete(&self, id: &DeviceId) -> CoreResult<bool>;
+    /// How many devices are registered.
+    async fn count(&self) -> CoreResult<u64>;
 }
 
 /// A delivery mode. Each call may go over the network, so all are async; every failure becomes

@@ -14,7 +14,7 @@ use crate::domain::error::{CoreError, CoreResult};
 use crate::domain::form::{ChoiceOption, Field, FieldError, FieldErrorCode, FieldKind, Form, Values};
 use crate::domain::jobs::{DocumentRef, Job, SubmitRequest};
 use crate::domain::printing::{
-    Capabilities, ColorMode, DeliveryMode, Device, JobState, Media, PrinterJobStatus, Sides,
+    Capabilities, ColorMode, DeliveryMode, Device, JobState, Media, PrinterJobStatus, Sides, parse_pin,
 };
 use crate::domain::records::check_opaque_id;
 use crate::domain::session::DeviceId;
@@ -502,9 +502,9 @@ pub fn capabilities(c: &Capabilities) -> pb::PrinterCapabilities {
             .collect(),
         media_default: c.default_media.clone().unwrap_or_default(),
         sides_supported: c.sides.iter().map(|s| wire_sides(*s)).collect(),
-        sides_default: wire_sides(Sides::OneSided),
+        sides_default: wire_sides(c.sides_default()),
         color_modes_supported: c.color_modes.iter().map(|m| wire_color(*m)).collect(),
-        color_mode_default: c.color_modes.first().map_or(0, |m| wire_color(*m)),
+        color_mode_default: wire_color(c.color_default()),
         copies_max: count(c.copies_max),
         document_formats_supported: c.document_formats.clone(),
     }
@@ -513,11 +513,8 @@ pub fn capabilities(c: &Capabilities) -> pb::PrinterCapabilities {
 fn capabilities_from_wire(c: pb::PrinterCapabilities) -> CoreResult<Capabilities> {
     let sides = c.sides_supported.iter().map(|s| sides_from_wire(*s)).collect::<CoreResult<Vec<_>>>()?;
     let colors = c.color_modes_supported.iter().map(|m| color_from_wire(*m)).collect::<CoreResult<Vec<_>>>()?;
-    let copies_max = u32::try_from(c.copies_max)
-        .ok()
-        .filter(|n| *n >= 1)
-        .ok_or_else(|| CoreError::InvalidArgument("capabilities.copies_max must be at least 1".into()))?;
-    Ok(Capabilities {
+    let copies_max = u32::try_from(c.copies_max).unwrap_or(0);
+    let capabilities = Capabilities {
         media: c
             .media_supported
             .into_iter()
@@ -532,14 +529,14 @@ fn capabilities_from_wire(c: pb::PrinterCapabilities) -> CoreResult<Capabilities
         sides: sides.into_iter().flatten().collect(),
         color_modes: colors.into_iter().flatten().collect(),
         copies_max,
-        document_formats: if c.document_formats_supported.is_empty() {
-            vec!["application/pdf".into()]
-        } else {
-            c.document_formats_supported
-        },
+        document_formats: c.document_formats_supported,
         accepting_jobs: true,
         state_reasons: vec!["none".into()],
-    })
+        default_sides: sides_from_wire(c.sides_default)?,
+        default_color: color_from_wire(c.color_mode_default)?,
+    };
+    capabilities.check()?;
+    Ok(capabilities)
 }
 
 pub fn job(job: &Job) -> pb::Job {
@@ -629,11 +626,12 @@ pub fn device(d: &Device) -> pb::Device {
         pinned_certificate_sha256: d.pinned_certificate_sha256.map(hex::encode).unwrap_or_default(),
         location: d.location.clone(),
         capabilities: d.capabilities.as_ref().map(capabilities),
-        create_time: None,
-        update_time: None,
+        create_time: d.registered_at.map(timestamp),
+        update_time: d.updated_at.map(timestamp),
     }
 }
 
+/// A device from the wire, checked against every rule of the contract's `Device`.
 pub fn device_from_wire(d: pb::Device) -> CoreResult<Device> {
     let delivery = match pb::DeliveryMode::try_from(d.delivery_mode) {
         Ok(pb::DeliveryMode::IppPush) => DeliveryMode::IppPush,
@@ -643,47 +641,22 @@ pub fn device_from_wire(d: pb::Device) -> CoreResult<Device> {
     };
     let pin = match d.pinned_certificate_sha256.as_str() {
         "" => None,
-        raw => Some(
-            hex::decode(raw.replace(':', ""))
-                .ok()
-                .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                .ok_or_else(|| CoreError::InvalidArgument("pinned_certificate_sha256 must be 64 hex digits".into()))?,
-        ),
+        raw => Some(parse_pin(raw)?),
     };
-    let printer_uri = Some(d.printer_uri).filter(|u| !u.is_empty());
-    if let Some(uri) = &printer_uri {
-        check_printer_uri(uri)?;
-    }
-    if delivery == DeliveryMode::IppPush && printer_uri.is_none() {
-        return Err(CoreError::InvalidArgument(
-            "an IPP push device needs printer_uri, e.g. ipp://printer:631/ipp/print".into(),
-        ));
-    }
-    Ok(Device {
+    let device = Device {
         id: DeviceId::parse(&d.id)?,
         display_name: d.display_name,
         model: d.model,
         delivery,
-        printer_uri,
+        printer_uri: Some(d.printer_uri).filter(|u| !u.is_empty()),
         pinned_certificate_sha256: pin,
         location: d.location,
         capabilities: d.capabilities.map(capabilities_from_wire).transpose()?,
-    })
-}
-
-/// `ipp://host:port/path` or `ipps://host:port/path`, always with the port (ipps would otherwise
-/// silently mean 443 to some clients).
-pub fn check_printer_uri(uri: &str) -> CoreResult<()> {
-    let bad = || {
-        CoreError::InvalidArgument(format!(
-            "printer_uri \"{uri}\" must look like ipp://host:port/path or ipps://host:port/path, with the port"
-        ))
+        registered_at: None,
+        updated_at: None,
     };
-    let rest = uri.strip_prefix("ipp://").or_else(|| uri.strip_prefix("ipps://")).ok_or_else(bad)?;
-    let authority = rest.split('/').next().unwrap_or_default();
-    let port = authority.rsplit_once(':').map(|(_, p)| p).ok_or_else(bad)?;
-    port.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(bad)?;
-    Ok(())
+    device.check()?;
+    Ok(device)
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use tonic::{Request, Response, Status};
 
 use crate::domain::error::CoreError;
 use crate::domain::jobs::Jobs;
-use crate::domain::printing::DeviceStore;
+use crate::domain::printing::{DeliveryMode, DeviceStore};
 use crate::domain::session::DeviceId;
 use crate::grpc::convert;
 use crate::grpc::gate::Operator;
@@ -40,7 +40,8 @@ impl PrintService for PrintAdapter {
             device_display_name: device.display_name.clone(),
             delivery_mode: convert::device(&device).delivery_mode,
             capabilities: Some(convert::capabilities(&capabilities)),
-            accepting_jobs: Some(capabilities.accepting_jobs),
+            // Only the weblet can ask a pulling printer.
+            accepting_jobs: (device.delivery != DeliveryMode::DevicePull).then_some(capabilities.accepting_jobs),
             printer_state_reasons: capabilities.state_reasons.clone(),
             printer_state_message: String::new(),
         }))
@@ -127,7 +128,8 @@ impl DeviceService for DeviceAdapter {
         let wire = request.into_inner().device.ok_or_else(|| Status::invalid_argument("device is required"))?;
         let device = convert::device_from_wire(wire)?;
         self.0.insert(&device).await?;
-        Ok(Response::new(pb::RegisterDeviceResponse { device: Some(convert::device(&device)) }))
+        let stored = self.0.get(&device.id).await?.unwrap_or(device);
+        Ok(Response::new(pb::RegisterDeviceResponse { device: Some(convert::device(&stored)) }))
     }
 
     async fn get_device(&self, request: Request<pb::GetDeviceRequest>) -> GrpcResult<pb::GetDeviceResponse> {
@@ -168,8 +170,9 @@ impl DeviceService for DeviceAdapter {
         } else {
             String::new()
         };
+        let total = self.0.count().await?;
         Ok(Response::new(pb::ListDevicesResponse {
-            total_size: devices.len() as i32,
+            total_size: i32::try_from(total).unwrap_or(i32::MAX),
             devices: devices.iter().map(convert::device).collect(),
             next_page_token,
         }))
@@ -181,6 +184,12 @@ impl DeviceService for DeviceAdapter {
         let wire = request.device.ok_or_else(|| Status::invalid_argument("device is required"))?;
         let mask = request.update_mask.ok_or_else(|| Status::invalid_argument("update_mask is required"))?;
         let id = device_id(&wire.id)?;
+        if mask.paths.is_empty() {
+            return Err(CoreError::InvalidArgument(
+                "update_mask names no field; name the fields to change, e.g. \"location\", or \"*\" for all".into(),
+            )
+            .into());
+        }
         let current = self
             .0
             .get(&id)
@@ -209,7 +218,8 @@ impl DeviceService for DeviceAdapter {
         merged.id = current.id.as_str().to_owned();
         let device = convert::device_from_wire(merged)?;
         self.0.update(&device).await?;
-        Ok(Response::new(pb::UpdateDeviceResponse { device: Some(convert::device(&device)) }))
+        let stored = self.0.get(&device.id).await?.unwrap_or(device);
+        Ok(Response::new(pb::UpdateDeviceResponse { device: Some(convert::device(&stored)) }))
     }
 
     async fn delete_device(&self, request: Request<pb::DeleteDeviceRequest>) -> GrpcResult<pb::DeleteDeviceResponse> {

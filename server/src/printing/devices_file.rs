@@ -6,9 +6,8 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
-use crate::domain::printing::{DeliveryMode, Device};
+use crate::domain::printing::{DeliveryMode, Device, parse_pin};
 use crate::domain::session::DeviceId;
-use crate::grpc::convert::check_printer_uri;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -47,25 +46,12 @@ pub fn load(path: &Path) -> anyhow::Result<Vec<Device>> {
             "spool_folder" => DeliveryMode::SpoolFolder,
             other => bail!("{at}: delivery \"{other}\" must be ipp_push, device_pull or spool_folder"),
         };
-        if let Some(uri) = &entry.printer_uri {
-            check_printer_uri(uri).map_err(|e| anyhow::anyhow!("{at}: {e}"))?;
-        }
-        if delivery == DeliveryMode::IppPush && entry.printer_uri.is_none() {
-            bail!("{at}: an ipp_push device needs printer_uri");
-        }
-        let pin = match &entry.pinned_certificate_sha256 {
-            Some(raw) => Some(
-                hex::decode(raw.replace(':', ""))
-                    .ok()
-                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                    .with_context(|| format!("{at}: pinned_certificate_sha256 must be 64 hex digits"))?,
-            ),
-            None => None,
-        };
+        let pin = entry.pinned_certificate_sha256.as_deref().map(parse_pin).transpose();
+        let pin = pin.map_err(|e| anyhow::anyhow!("{at}: {e}"))?;
         if devices.iter().any(|d: &Device| d.id == id) {
             bail!("{at}: declared twice");
         }
-        devices.push(Device {
+        let device = Device {
             id,
             display_name: entry.display_name,
             model: entry.model,
@@ -74,7 +60,11 @@ pub fn load(path: &Path) -> anyhow::Result<Vec<Device>> {
             pinned_certificate_sha256: pin,
             location: entry.location,
             capabilities: None,
-        });
+            registered_at: None,
+            updated_at: None,
+        };
+        device.check().map_err(|e| anyhow::anyhow!("{at}: {e}"))?;
+        devices.push(device);
     }
     Ok(devices)
 }

@@ -158,7 +158,9 @@ impl Printer for IppPrinter {
             "media-supported",
             "media-default",
             "sides-supported",
+            "sides-default",
             "print-color-mode-supported",
+            "print-color-mode-default",
             "color-supported",
             "copies-supported",
             "document-format-supported",
@@ -665,7 +667,7 @@ fn read_capabilities(answer: &IppRequestResponse) -> Capabilities {
     };
     let media = strings("media-supported").iter().filter_map(|keyword| parse_media(keyword)).collect();
     let default_media = strings("media-default").into_iter().next().filter(|media| media != "none");
-    let sides = strings("sides-supported")
+    let sides: Vec<Sides> = strings("sides-supported")
         .iter()
         .filter_map(|keyword| match keyword.as_str() {
             "one-sided" => Some(Sides::OneSided),
@@ -700,7 +702,21 @@ fn read_capabilities(answer: &IppRequestResponse) -> Capabilities {
     };
     let accepting_jobs = !matches!(printer_value(answer, "printer-is-accepting-jobs"), Some(IppValue::Boolean(false)));
     let state_reasons = strings("printer-state-reasons").into_iter().filter(|reason| reason != "none").collect();
+    let default_sides = strings("sides-default").into_iter().next().and_then(|keyword| match keyword.as_str() {
+        "one-sided" => Some(Sides::OneSided),
+        "two-sided-long-edge" => Some(Sides::TwoSidedLongEdge),
+        "two-sided-short-edge" => Some(Sides::TwoSidedShortEdge),
+        _ => None,
+    });
+    let default_color =
+        strings("print-color-mode-default").into_iter().next().and_then(|keyword| match keyword.as_str() {
+            "color" => Some(ColorMode::Color),
+            "monochrome" => Some(ColorMode::Monochrome),
+            _ => None,
+        });
     Capabilities {
+        default_sides: default_sides.filter(|s| sides.contains(s)),
+        default_color: default_color.filter(|c| color_modes.contains(c)),
         media,
         default_media,
         sides,

@@ -154,8 +154,12 @@ fn device_from_row(row: &sqlx::sqlite::SqliteRow) -> CoreResult<Device> {
     };
     let capabilities: Option<Vec<u8>> = row.try_get("capabilities").map_err(db_error)?;
     let capabilities = match capabilities {
-        Some(bytes) => Some(postcard::from_bytes::<Capabilities>(&bytes).map_err(|_| corrupt("capabilities"))?),
+        Some(bytes) => Some(decode_capabilities(&bytes).ok_or_else(|| corrupt("capabilities"))?),
         None => None,
+    };
+    let time = |column: &str| -> CoreResult<Option<SystemTime>> {
+        let ms: i64 = row.try_get(column).map_err(db_error)?;
+        Ok(u64::try_from(ms).ok().filter(|ms| *ms > 0).map(|ms| UNIX_EPOCH + Duration::from_millis(ms)))
     };
     Ok(Device {
         id: DeviceId::parse(&id).map_err(|_| corrupt("id"))?,
@@ -166,16 +170,63 @@ fn device_from_row(row: &sqlx::sqlite::SqliteRow) -> CoreResult<Device> {
         pinned_certificate_sha256: pin,
         location: row.try_get("location").map_err(db_error)?,
         capabilities,
+        registered_at: time("registered_ms")?,
+        updated_at: time("updated_ms")?,
     })
 }
 
-const DEVICE_COLUMNS: &str =
-    "id, display_name, model, delivery, printer_uri, pinned_certificate_sha256, location, capabilities";
+/// Capabilities as stored: the current layout, or the one before sides and colour defaults.
+fn decode_capabilities(bytes: &[u8]) -> Option<Capabilities> {
+    #[derive(serde::Deserialize)]
+    struct Before {
+        media: Vec<crate::domain::printing::Media>,
+        default_media: Option<String>,
+        sides: Vec<crate::domain::printing::Sides>,
+        color_modes: Vec<crate::domain::printing::ColorMode>,
+        copies_max: u32,
+        document_formats: Vec<String>,
+        accepting_jobs: bool,
+        state_reasons: Vec<String>,
+    }
+    if let Ok((current, rest)) = postcard::take_from_bytes::<Capabilities>(bytes)
+        && rest.is_empty()
+    {
+        return Some(current);
+    }
+    let before: Before = postcard::from_bytes(bytes).ok()?;
+    Some(Capabilities {
+        media: before.media,
+        default_media: before.default_media,
+        sides: before.sides,
+        color_modes: before.color_modes,
+        copies_max: before.copies_max,
+        document_formats: before.document_formats,
+        accepting_jobs: before.accepting_jobs,
+        state_reasons: before.state_reasons,
+        default_sides: None,
+        default_color: None,
+    })
+}
+
+const DEVICE_COLUMNS: &str = "id, display_name, model, delivery, printer_uri, pinned_certificate_sha256, location, \
+                              capabilities, registered_ms, updated_ms";
 
 impl SqliteStore {
-    async fn write_device(&self, device: &Device, verb: &str) -> Result<u64, sqlx::Error> {
+    /// Inserts a device, or with `replace` changes an existing one, keeping when it was
+    /// registered.
+    async fn write_device(&self, device: &Device, replace: bool) -> Result<u64, sqlx::Error> {
         let capabilities = device.capabilities.as_ref().map(|c| postcard::to_allocvec(c).unwrap_or_default());
-        let sql = format!("{verb} INTO devices ({DEVICE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+        let upsert = if replace {
+            " ON CONFLICT (id) DO UPDATE SET display_name = excluded.display_name, model = excluded.model, \
+             delivery = excluded.delivery, printer_uri = excluded.printer_uri, \
+             pinned_certificate_sha256 = excluded.pinned_certificate_sha256, location = excluded.location, \
+             capabilities = excluded.capabilities, updated_ms = excluded.updated_ms"
+        } else {
+            ""
+        };
+        let sql = format!("INSERT INTO devices ({DEVICE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?){upsert}");
+        let now = i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis())
+            .unwrap_or(i64::MAX);
         let done = sqlx::query(&sql)
             .bind(device.id.as_str())
             .bind(&device.display_name)
@@ -185,6 +236,8 @@ impl SqliteStore {
             .bind(device.pinned_certificate_sha256.map(hex::encode))
             .bind(&device.location)
             .bind(capabilities)
+            .bind(now)
+            .bind(now)
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected())
@@ -211,7 +264,7 @@ impl DeviceStore for SqliteStore {
     }
 
     async fn insert(&self, device: &Device) -> CoreResult<()> {
-        match self.write_device(device, "INSERT").await {
+        match self.write_device(device, false).await {
             Ok(_) => Ok(()),
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(CoreError::AlreadyExists(format!(
                 "device \"{}\" is already registered; use UpdateDevice to change it",
@@ -222,7 +275,7 @@ impl DeviceStore for SqliteStore {
     }
 
     async fn upsert(&self, device: &Device) -> CoreResult<()> {
-        self.write_device(device, "INSERT OR REPLACE").await.map(|_| ()).map_err(db_error)
+        self.write_device(device, true).await.map(|_| ()).map_err(db_error)
     }
 
     async fn update(&self, device: &Device) -> CoreResult<()> {
@@ -235,6 +288,12 @@ impl DeviceStore for SqliteStore {
     async fn delete(&self, id: &DeviceId) -> CoreResult<bool> {
         let done = sqlx::query("DELETE FROM devices WHERE id = ?").bind(id.as_str()).execute(&self.pool).await;
         Ok(done.map_err(db_error)?.rows_affected() > 0)
+    }
+
+    async fn count(&self) -> CoreResult<u64> {
+        let count: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM devices").fetch_one(&self.pool).await.map_err(db_error)?;
+        Ok(u64::try_from(count).unwrap_or_default())
     }
 }
 

@@ -40,6 +40,8 @@ fn device(uri: &str, pin: Option<[u8; 32]>) -> Device {
         pinned_certificate_sha256: pin,
         location: "loopback".into(),
         capabilities: None,
+        registered_at: None,
+        updated_at: None,
     }
 }
 

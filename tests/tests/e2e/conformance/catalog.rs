@@ -75,14 +75,23 @@ async fn list_products_page_token_from_another_category_is_invalid_argument() {
 }
 
 #[tokio::test]
-async fn list_products_query_matches_products_containing_the_text_case_insensitively() {
-    // catalog.proto: "Only products whose name or description contain this text, compared
-    // case-insensitively." The text is compared as one text, in its order.
+async fn list_products_query_matches_every_word_in_any_order_case_insensitively() {
+    // catalog.proto: "Only products whose name and descriptions contain every word of this text
+    // (split at white space), in any order, compared case-insensitively".
     let conf = Conf::start().await;
-    for query in ["CaRd", "business card", "card business", "a4 flyer"] {
+    let found = |query: &str| {
         let request = pb::ListProductsRequest { query: query.into(), page_size: 100, ..Default::default() };
-        let page = list(&conf, request).await.expect("ListProducts");
-        for summary in &page.products {
+        let conf = &conf;
+        async move { list(conf, request).await.expect("ListProducts").products }
+    };
+    let ids = |products: &[pb::ProductSummary]| products.iter().map(|p| p.id.clone()).collect::<Vec<_>>();
+    assert!(ids(&found("card business").await).contains(&"classic-business-card".to_string()), "any order");
+    assert_eq!(ids(&found("CARD Business").await), ids(&found("business card").await), "case-insensitive");
+    assert!(found("business card zebra-no-such-word").await.is_empty(), "every word must appear");
+    for query in ["CaRd", "business card", "card business", "a4 flyer"] {
+        let products = found(query).await;
+        assert!(!products.is_empty(), "{query:?} finds something in the sample shop");
+        for summary in &products {
             let product = conf
                 .catalog()
                 .get_product(conf.req(pb::GetProductRequest { product_id: summary.id.clone() }))
@@ -91,8 +100,11 @@ async fn list_products_query_matches_products_containing_the_text_case_insensiti
                 .into_inner()
                 .product
                 .expect("a product");
-            let text = format!("{}\n{}\n{}", product.display_name, product.short_description, product.description);
-            assert!(text.to_lowercase().contains(&query.to_lowercase()), "{} does not contain {query:?}", product.id);
+            let text = format!("{}\n{}\n{}", product.display_name, product.short_description, product.description)
+                .to_lowercase();
+            for word in query.split_whitespace() {
+                assert!(text.contains(&word.to_lowercase()), "{} does not contain {word:?}", product.id);
+            }
         }
     }
 }

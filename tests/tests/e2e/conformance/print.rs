@@ -57,10 +57,11 @@ async fn get_printer_capabilities_describes_the_sessions_device() {
 }
 
 #[tokio::test]
-async fn a_deleted_devices_open_sessions_browse_but_cannot_print() {
-    // device.proto, DeleteDevice: "sessions already open on it can browse but no longer print
-    // (FAILED_PRECONDITION)"; print.proto lists it for GetPrinterCapabilities and SubmitJob.
-    let conf = Conf::start().await;
+async fn a_deleted_devices_open_sessions_browse_but_cannot_print_when_registration_is_required() {
+    // device.proto, DeleteDevice: "When the server requires registered devices, ... sessions
+    // already open on it can browse but no longer print (FAILED_PRECONDITION)"; print.proto lists
+    // it for GetPrinterCapabilities and SubmitJob.
+    let conf = Conf::bare(|b| b.arg("--require-registered-devices")).await;
     let device = pb::Device {
         id: "mfd-to-delete".into(),
         display_name: "Soon gone".into(),
@@ -84,6 +85,29 @@ async fn a_deleted_devices_open_sessions_browse_but_cannot_print() {
     expect_status(caps, Code::FailedPrecondition, &[]);
     let submitted = conf.print().submit_job(authed(&token, submit_draft(&draft_there.id))).await;
     expect_status(submitted, Code::FailedPrecondition, &[]);
+}
+
+#[tokio::test]
+async fn a_deleted_device_prints_to_the_spool_folder_when_registration_is_not_required() {
+    // device.proto, DeleteDevice: "otherwise it is an unregistered device again, which prints to
+    // the server's spool folder".
+    let conf = Conf::start().await;
+    let device = pb::Device {
+        id: "mfd-to-delete".into(),
+        display_name: "Soon gone".into(),
+        delivery_mode: pb::DeliveryMode::DevicePull as i32,
+        ..Default::default()
+    };
+    let register = pb::RegisterDeviceRequest { device: Some(device) };
+    conf.devices().register_device(authed(OPERATOR_TOKEN, register)).await.expect("RegisterDevice");
+    let token = conf.new_session_on("mfd-to-delete").await;
+    let caps = conf.print().get_printer_capabilities(authed(&token, pb::GetPrinterCapabilitiesRequest {})).await;
+    assert_eq!(caps.expect("capabilities").into_inner().delivery_mode(), pb::DeliveryMode::DevicePull);
+    let delete = pb::DeleteDeviceRequest { device_id: "mfd-to-delete".into() };
+    conf.devices().delete_device(authed(OPERATOR_TOKEN, delete)).await.expect("DeleteDevice");
+    let caps = conf.print().get_printer_capabilities(authed(&token, pb::GetPrinterCapabilitiesRequest {})).await;
+    assert_eq!(caps.expect("capabilities").into_inner().delivery_mode(), pb::DeliveryMode::SpoolFolder);
+    conf.new_session_on("mfd-to-delete").await;
 }
 
 #[tokio::test]
