@@ -312,7 +312,7 @@ pub trait DeviceStore: Send + Sync + 'static {
     /// Removes a device; false when there was none.
     async fn delete(&self, id: &DeviceId) -> CoreResult<bool>;
     /// How many devices are registered.
-    async fn count(&self) -> CoreResult<u64>;
+    async fn device_count(&self) -> CoreResult<u64>;
 }
 
 /// A delivery mode. Each call may go over the network, so all are async; every failure becomes

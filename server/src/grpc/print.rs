@@ -170,7 +170,7 @@ impl DeviceService for DeviceAdapter {
         } else {
             String::new()
         };
-        let total = self.0.count().await?;
+        let total = self.0.device_count().await?;
         Ok(Response::new(pb::ListDevicesResponse {
             total_size: i32::try_from(total).unwrap_or(i32::MAX),
             devices: devices.iter().map(convert::device).collect(),

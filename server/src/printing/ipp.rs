@@ -923,6 +923,8 @@ mod tests {
             pinned_certificate_sha256: pin,
             location: String::new(),
             capabilities: None,
+            registered_at: None,
+            updated_at: None,
         }
     }
 

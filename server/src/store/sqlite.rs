@@ -290,7 +290,7 @@ impl DeviceStore for SqliteStore {
         Ok(done.map_err(db_error)?.rows_affected() > 0)
     }
 
-    async fn count(&self) -> CoreResult<u64> {
+    async fn device_count(&self) -> CoreResult<u64> {
         let count: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM devices").fetch_one(&self.pool).await.map_err(db_error)?;
         Ok(u64::try_from(count).unwrap_or_default())

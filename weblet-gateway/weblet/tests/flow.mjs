@@ -281,6 +281,20 @@ try {
     await error.scrollIntoViewIfNeeded();
   });
 
+  await step("form-control-character", async () => {
+    // A pasted invisible control character is the person's to fix: shown on its field.
+    await t("field-company").fill("Keller\u001bArchitects");
+    await t("field-company").blur();
+    const error = t("field-error-company");
+    await error.waitFor({ state: "visible" });
+    const text = ((await error.textContent()) || "").trim();
+    check(/control character/.test(text), `the company error does not name the character: ${JSON.stringify(text)}`);
+    log(`control character error: ${JSON.stringify(text)}`);
+    await t("field-company").fill("Keller Architects");
+    await t("field-company").blur();
+    await t("field-error-company").waitFor({ state: "hidden" });
+  });
+
   await step("form-valid", async () => {
     await t("field-email").fill("anna@keller-architects.de");
     await t("field-email").blur();
