@@ -45,6 +45,10 @@ impl GatewayBuilder {
         self
     }
 
+    pub fn args<const N: usize>(self, args: [&str; N]) -> Self {
+        args.into_iter().fold(self, |builder, arg| builder.arg(arg))
+    }
+
     pub fn allowed_origin(self, origin: &str) -> Self {
         self.arg("--allowed-origin").arg(origin)
     }
@@ -158,15 +162,22 @@ impl TestGateway {
 
     /// `GET /metrics` from the operator listener, as text.
     pub async fn metrics(&self) -> anyhow::Result<String> {
+        let (status, _, body) = self.operator_get("/metrics").await?;
+        anyhow::ensure!(status == StatusCode::OK, "metrics answered {status}");
+        Ok(String::from_utf8(body.to_vec())?)
+    }
+
+    /// `GET path` on the operator listener (plain HTTP/1.1).
+    pub async fn operator_get(&self, path: &str) -> anyhow::Result<(StatusCode, HeaderMap, Bytes)> {
         let addr = self.metrics_addr.context("metrics are off")?;
         let tcp = TcpStream::connect(addr).await?;
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
         tokio::spawn(connection);
-        let request = Request::get("/metrics").header(http::header::HOST, addr.to_string()).body(full(Bytes::new()))?;
+        let request = Request::get(path).header(http::header::HOST, addr.to_string()).body(full(Bytes::new()))?;
         let response = sender.send_request(request).await?;
-        anyhow::ensure!(response.status() == StatusCode::OK, "metrics answered {}", response.status());
-        let body = tokio::time::timeout(Duration::from_secs(20), response.into_body().collect()).await??.to_bytes();
-        Ok(String::from_utf8(body.to_vec())?)
+        let (parts, body) = response.into_parts();
+        let body = tokio::time::timeout(Duration::from_secs(20), body.collect()).await??.to_bytes();
+        Ok((parts.status, parts.headers, body))
     }
 
     /// What the gateway logged so far.

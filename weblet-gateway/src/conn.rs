@@ -8,7 +8,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -33,7 +33,7 @@ pub struct Peer(pub SocketAddr);
 
 /// Browsers' HTTP layer reads header blocks up to this many times `--max-header-bytes`, so an
 /// oversized call still gets the gateway's own grpc-web answer; beyond it, hyper answers 431.
-const HEADER_CEILING_FACTOR: usize = 8;
+const HEADER_CEILING_FACTOR: usize = 16;
 
 /// hyper's connection builders, one per protocol: TLS connections pick theirs by ALPN, so no
 /// connection waits in protocol detection; plaintext (development) connections detect.
@@ -186,9 +186,12 @@ where
     {
         let peer = self.peer;
         let idle = self.limits.idle_timeout;
+        // Until its first request, a connection has the header time limit: browsers open one
+        // when they have something to send.
+        let first = self.limits.header_timeout.min(idle);
         tokio::pin!(connection);
         let reason = loop {
-            let wake = activity.idle_deadline(idle).unwrap_or_else(|| Instant::now() + idle);
+            let wake = activity.idle_deadline(first, idle).unwrap_or_else(|| Instant::now() + idle);
             tokio::select! {
                 result = connection.as_mut() => {
                     if let Err(err) = result {
@@ -197,7 +200,7 @@ where
                     return;
                 }
                 () = tokio::time::sleep_until(wake) => {
-                    if activity.idle_deadline(idle).is_some_and(|at| at <= Instant::now()) {
+                    if activity.idle_deadline(first, idle).is_some_and(|at| at <= Instant::now()) {
                         break "idle";
                     }
                 }
@@ -216,24 +219,35 @@ where
 struct Activity {
     opened: Instant,
     active: AtomicUsize,
+    served: AtomicBool,
     /// Milliseconds from `opened` to the moment the last request ended.
     idle_since_ms: AtomicU64,
 }
 
 impl Activity {
     fn new() -> Activity {
-        Activity { opened: Instant::now(), active: AtomicUsize::new(0), idle_since_ms: AtomicU64::new(0) }
+        Activity {
+            opened: Instant::now(),
+            active: AtomicUsize::new(0),
+            served: AtomicBool::new(false),
+            idle_since_ms: AtomicU64::new(0),
+        }
     }
 
     fn begin(self: &Arc<Self>) -> Active {
         self.active.fetch_add(1, Ordering::AcqRel);
+        self.served.store(true, Ordering::Release);
         Active(self.clone())
     }
 
-    /// When the connection will have been idle for `idle`; `None` while a request is in flight.
-    fn idle_deadline(&self, idle: Duration) -> Option<Instant> {
+    /// When the connection will have been idle too long: `first` after opening without a request,
+    /// `idle` after its last request ended; `None` while a request is in flight.
+    fn idle_deadline(&self, first: Duration, idle: Duration) -> Option<Instant> {
         if self.active.load(Ordering::Acquire) > 0 {
             return None;
+        }
+        if !self.served.load(Ordering::Acquire) {
+            return Some(self.opened + first);
         }
         Some(self.opened + Duration::from_millis(self.idle_since_ms.load(Ordering::Acquire)) + idle)
     }

@@ -3,6 +3,7 @@
 mod catalog;
 mod customization;
 mod gateway;
+mod gateway_abuse;
 mod grpcurl;
 mod ipp_printer;
 mod printing;
