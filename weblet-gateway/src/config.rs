@@ -91,8 +91,8 @@ pub struct Cli {
     #[arg(long, env = "PODCONNECT_GATEWAY_BODY_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub body_timeout: Duration,
 
-    /// A connection with no request in flight for this long is closed (also one that never sends
-    /// a request after its handshake).
+    /// A connection with no request in flight for this long is closed; one that has not sent its
+    /// first request is closed after --header-timeout.
     #[arg(long, env = "PODCONNECT_GATEWAY_IDLE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub idle_timeout: Duration,
 

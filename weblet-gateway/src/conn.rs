@@ -35,6 +35,9 @@ pub struct Peer(pub SocketAddr);
 /// oversized call still gets the gateway's own grpc-web answer; beyond it, hyper answers 431.
 const HEADER_CEILING_FACTOR: usize = 16;
 
+/// How long an idle connection's graceful close may take before it is dropped.
+const IDLE_CLOSE_GRACE: Duration = Duration::from_secs(1);
+
 /// hyper's connection builders, one per protocol: TLS connections pick theirs by ALPN, so no
 /// connection waits in protocol detection; plaintext (development) connections detect.
 struct Builders {
@@ -177,8 +180,7 @@ where
     }
 
     /// Runs one connection until it ends, closing it gracefully when it has been idle too long or
-    /// the gateway shuts down. The shutdown's own grace period bounds the latter; an idle close
-    /// gets the same bound, for a peer that ignores GOAWAY.
+    /// the gateway shuts down, and dropping it if the peer does not go (it may ignore GOAWAY).
     async fn drive<C>(&mut self, connection: C, activity: &Activity)
     where
         C: GracefulConnection,
@@ -209,7 +211,13 @@ where
         };
         tracing::debug!(%peer, reason, "closing the connection");
         connection.as_mut().graceful_shutdown();
-        if tokio::time::timeout(self.limits.shutdown_grace, connection).await.is_err() {
+        // An idle connection has no call to finish: GOAWAY is a courtesy, not worth waiting for.
+        let bound = if reason == "idle" {
+            IDLE_CLOSE_GRACE.min(self.limits.shutdown_grace)
+        } else {
+            self.limits.shutdown_grace
+        };
+        if tokio::time::timeout(bound, connection).await.is_err() {
             tracing::debug!(%peer, "the connection did not close in time; dropped");
         }
     }

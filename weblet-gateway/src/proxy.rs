@@ -546,6 +546,20 @@ mod tests {
     }
 
     #[test]
+    fn the_per_address_cap_counts_an_ipv6_host_by_its_64_and_frees_on_drop() {
+        let peers = Arc::new(PeerCalls { limit: 1, calls: Mutex::new(HashMap::new()) });
+        let ip = |text: &str| text.parse::<IpAddr>().unwrap();
+        let held = peers.try_acquire(ip("2001:db8:1:2::1")).unwrap();
+        assert!(peers.try_acquire(ip("2001:db8:1:2:ffff::9")).is_none(), "same /64");
+        let other = peers.try_acquire(ip("2001:db8:1:3::1")).expect("another /64");
+        let v4 = peers.try_acquire(ip("192.0.2.7")).unwrap();
+        assert!(peers.try_acquire(ip("::ffff:192.0.2.7")).is_none(), "IPv4-mapped is the same address");
+        drop((held, other, v4));
+        assert!(peers.calls.lock().unwrap().is_empty(), "no entry outlives its calls");
+        assert!(peers.try_acquire(ip("2001:db8:1:2::1")).is_some());
+    }
+
+    #[test]
     fn the_status_code_is_read_without_the_message() {
         let mut headers = HeaderMap::new();
         assert_eq!(status_code(&headers), None);
