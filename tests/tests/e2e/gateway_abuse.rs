@@ -211,8 +211,8 @@ async fn silent_and_dead_peers_are_disconnected() {
     assert!(closed_by_peer(&mut tls).await, "a peer that ignores PINGs stays connected");
 }
 
-/// The HTTP/2 preface, empty SETTINGS, and one request on stream 1 with `extra` header fields,
-/// HPACK literals without indexing.
+/// The HTTP/2 preface, empty SETTINGS, and one request's HEADERS on stream 1 (HPACK literals
+/// without indexing), written by hand: this peer then never answers a PING or SETTINGS.
 fn h2_request(method: &str, path: &str, end_stream: bool) -> Vec<u8> {
     let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
     out.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
