@@ -62,7 +62,7 @@ pub struct Router(Arc<Routes>);
 struct Routes {
     rpc: HttpService,
     files: HttpService,
-    health: Channel,
+    health: health::Health,
     max_header_bytes: usize,
     metrics: Arc<Metrics>,
     pull: pull::PullForwarder,
@@ -80,7 +80,7 @@ pub fn router(options: RouterOptions) -> Router {
     Router(Arc::new(Routes {
         rpc: web::rpc_service(ProxyService(Arc::new(proxy)), options.allowed_origins),
         files: statics::static_service(&options.weblet_dir),
-        health: options.health_upstream,
+        health: health::Health::new(options.health_upstream),
         max_header_bytes: options.limits.max_header_bytes,
         metrics,
         pull: options.pull,
@@ -112,7 +112,7 @@ impl Router {
             return Box::pin(routes.pull.forward(request)).await;
         }
         match path {
-            "/healthz" => Box::pin(health::healthz(routes.health.clone())).await,
+            "/healthz" => Box::pin(routes.health.healthz()).await,
             _ if looks_like_rpc(path) => plain(StatusCode::NOT_FOUND, "this service is not exposed\n"),
             _ => {
                 let Ok(response) = routes.files.clone().oneshot(request).await;

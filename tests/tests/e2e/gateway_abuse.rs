@@ -496,3 +496,31 @@ async fn metrics_are_served_on_the_operator_listener_and_not_to_browsers() {
         client.fetch(client.request(Method::GET, "/metrics").body(full(Bytes::new())).unwrap()).await.unwrap();
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_flood_of_health_checks_is_capped_instead_of_piling_on_the_core() {
+    let core = TestCore::start().await;
+    let gateway = TestGateway::start(&core).await;
+    let client = gateway.client(Http::H2).await;
+    // A core that stops answering: each check waits out its own time limit.
+    let pid = core.pid().unwrap().to_string();
+    assert!(tokio::process::Command::new("kill").args(["-STOP", &pid]).status().await.unwrap().success());
+    let mut checks = Vec::new();
+    for _ in 0..24 {
+        let mut handle = client.multiplexed().unwrap();
+        checks.push(tokio::spawn(async move {
+            let request = handle.request(Method::GET, "/healthz").body(full(Bytes::new())).unwrap();
+            let (status, _, body) = handle.fetch(request).await.unwrap();
+            (status, String::from_utf8_lossy(&body).into_owned())
+        }));
+    }
+    let mut answers = std::collections::BTreeMap::new();
+    for check in checks {
+        let (status, body) = tokio::time::timeout(BOUND, check).await.expect("every check is answered").unwrap();
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        *answers.entry(body).or_insert(0) += 1;
+    }
+    assert!(tokio::process::Command::new("kill").args(["-CONT", &pid]).status().await.unwrap().success());
+    assert_eq!(answers.get("UNAVAILABLE\n"), Some(&16), "16 checks reach the core: {answers:?}");
+    assert_eq!(answers.get("BUSY: too many health checks at once\n"), Some(&8), "{answers:?}");
+}
