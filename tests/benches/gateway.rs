@@ -159,7 +159,16 @@ async fn run() -> anyhow::Result<()> {
         .arg("4096")
         .spawn()
         .await?;
-    let mut gateway = TestGateway::builder().arg("--max-concurrent-calls").arg("4096");
+    // One client address drives every call here, over few connections: lift the per-address and
+    // per-connection caps that protect browsers from each other, or they would throttle the bench.
+    let mut gateway = TestGateway::builder().args([
+        "--max-concurrent-calls",
+        "4096",
+        "--max-calls-per-peer",
+        "4096",
+        "--max-streams-per-connection",
+        "4096",
+    ]);
     if let Ok(threads) = std::env::var("BENCH_GATEWAY_THREADS") {
         gateway = gateway.arg("--worker-threads").arg(threads);
     }

@@ -3,6 +3,7 @@
 //! decodes the frames itself (no grpc-web client library is trusted as the oracle).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -44,6 +45,10 @@ impl GatewayBuilder {
         self
     }
 
+    pub fn args<const N: usize>(self, args: [&str; N]) -> Self {
+        args.into_iter().fold(self, |builder, arg| builder.arg(arg))
+    }
+
     pub fn allowed_origin(self, origin: &str) -> Self {
         self.arg("--allowed-origin").arg(origin)
     }
@@ -63,6 +68,10 @@ impl GatewayBuilder {
         std::fs::create_dir_all(&weblet_dir)?;
         let log_path = temp.path().join("gateway.log");
         let mut command = Command::new(gateway_binary()?);
+        // Metrics on an ephemeral loopback port, so gateways under test never collide.
+        if !self.args.iter().any(|arg| arg == "--metrics-listen") {
+            command.args(["--metrics-listen", "127.0.0.1:0"]);
+        }
         command
             .args(["--listen", "127.0.0.1:0", "--upstream", &format!("https://{}", core.addr), "--upstream-ca"])
             .arg(&ca)
@@ -86,8 +95,12 @@ impl GatewayBuilder {
         let mut child = command.spawn().context("cannot start weblet-gateway")?;
         let stdout = child.stdout.take().expect("stdout is piped");
         let mut lines = BufReader::new(stdout).lines();
+        let mut metrics_addr = None;
         let addr = tokio::time::timeout(START_TIMEOUT, async {
             while let Some(line) = lines.next_line().await? {
+                if let Some(rest) = line.strip_prefix("weblet-gateway metrics on http://") {
+                    metrics_addr = Some(rest.trim_end_matches("/metrics").parse()?);
+                }
                 if let Some(rest) = line.strip_prefix("weblet-gateway listening on https://") {
                     return anyhow::Ok(Some(rest.to_owned()));
                 }
@@ -101,13 +114,15 @@ impl GatewayBuilder {
             bail!("the gateway exited ({status}):\n{}", std::fs::read_to_string(&log_path).unwrap_or_default());
         };
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(TestGateway { addr: addr.parse()?, ca, log_path, child, _temp: temp })
+        Ok(TestGateway { addr: addr.parse()?, metrics_addr, ca, log_path, child, _temp: temp })
     }
 }
 
 /// A running gateway. Dropping it kills the process.
 pub struct TestGateway {
     pub addr: std::net::SocketAddr,
+    /// The operator listener serving `/metrics` (plain HTTP), unless `--metrics-listen off`.
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// The CA that signed the gateway's certificate.
     pub ca: PathBuf,
     log_path: PathBuf,
@@ -127,6 +142,42 @@ impl TestGateway {
     /// The process id (`None` once it exited).
     pub fn pid(&self) -> Option<u32> {
         self.child.id()
+    }
+
+    /// Sends SIGTERM without waiting.
+    pub async fn signal_terminate(&self) -> anyhow::Result<()> {
+        let pid = self.pid().context("the gateway already exited")?;
+        let status = Command::new("kill").args(["-TERM", &pid.to_string()]).status().await?;
+        anyhow::ensure!(status.success(), "kill failed");
+        Ok(())
+    }
+
+    /// Waits at most `bound` for the process to exit; its status, or `None` if it is still running.
+    pub async fn wait_exit(&mut self, bound: Duration) -> anyhow::Result<Option<std::process::ExitStatus>> {
+        match tokio::time::timeout(bound, self.child.wait()).await {
+            Ok(status) => Ok(Some(status?)),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// `GET /metrics` from the operator listener, as text.
+    pub async fn metrics(&self) -> anyhow::Result<String> {
+        let (status, _, body) = self.operator_get("/metrics").await?;
+        anyhow::ensure!(status == StatusCode::OK, "metrics answered {status}");
+        Ok(String::from_utf8(body.to_vec())?)
+    }
+
+    /// `GET path` on the operator listener (plain HTTP/1.1).
+    pub async fn operator_get(&self, path: &str) -> anyhow::Result<(StatusCode, HeaderMap, Bytes)> {
+        let addr = self.metrics_addr.context("metrics are off")?;
+        let tcp = TcpStream::connect(addr).await?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
+        tokio::spawn(connection);
+        let request = Request::get(path).header(http::header::HOST, addr.to_string()).body(full(Bytes::new()))?;
+        let response = sender.send_request(request).await?;
+        let (parts, body) = response.into_parts();
+        let body = tokio::time::timeout(Duration::from_secs(20), body.collect()).await??.to_bytes();
+        Ok((parts.status, parts.headers, body))
     }
 
     /// What the gateway logged so far.
@@ -191,22 +242,17 @@ pub struct WebClient {
 
 impl WebClient {
     pub async fn connect(addr: std::net::SocketAddr, ca: &Path, http: Http) -> anyhow::Result<WebClient> {
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_file_iter(ca)? {
-            roots.add(cert?)?;
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        config.alpn_protocols = vec![match http {
-            Http::H1 => b"http/1.1".to_vec(),
-            Http::H2 => b"h2".to_vec(),
-        }];
-        let tcp = TcpStream::connect(addr).await?;
-        tcp.set_nodelay(true)?;
-        let tls = TlsConnector::from(Arc::new(config)).connect(ServerName::try_from("localhost")?, tcp).await?;
+        WebClient::connect_from(None, addr, ca, http).await
+    }
+
+    /// Like `connect`, from the local address `from` (e.g. 127.0.0.2, another peer on loopback).
+    pub async fn connect_from(
+        from: Option<IpAddr>,
+        addr: std::net::SocketAddr,
+        ca: &Path,
+        http: Http,
+    ) -> anyhow::Result<WebClient> {
+        let tls = tls_connect(from, addr, ca, Some(http)).await?;
         let negotiated = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
         let io = TokioIo::new(tls);
         let sender = match http {
@@ -287,6 +333,46 @@ impl WebClient {
         let (status, headers, body) = self.fetch(request.body(full(body))?).await?;
         WebReply::parse(status, headers, &body, mode)
     }
+}
+
+/// A TLS connection to `addr` trusting `ca`, from `from` if given, offering `http` by ALPN (or no
+/// ALPN); nothing is sent after the handshake.
+pub async fn tls_connect(
+    from: Option<IpAddr>,
+    addr: std::net::SocketAddr,
+    ca: &Path,
+    http: Option<Http>,
+) -> anyhow::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca)? {
+        roots.add(cert?)?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = match http {
+        Some(Http::H1) => vec![b"http/1.1".to_vec()],
+        Some(Http::H2) => vec![b"h2".to_vec()],
+        None => Vec::new(),
+    };
+    let tcp = tcp_connect(from, addr).await?;
+    Ok(TlsConnector::from(Arc::new(config)).connect(ServerName::try_from("localhost")?, tcp).await?)
+}
+
+/// A TCP connection to `addr`, from the local address `from` if given.
+pub async fn tcp_connect(from: Option<IpAddr>, addr: std::net::SocketAddr) -> anyhow::Result<TcpStream> {
+    let tcp = match from {
+        Some(ip) => {
+            let socket = if ip.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+            socket.bind(std::net::SocketAddr::new(ip, 0))?;
+            socket.connect(addr).await?
+        }
+        None => TcpStream::connect(addr).await?,
+    };
+    tcp.set_nodelay(true)?;
+    Ok(tcp)
 }
 
 /// A whole request body.

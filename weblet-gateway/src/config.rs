@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::Parser;
@@ -60,6 +61,59 @@ pub struct Cli {
     #[arg(long, env = "PODCONNECT_GATEWAY_MAX_CONCURRENT_CALLS", default_value_t = 512)]
     pub max_concurrent_calls: usize,
 
+    /// Calls in flight at once from one IP address, so one browser (or attacker) cannot take all
+    /// of --max-concurrent-calls; more are refused at once with RESOURCE_EXHAUSTED.
+    #[arg(long, env = "PODCONNECT_GATEWAY_MAX_CALLS_PER_PEER", default_value_t = 64)]
+    pub max_calls_per_peer: usize,
+
+    /// HTTP/2 streams one connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS).
+    #[arg(long, env = "PODCONNECT_GATEWAY_MAX_STREAMS_PER_CONNECTION", default_value_t = 32)]
+    pub max_streams_per_connection: u32,
+
+    /// Largest request header list forwarded to the core, in bytes as HTTP/2 counts it (name +
+    /// value + 32 per field); a call over it is refused with RESOURCE_EXHAUSTED, other requests with
+    /// 431. Keep it below the core's own limit (16 KiB), which would otherwise reset the connection
+    /// every browser's calls share.
+    #[arg(long, env = "PODCONNECT_GATEWAY_MAX_HEADER_BYTES", default_value_t = 8 * 1024)]
+    pub max_header_bytes: usize,
+
+    /// Time a browser has to finish its TLS handshake.
+    #[arg(long, env = "PODCONNECT_GATEWAY_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub handshake_timeout: Duration,
+
+    /// Time to receive a request's headers over HTTP/1.1 (including the wait for the next request
+    /// on a kept-alive connection).
+    #[arg(long, env = "PODCONNECT_GATEWAY_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub header_timeout: Duration,
+
+    /// Time to receive a call's whole request body; a call still sending after it ends with
+    /// DEADLINE_EXCEEDED and frees its slot.
+    #[arg(long, env = "PODCONNECT_GATEWAY_BODY_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub body_timeout: Duration,
+
+    /// A connection with no request in flight for this long is closed; one that has not sent its
+    /// first request is closed after --header-timeout.
+    #[arg(long, env = "PODCONNECT_GATEWAY_IDLE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub idle_timeout: Duration,
+
+    /// Interval of HTTP/2 PINGs to browsers; a browser that does not answer one within
+    /// --keepalive-timeout is disconnected.
+    #[arg(long, env = "PODCONNECT_GATEWAY_KEEPALIVE_INTERVAL", default_value = "20s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub keepalive_interval: Duration,
+
+    /// How long a browser may take to answer an HTTP/2 PING.
+    #[arg(long, env = "PODCONNECT_GATEWAY_KEEPALIVE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub keepalive_timeout: Duration,
+
+    /// On SIGTERM or SIGINT, how long open calls may go on before every connection is closed.
+    #[arg(long, env = "PODCONNECT_GATEWAY_SHUTDOWN_GRACE", default_value = "5s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub shutdown_grace: Duration,
+
+    /// Operator listener serving `/metrics` (plain HTTP; keep it on loopback or a management
+    /// network), or `off`. The browsers' port answers 404 for `/metrics`.
+    #[arg(long, env = "PODCONNECT_GATEWAY_METRICS_LISTEN", default_value = "127.0.0.1:9464")]
+    pub metrics_listen: String,
+
     /// Threads serving browsers and the core. One thread (the default) handles a call's tasks
     /// without cross-thread wake-ups, which measured cheaper per call than a pool and is ample for
     /// forwarding; more threads suit a dedicated many-core gateway host.
@@ -89,8 +143,43 @@ pub struct Config {
     pub allowed_origins: Vec<HeaderValue>,
     pub max_message_bytes: usize,
     pub max_concurrent_calls: usize,
+    pub limits: Limits,
+    pub metrics_listen: Option<SocketAddr>,
     pub worker_threads: usize,
     pub weblet_dir: PathBuf,
+}
+
+/// The bounds on browsers' connections and calls, besides message size and the global call cap.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_calls_per_peer: usize,
+    pub max_streams_per_connection: u32,
+    pub max_header_bytes: usize,
+    pub handshake_timeout: Duration,
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub keepalive_interval: Duration,
+    pub keepalive_timeout: Duration,
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    /// The defaults of the command line, for embedding and unit tests.
+    fn default() -> Self {
+        Limits {
+            max_calls_per_peer: 64,
+            max_streams_per_connection: 32,
+            max_header_bytes: 8 * 1024,
+            handshake_timeout: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            keepalive_interval: Duration::from_secs(20),
+            keepalive_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
 }
 
 impl Config {
@@ -125,6 +214,29 @@ impl Config {
         if cli.max_concurrent_calls == 0 || cli.max_message_bytes == 0 {
             bail!("--max-concurrent-calls and --max-message-bytes must be positive");
         }
+        if cli.max_calls_per_peer == 0 || cli.max_streams_per_connection == 0 {
+            bail!("--max-calls-per-peer and --max-streams-per-connection must be positive");
+        }
+        if cli.max_header_bytes < 1024 {
+            bail!("--max-header-bytes must be at least 1024");
+        }
+        let timeouts = [
+            ("--handshake-timeout", cli.handshake_timeout),
+            ("--header-timeout", cli.header_timeout),
+            ("--body-timeout", cli.body_timeout),
+            ("--idle-timeout", cli.idle_timeout),
+            ("--keepalive-interval", cli.keepalive_interval),
+            ("--keepalive-timeout", cli.keepalive_timeout),
+        ];
+        if let Some((flag, _)) = timeouts.iter().find(|(_, value)| value.is_zero()) {
+            bail!("{flag} must be longer than zero");
+        }
+        let metrics_listen = match cli.metrics_listen.as_str() {
+            "off" => None,
+            addr => {
+                Some(addr.parse().with_context(|| format!("--metrics-listen {addr:?} is not an address or `off`"))?)
+            }
+        };
         if cli.worker_threads == 0 {
             bail!("--worker-threads must be at least 1");
         }
@@ -137,6 +249,19 @@ impl Config {
             allowed_origins,
             max_message_bytes: cli.max_message_bytes,
             max_concurrent_calls: cli.max_concurrent_calls,
+            limits: Limits {
+                max_calls_per_peer: cli.max_calls_per_peer,
+                max_streams_per_connection: cli.max_streams_per_connection,
+                max_header_bytes: cli.max_header_bytes,
+                handshake_timeout: cli.handshake_timeout,
+                header_timeout: cli.header_timeout,
+                body_timeout: cli.body_timeout,
+                idle_timeout: cli.idle_timeout,
+                keepalive_interval: cli.keepalive_interval,
+                keepalive_timeout: cli.keepalive_timeout,
+                shutdown_grace: cli.shutdown_grace,
+            },
+            metrics_listen,
             worker_threads: cli.worker_threads,
             weblet_dir: cli.weblet_dir,
         })

@@ -20,6 +20,18 @@ pub enum GatewayError {
     /// The request body could not be read or decoded (e.g. malformed base64).
     #[error("the request body is malformed: {0}")]
     MalformedBody(String),
+    /// A call sent more or less than the one request message grpc-web carries.
+    #[error("the request body holds {0} message")]
+    MessageCount(&'static str),
+    /// The request headers are larger than what is forwarded.
+    #[error("the request headers take {size} bytes, over the limit of {limit} bytes")]
+    HeadersTooLarge { size: usize, limit: usize },
+    /// The request body did not arrive in time.
+    #[error("the request body did not arrive within {0:?}")]
+    BodyTimeout(std::time::Duration),
+    /// Too many calls from one client address are in flight.
+    #[error("too many concurrent calls from one address (limit {0})")]
+    PeerOverloaded(usize),
     /// Too many calls are in flight.
     #[error("too many concurrent calls (limit {0})")]
     Overloaded(usize),
@@ -39,6 +51,19 @@ impl GatewayError {
                 Status::resource_exhausted(format!("the request message exceeds the limit of {limit} bytes"))
             }
             GatewayError::MalformedBody(_) => Status::invalid_argument("malformed grpc-web request body"),
+            GatewayError::MessageCount(_) => {
+                Status::invalid_argument("a grpc-web call must carry exactly one request message")
+            }
+            GatewayError::HeadersTooLarge { limit, .. } => {
+                Status::resource_exhausted(format!("the request headers exceed the limit of {limit} bytes"))
+            }
+            GatewayError::BodyTimeout(limit) => Status::deadline_exceeded(format!(
+                "the request body did not arrive within {}",
+                humantime::format_duration(*limit)
+            )),
+            GatewayError::PeerOverloaded(limit) => Status::resource_exhausted(format!(
+                "too many calls from your address at once (limit {limit}), try again shortly"
+            )),
             GatewayError::Overloaded(_) => Status::resource_exhausted("the gateway is busy, try again shortly"),
             GatewayError::DeadlineExceeded => Status::deadline_exceeded("the call's deadline passed"),
         }

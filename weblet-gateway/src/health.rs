@@ -1,9 +1,13 @@
-//! `/healthz`: the core's own `grpc.health.v1.Health/Check`, as 200 "SERVING" or 503.
+//! `/healthz`: the core's own `grpc.health.v1.Health/Check`, as 200 "SERVING" or 503, over a
+//! channel of its own and with a cap of its own, so checks neither wait behind calls nor, flooded,
+//! load the core without bound.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::Response;
 use http::StatusCode;
+use tokio::sync::Semaphore;
 use tonic::body::Body;
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
@@ -14,8 +18,31 @@ use crate::web::plain;
 
 /// How long the core may take to answer a health check.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+/// Health checks in flight at once; a monitor needs one, more is a flood.
+pub const MAX_CHECKS: usize = 16;
 
-pub async fn healthz(channel: Channel) -> Response<Body> {
+/// The health checker: the channel and the cap on checks in flight.
+#[derive(Clone)]
+pub struct Health {
+    channel: Channel,
+    checks: Arc<Semaphore>,
+}
+
+impl Health {
+    pub fn new(channel: Channel) -> Health {
+        Health { channel, checks: Arc::new(Semaphore::new(MAX_CHECKS)) }
+    }
+
+    /// One `/healthz` answer; 503 at once when `MAX_CHECKS` are already in flight.
+    pub async fn healthz(&self) -> Response<Body> {
+        let Ok(_check) = self.checks.try_acquire() else {
+            return plain(StatusCode::SERVICE_UNAVAILABLE, "BUSY: too many health checks at once\n");
+        };
+        healthz(self.channel.clone()).await
+    }
+}
+
+async fn healthz(channel: Channel) -> Response<Body> {
     let mut client = HealthClient::new(channel);
     let check = client.check(HealthCheckRequest { service: String::new() });
     match tokio::time::timeout(CHECK_TIMEOUT, check).await {

@@ -6,11 +6,13 @@
 //! - `proxy`: the generic forwarder to the core, with the per-call limits.
 //! - `error`: `GatewayError` and `rescue`, the one place failures become grpc-web answers.
 //! - `statics`: the weblet's files with their security and cache headers.
-//! - `health`, `metrics`: `/healthz` and `/metrics`.
+//! - `conn`: connections, with their time, stream and header limits, and the bounded shutdown.
+//! - `health`, `metrics`: `/healthz` (browsers' port) and `/metrics` (operator listener).
 //! - `pull`: one-time print-file downloads for printers that pull, passed to the core.
 //! - `tls`: rustls toward browsers, the TLS channel toward the core.
 
 pub mod config;
+pub mod conn;
 pub mod error;
 pub mod health;
 pub mod metrics;
@@ -20,39 +22,34 @@ pub mod statics;
 pub mod tls;
 pub mod web;
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use http::{HeaderValue, Request, Response, StatusCode, header};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
 use tonic::body::Body;
 use tonic::transport::Channel;
 use tower::ServiceExt as _;
 
+use crate::config::Limits;
 use crate::metrics::Metrics;
 use crate::proxy::{Proxy, ProxyService};
 use crate::web::{HttpService, plain};
 
 /// RPC paths forwarded to the core; reflection and health are not for browsers.
 const RPC_PREFIX: &str = "/podconnect.v1.";
-/// A browser that has not finished its TLS handshake by then is disconnected.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long open calls (e.g. server streams) may go on after a shutdown signal.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the router needs; every field is a decision, so there is no `Default`.
 pub struct RouterOptions {
     pub upstream: Channel,
+    /// A channel of its own for `/healthz`, so health checks never wait behind calls for a
+    /// stream on the shared upstream connection.
+    pub health_upstream: Channel,
     pub allowed_origins: Vec<HeaderValue>,
     pub max_message_bytes: usize,
     pub max_concurrent_calls: usize,
+    pub limits: Limits,
     pub weblet_dir: PathBuf,
     pub pull: pull::PullForwarder,
 }
@@ -65,32 +62,49 @@ pub struct Router(Arc<Routes>);
 struct Routes {
     rpc: HttpService,
     files: HttpService,
-    upstream: Channel,
+    health: health::Health,
+    max_header_bytes: usize,
     metrics: Arc<Metrics>,
     pull: pull::PullForwarder,
 }
 
 pub fn router(options: RouterOptions) -> Router {
     let metrics = Arc::new(Metrics::new());
-    let proxy =
-        Proxy::new(options.upstream.clone(), options.max_message_bytes, options.max_concurrent_calls, metrics.clone());
+    let proxy = Proxy::new(
+        options.upstream,
+        options.max_message_bytes,
+        options.max_concurrent_calls,
+        &options.limits,
+        metrics.clone(),
+    );
     Router(Arc::new(Routes {
         rpc: web::rpc_service(ProxyService(Arc::new(proxy)), options.allowed_origins),
         files: statics::static_service(&options.weblet_dir),
-        upstream: options.upstream,
+        health: health::Health::new(options.health_upstream),
+        max_header_bytes: options.limits.max_header_bytes,
         metrics,
         pull: options.pull,
     }))
 }
 
 impl Router {
-    /// Routes one request: RPC paths, `/healthz`, `/metrics`, then the weblet's files.
+    /// The gateway's metrics, served on the operator listener.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.0.metrics.clone()
+    }
+
+    /// Routes one request: RPC paths, `/healthz`, pull links, then the weblet's files. `/metrics`
+    /// is not among them: it is on the operator listener.
     pub async fn handle(self, request: Request<Body>) -> Response<Body> {
         let routes = &*self.0;
         let path = request.uri().path();
         if path.starts_with(RPC_PREFIX) {
+            // The forwarder checks the header size itself, to answer in grpc-web.
             let Ok(response) = routes.rpc.clone().oneshot(request).await;
             return response;
+        }
+        if proxy::header_list_size(request.headers()) > routes.max_header_bytes {
+            return plain(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "the request headers are too large\n");
         }
         // The rarer routes are boxed: hyper moves this future into a task for every request, and
         // inline their state would make every RPC's future several kilobytes.
@@ -98,15 +112,7 @@ impl Router {
             return Box::pin(routes.pull.forward(request)).await;
         }
         match path {
-            "/healthz" => Box::pin(health::healthz(routes.upstream.clone())).await,
-            "/metrics" => {
-                let mut response = Response::new(Body::new(http_body_util::Full::new(routes.metrics.render().into())));
-                response.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
-                );
-                response
-            }
+            "/healthz" => Box::pin(routes.health.healthz()).await,
             _ if looks_like_rpc(path) => plain(StatusCode::NOT_FOUND, "this service is not exposed\n"),
             _ => {
                 let Ok(response) = routes.files.clone().oneshot(request).await;
@@ -123,58 +129,42 @@ fn looks_like_rpc(path: &str) -> bool {
         if service.contains('.') && !method.is_empty() && !method.contains('.'))
 }
 
-/// Serves `router` on `listener` (TLS when `tls` is given, else plaintext HTTP/1.1 and h2c) until
-/// `shutdown` resolves, then lets open calls finish for a short while.
+/// Serves `router` to browsers on `listener` (TLS when `tls` is given, else plaintext HTTP/1.1 and
+/// h2c) until `shutdown` resolves, then drains for `limits.shutdown_grace` and closes the rest.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     tls: Option<Arc<rustls::ServerConfig>>,
+    limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let acceptor = tls.map(TlsAcceptor::from);
-    let graceful = GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(err) => {
-                    tracing::warn!(error = %err, "accept failed");
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let _ = stream.set_nodelay(true);
-        let router = router.clone();
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        let acceptor = acceptor.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
-                let router = router.clone();
-                async move { Ok::<_, Infallible>(router.handle(request.map(Body::new)).await) }
-            });
-            let result = match acceptor {
-                Some(acceptor) => {
-                    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(stream)) => stream,
-                        Ok(Err(err)) => return tracing::debug!(%peer, error = %err, "TLS handshake failed"),
-                        Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
-                    };
-                    watcher.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned()).await
-                }
-                None => watcher.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned()).await,
-            };
-            if let Err(err) = result {
-                tracing::debug!(%peer, error = %err, "connection ended with an error");
+    conn::serve(listener, move |request| router.clone().handle(request), tls, limits, shutdown).await
+}
+
+/// Serves `/metrics` (and 404 for anything else) on the operator listener, plain HTTP.
+pub async fn serve_metrics(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let handler = move |request: Request<Body>| {
+        let metrics = metrics.clone();
+        async move {
+            match (request.method(), request.uri().path()) {
+                (&http::Method::GET, "/metrics") => metrics_answer(&metrics),
+                _ => plain(StatusCode::NOT_FOUND, "only GET /metrics here\n"),
             }
-        });
-    }
-    drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
-        tracing::info!("open calls did not finish in time; closing them");
-    }
-    Ok(())
+        }
+    };
+    conn::serve(listener, handler, None, limits, shutdown).await
+}
+
+fn metrics_answer(metrics: &Metrics) -> Response<Body> {
+    let mut response = Response::new(Body::new(http_body_util::Full::new(metrics.render().into())));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    response
 }

@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use tracing_subscriber::EnvFilter;
 use weblet_gateway::config::{BrowserTls, Cli, Config};
-use weblet_gateway::{RouterOptions, router, serve, tls};
+use weblet_gateway::{RouterOptions, router, serve, serve_metrics, tls};
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -42,26 +42,64 @@ async fn run(config: Config) -> anyhow::Result<()> {
         BrowserTls::Plaintext => None,
     };
     let upstream = tls::upstream_channel(&config.upstream, config.upstream_ca.as_deref())?;
+    let health_upstream = tls::upstream_channel(&config.upstream, config.upstream_ca.as_deref())?;
     let app = router(RouterOptions {
         upstream,
+        health_upstream,
         allowed_origins: config.allowed_origins.clone(),
         max_message_bytes: config.max_message_bytes,
         max_concurrent_calls: config.max_concurrent_calls,
+        limits: config.limits.clone(),
         weblet_dir: config.weblet_dir.clone(),
         pull: weblet_gateway::pull::PullForwarder::new(&config.pull_upstream, config.upstream_ca.as_deref())?,
     });
-    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
+    let metrics_listener = match config.metrics_listen {
+        Some(metrics_addr) => Some(
+            tokio::net::TcpListener::bind(metrics_addr)
+                .await
+                .with_context(|| format!("cannot listen on {metrics_addr} for metrics (--metrics-listen)"))?,
+        ),
+        None => None,
+    };
     // Handlers first, so a signal right after the ready line is not lost.
-    let shutdown = shutdown_signal()?;
+    let signal = shutdown_signal()?;
+    let (stop, _) = tokio::sync::watch::channel(false);
+    let stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|stopped| *stopped).await;
+    };
     let scheme = if server_tls.is_some() { "https" } else { "http" };
+    let metrics = match metrics_listener {
+        Some(listener) => {
+            let metrics_addr = listener.local_addr()?;
+            tracing::info!(addr = %metrics_addr, "metrics ready");
+            // Before the ready line, which is the last thing a supervisor waits for.
+            #[allow(clippy::print_stdout)]
+            {
+                println!("weblet-gateway metrics on http://{metrics_addr}/metrics");
+            }
+            let served = serve_metrics(listener, app.metrics(), config.limits.clone(), stopped(stop.subscribe()));
+            Some(tokio::spawn(served))
+        }
+        None => None,
+    };
     tracing::info!(%addr, upstream = %config.upstream, weblet_dir = %config.weblet_dir.display(), "gateway ready");
     #[allow(clippy::print_stdout)]
     {
         println!("weblet-gateway listening on {scheme}://{addr}");
         println!("open {scheme}://localhost:{}/ in a browser", addr.port());
     }
-    serve(listener, app, server_tls, shutdown).await
+    let browsers = serve(listener, app, server_tls, config.limits.clone(), stopped(stop.subscribe()));
+    let browsers = tokio::spawn(browsers);
+    signal.await;
+    let _ = stop.send(true);
+    if let Some(metrics) = metrics {
+        metrics.await??;
+    }
+    browsers.await?
 }
 
 /// Resolves on the first SIGINT or SIGTERM.

@@ -1,20 +1,22 @@
 //! The generic forwarder: any `POST /<package.Service>/<Method>` (already turned into plain gRPC by
 //! tonic-web) goes to the core over the pooled TLS channel, bodies streaming both ways. No method
 //! is written out here, so a new RPC needs no gateway change. It also holds the per-call limits:
-//! message size from the frame header, concurrent calls, and `grpc-timeout` over the whole call.
+//! message size from the frame header, one message per call, header size, time to send the body,
+//! concurrent calls in total and per client address, and `grpc-timeout` over the whole call.
 
-use std::collections::VecDeque;
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::{IpAddr, Ipv6Addr};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes};
 use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri, Version, header};
-use http_body::{Frame, SizeHint};
+use http_body::Frame;
 use http_body_util::BodyExt as _;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Sleep;
@@ -23,6 +25,8 @@ use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tower::{Service, ServiceExt as _};
 
+use crate::config::Limits;
+use crate::conn::Peer;
 use crate::error::{GatewayError, rescue};
 use crate::metrics::{MethodMetrics, Metrics};
 
@@ -32,14 +36,32 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub struct Proxy {
     channel: Channel,
     max_message_bytes: usize,
+    max_header_bytes: usize,
+    body_timeout: Duration,
     max_calls: usize,
     calls: Arc<Semaphore>,
+    peers: Arc<PeerCalls>,
     metrics: Arc<Metrics>,
 }
 
 impl Proxy {
-    pub fn new(channel: Channel, max_message_bytes: usize, max_calls: usize, metrics: Arc<Metrics>) -> Proxy {
-        Proxy { channel, max_message_bytes, max_calls, calls: Arc::new(Semaphore::new(max_calls)), metrics }
+    pub fn new(
+        channel: Channel,
+        max_message_bytes: usize,
+        max_calls: usize,
+        limits: &Limits,
+        metrics: Arc<Metrics>,
+    ) -> Proxy {
+        Proxy {
+            channel,
+            max_message_bytes,
+            max_header_bytes: limits.max_header_bytes,
+            body_timeout: limits.body_timeout,
+            max_calls,
+            calls: Arc::new(Semaphore::new(max_calls)),
+            peers: Arc::new(PeerCalls { limit: limits.max_calls_per_peer, calls: Mutex::new(HashMap::new()) }),
+            metrics,
+        }
     }
 
     /// Forwards one call; every failure is rescued into a gRPC answer, so this never fails.
@@ -48,16 +70,35 @@ impl Proxy {
         let uri = request.uri().clone();
         let path = uri.path();
         let mut call = CallRecord::start(self.metrics.clone(), self.metrics.method(path));
-        // Load shedding: a caller over the cap is told at once instead of queueing.
+        let (mut parts, body) = request.into_parts();
+        sanitize_request_headers(&mut parts.headers);
+        // What the core would refuse by resetting the connection every caller shares is refused
+        // here, for this call alone. The pseudo-headers are counted with the path and a margin.
+        let header_bytes = header_list_size(&parts.headers) + path.len() + PSEUDO_HEADER_MARGIN;
+        if header_bytes > self.max_header_bytes {
+            let err = GatewayError::HeadersTooLarge { size: header_bytes, limit: self.max_header_bytes };
+            call.finish(err.public_status().code());
+            return rescue(path, &err);
+        }
+        // Load shedding: a caller over a cap is told at once instead of queueing. The per-peer cap
+        // comes first, so one address cannot take the global slots.
+        if let Some(Peer(peer)) = parts.extensions.get::<Peer>() {
+            let Some(permit) = self.peers.try_acquire(peer.ip()) else {
+                let err = GatewayError::PeerOverloaded(self.peers.limit);
+                call.finish(err.public_status().code());
+                return rescue(path, &err);
+            };
+            call.peer = Some(permit);
+        }
         let Ok(permit) = self.calls.clone().try_acquire_owned() else {
             let err = GatewayError::Overloaded(self.max_calls);
             call.finish(err.public_status().code());
             return rescue(path, &err);
         };
         call.permit = Some(permit);
-        let deadline = grpc_timeout(request.headers()).map(|timeout| tokio::time::Instant::now() + timeout);
+        let deadline = grpc_timeout(&parts.headers).map(|timeout| tokio::time::Instant::now() + timeout);
 
-        let started = self.clone().start_call(request);
+        let started = self.clone().start_call(parts, body);
         let outcome = match deadline {
             Some(deadline) => {
                 tokio::time::timeout_at(deadline, started).await.unwrap_or(Err(GatewayError::DeadlineExceeded))
@@ -87,26 +128,18 @@ impl Proxy {
         }
     }
 
-    /// Reads the first frame header (refusing an oversized message before its body), then sends
-    /// the call upstream and waits for the response headers.
-    async fn start_call(self: Arc<Self>, request: Request<Body>) -> Result<Response<Body>, GatewayError> {
-        let (mut parts, body) = request.into_parts();
-        let mut body = FrameLimit::new(body, self.max_message_bytes);
-        let mut prefix = VecDeque::new();
-        let mut seen = 0;
-        while seen < 5 {
-            let Some(frame) = body.frame().await else { break };
-            let frame = frame.map_err(|err| match err.downcast::<FrameTooLarge>() {
-                Ok(too_large) => {
-                    GatewayError::MessageTooLarge { announced: too_large.0, limit: self.max_message_bytes }
-                }
-                Err(err) => GatewayError::MalformedBody(err.to_string()),
-            })?;
-            if let Ok(data) = frame.into_data() {
-                seen += data.len();
-                prefix.push_back(data);
-            }
-        }
+    /// Reads the whole request body within the body time limit (refusing an oversized message
+    /// from its frame header, and a second message, before reading on), then sends the call
+    /// upstream and waits for the response headers. A body that stalls therefore never reaches
+    /// the core, and holds its slots no longer than the limit.
+    async fn start_call(
+        self: Arc<Self>,
+        mut parts: http::request::Parts,
+        body: Body,
+    ) -> Result<Response<Body>, GatewayError> {
+        let body = tokio::time::timeout(self.body_timeout, self.read_body(body))
+            .await
+            .map_err(|_| GatewayError::BodyTimeout(self.body_timeout))??;
 
         // The core gets only the path: query parameters (e.g. `$httpHeaders`) stay here.
         let path_only = match parts.uri.path_and_query() {
@@ -117,8 +150,7 @@ impl Proxy {
         };
         parts.uri = Uri::from(path_only);
         parts.version = Version::HTTP_2;
-        sanitize_request_headers(&mut parts.headers);
-        let upstream = Request::from_parts(parts, Body::new(Prefixed { prefix, inner: body }));
+        let upstream = Request::from_parts(parts, Body::new(http_body_util::Full::new(body)));
 
         let response =
             self.channel.clone().oneshot(upstream).await.map_err(|err| GatewayError::Upstream(err.into()))?;
@@ -126,6 +158,79 @@ impl Proxy {
             return Err(GatewayError::UpstreamHttp(response.status()));
         }
         Ok(response)
+    }
+
+    /// The body, which grpc-web makes exactly one message: browsers cannot stream requests, and
+    /// the core would silently drop a second message of a unary call.
+    async fn read_body(&self, body: Body) -> Result<Bytes, GatewayError> {
+        let mut body = FrameLimit::new(body, self.max_message_bytes);
+        let mut chunks = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|err| match err.downcast::<FrameError>() {
+                Ok(err) => err.into_gateway_error(self.max_message_bytes),
+                Err(err) => GatewayError::MalformedBody(err.to_string()),
+            })?;
+            if let Ok(data) = frame.into_data() {
+                chunks.push(data);
+            }
+        }
+        body.finish().map_err(|err| err.into_gateway_error(self.max_message_bytes))?;
+        Ok(match chunks.len() {
+            1 => chunks.remove(0),
+            _ => chunks.concat().into(),
+        })
+    }
+}
+
+/// Header bytes counted for the pseudo-headers besides the path (method, scheme, authority).
+const PSEUDO_HEADER_MARGIN: usize = 256;
+
+/// A header list's size as HTTP/2 counts it against SETTINGS_MAX_HEADER_LIST_SIZE: name and value
+/// lengths plus 32 per field.
+pub fn header_list_size(headers: &HeaderMap) -> usize {
+    headers.iter().map(|(name, value)| name.as_str().len() + value.len() + 32).sum()
+}
+
+/// Calls in flight per client address (IPv6 by /64, what one host usually holds).
+struct PeerCalls {
+    limit: usize,
+    calls: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl PeerCalls {
+    fn try_acquire(self: &Arc<Self>, ip: IpAddr) -> Option<PeerPermit> {
+        let key = match ip.to_canonical() {
+            IpAddr::V6(v6) => {
+                let s = v6.segments();
+                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+            v4 => v4,
+        };
+        let mut calls = self.calls.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = calls.entry(key).or_insert(0);
+        if *count >= self.limit {
+            return None;
+        }
+        *count += 1;
+        Some(PeerPermit { peers: self.clone(), key })
+    }
+}
+
+/// One call's place in its address's count.
+struct PeerPermit {
+    peers: Arc<PeerCalls>,
+    key: IpAddr,
+}
+
+impl Drop for PeerPermit {
+    fn drop(&mut self) {
+        let mut calls = self.peers.calls.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = calls.get_mut(&self.key) {
+            *count -= 1;
+            if *count == 0 {
+                calls.remove(&self.key);
+            }
+        }
     }
 }
 
@@ -207,13 +312,14 @@ struct CallRecord {
     method: Arc<MethodMetrics>,
     started: Instant,
     permit: Option<OwnedSemaphorePermit>,
+    peer: Option<PeerPermit>,
     finished: bool,
 }
 
 impl CallRecord {
     fn start(metrics: Arc<Metrics>, method: Arc<MethodMetrics>) -> CallRecord {
         metrics.call_started();
-        CallRecord { metrics, method, started: Instant::now(), permit: None, finished: false }
+        CallRecord { metrics, method, started: Instant::now(), permit: None, peer: None, finished: false }
     }
 
     fn finish(&mut self, code: Code) {
@@ -221,6 +327,7 @@ impl CallRecord {
             self.finished = true;
             self.metrics.call_finished(&self.method, code, self.started.elapsed());
             self.permit = None;
+            self.peer = None;
         }
     }
 }
@@ -232,40 +339,65 @@ impl Drop for CallRecord {
     }
 }
 
-/// Announced a frame larger than the limit.
+/// What the framing of a request body breaks.
 #[derive(Debug)]
-struct FrameTooLarge(u64);
+enum FrameError {
+    /// A frame header announced more than the limit.
+    TooLarge(u64),
+    /// A second message began.
+    SecondMessage,
+    /// The body ended with no message, or inside one.
+    Incomplete,
+}
 
-impl std::fmt::Display for FrameTooLarge {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "a frame announces {} bytes", self.0)
+impl FrameError {
+    fn into_gateway_error(self, limit: usize) -> GatewayError {
+        match self {
+            FrameError::TooLarge(announced) => GatewayError::MessageTooLarge { announced, limit },
+            FrameError::SecondMessage => GatewayError::MessageCount("more than one"),
+            FrameError::Incomplete => GatewayError::MessageCount("no complete"),
+        }
     }
 }
 
-impl std::error::Error for FrameTooLarge {}
+impl std::fmt::Display for FrameError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FrameError::TooLarge(announced) => write!(f, "a frame announces {announced} bytes"),
+            FrameError::SecondMessage => f.write_str("a second message began"),
+            FrameError::Incomplete => f.write_str("the body holds no complete message"),
+        }
+    }
+}
+
+impl std::error::Error for FrameError {}
 
 /// Follows the gRPC framing of a request body and fails as soon as a header announces more than
-/// the limit, before that message's bytes are read.
+/// the limit, before that message's bytes are read, or a second message begins.
 struct FrameLimit {
     inner: Body,
     limit: usize,
     header: [u8; 5],
     header_len: usize,
     remaining: u64,
+    frames: usize,
 }
 
 impl FrameLimit {
     fn new(inner: Body, limit: usize) -> FrameLimit {
-        FrameLimit { inner, limit, header: [0; 5], header_len: 0, remaining: 0 }
+        FrameLimit { inner, limit, header: [0; 5], header_len: 0, remaining: 0, frames: 0 }
     }
 
-    fn check(&mut self, mut data: &[u8]) -> Result<(), FrameTooLarge> {
+    fn check(&mut self, mut data: &[u8]) -> Result<(), FrameError> {
         while !data.is_empty() {
             if self.remaining > 0 {
                 let take = (self.remaining.min(data.len() as u64)) as usize;
                 self.remaining -= take as u64;
                 data.advance(take);
                 continue;
+            }
+            if self.frames == 1 {
+                return Err(FrameError::SecondMessage);
             }
             self.header[self.header_len] = data[0];
             self.header_len += 1;
@@ -275,12 +407,22 @@ impl FrameLimit {
                 let announced =
                     u64::from(u32::from_be_bytes([self.header[1], self.header[2], self.header[3], self.header[4]]));
                 if announced > self.limit as u64 {
-                    return Err(FrameTooLarge(announced));
+                    return Err(FrameError::TooLarge(announced));
                 }
                 self.remaining = announced;
+                self.frames += 1;
             }
         }
         Ok(())
+    }
+
+    /// At the end of the body: exactly one whole message was read.
+    fn finish(&self) -> Result<(), FrameError> {
+        if self.frames == 1 && self.header_len == 0 && self.remaining == 0 {
+            Ok(())
+        } else {
+            Err(FrameError::Incomplete)
+        }
     }
 }
 
@@ -305,32 +447,6 @@ impl http_body::Body for FrameLimit {
 
     fn is_end_stream(&self) -> bool {
         self.inner.is_end_stream()
-    }
-}
-
-/// The bytes read ahead to check the first frame header, then the rest of the body.
-struct Prefixed {
-    prefix: VecDeque<Bytes>,
-    inner: FrameLimit,
-}
-
-impl http_body::Body for Prefixed {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        if let Some(data) = self.prefix.pop_front() {
-            return Poll::Ready(Some(Ok(Frame::data(data))));
-        }
-        Pin::new(&mut self.inner).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.prefix.is_empty() && self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        SizeHint::default()
     }
 }
 
@@ -427,6 +543,20 @@ mod tests {
             [("authorization", "Bearer t"), ("grpc-accept-encoding", "identity"), ("x-custom-bin", "AAEC")]
                 .map(|(n, v)| (n.to_owned(), v.to_owned()))
         );
+    }
+
+    #[test]
+    fn the_per_address_cap_counts_an_ipv6_host_by_its_64_and_frees_on_drop() {
+        let peers = Arc::new(PeerCalls { limit: 1, calls: Mutex::new(HashMap::new()) });
+        let ip = |text: &str| text.parse::<IpAddr>().unwrap();
+        let held = peers.try_acquire(ip("2001:db8:1:2::1")).unwrap();
+        assert!(peers.try_acquire(ip("2001:db8:1:2:ffff::9")).is_none(), "same /64");
+        let other = peers.try_acquire(ip("2001:db8:1:3::1")).expect("another /64");
+        let v4 = peers.try_acquire(ip("192.0.2.7")).unwrap();
+        assert!(peers.try_acquire(ip("::ffff:192.0.2.7")).is_none(), "IPv4-mapped is the same address");
+        drop((held, other, v4));
+        assert!(peers.calls.lock().unwrap().is_empty(), "no entry outlives its calls");
+        assert!(peers.try_acquire(ip("2001:db8:1:2::1")).is_some());
     }
 
     #[test]

@@ -369,10 +369,7 @@ async fn metrics_count_calls_per_method_and_status() {
     let token = session(&mut client, Mode::Binary).await;
     client.call(LIST, Some(&token), &pb::ListProductsRequest::default(), Mode::Binary).await.unwrap();
     client.call(LIST, None, &pb::ListProductsRequest::default(), Mode::Binary).await.unwrap();
-    let request = client.request(Method::GET, "/metrics").body(full(Bytes::new())).unwrap();
-    let (status, _, body) = client.fetch(request).await.unwrap();
-    assert_eq!(status, StatusCode::OK);
-    let text = String::from_utf8(body.to_vec()).unwrap();
+    let text = gateway.metrics().await.unwrap();
     let ok = format!(r#"weblet_gateway_grpc_calls_total{{method="{LIST}",code="Ok"}} 1"#);
     let unauthenticated = format!(r#"weblet_gateway_grpc_calls_total{{method="{LIST}",code="Unauthenticated"}} 1"#);
     assert!(text.contains(&ok), "{text}");
@@ -407,9 +404,7 @@ async fn calls_over_the_cap_are_shed_at_once() {
     // Wait (bounded) until the gateway counts it in flight.
     let mut in_flight = false;
     for _ in 0..400 {
-        let request = client.request(Method::GET, "/metrics").body(full(Bytes::new())).unwrap();
-        let (_, _, body) = client.fetch(request).await.unwrap();
-        if String::from_utf8_lossy(&body).contains("weblet_gateway_grpc_calls_in_flight 1") {
+        if gateway.metrics().await.unwrap().contains("weblet_gateway_grpc_calls_in_flight 1") {
             in_flight = true;
             break;
         }

@@ -5,6 +5,7 @@ mod conformance;
 mod customization;
 mod faults;
 mod gateway;
+mod gateway_abuse;
 mod grpcurl;
 mod ipp_printer;
 mod printing;
