@@ -447,6 +447,13 @@ async fn every_answer_says_nosniff() {
         .await
         .unwrap();
     let draft_id = reply.message::<pb::CreateDraftResponse>().draft.unwrap().id;
+    // Only a finalized draft is printed.
+    let finalize = pb::FinalizeDraftRequest { draft_id: draft_id.clone() };
+    let reply = client
+        .call("/podconnect.v1.CustomizationService/FinalizeDraft", Some(&token), &finalize, Mode::Binary)
+        .await
+        .unwrap();
+    assert_eq!(reply.grpc_status(), Some(0), "{reply:?}");
     let submit = pb::SubmitJobRequest {
         document: Some(pb::submit_job_request::Document::DraftId(draft_id)),
         copies: 1,
