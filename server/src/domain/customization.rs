@@ -25,6 +25,9 @@ pub const MIN_PREVIEW_WIDTH: u32 = 64;
 pub const MAX_PREVIEW_WIDTH: u32 = 2000;
 /// Width used when the caller leaves it at 0.
 pub const DEFAULT_PREVIEW_WIDTH: u32 = 800;
+/// The most image bytes one preview response may carry: gRPC's usual 4 MiB message limit, less
+/// room for the message's own fields.
+pub const MAX_PREVIEW_BYTES: usize = 4 * 1024 * 1024 - 16 * 1024;
 /// Drafts one session may make (the contract promises at least 20). Drafts live as long as their
 /// session, so this bounds what one session can store.
 pub const MAX_DRAFTS_PER_SESSION: u32 = 30;
@@ -306,6 +309,14 @@ impl Customization {
             }
         }
         let images = rendered?;
+        let bytes: usize = images.iter().map(|image| image.data.len()).sum();
+        if bytes > MAX_PREVIEW_BYTES {
+            return Err(CoreError::ResourceExhausted(format!(
+                "the preview images are {} KiB, more than one response may carry (4 MiB); ask for fewer pages \
+                 (page_numbers) or a smaller width_px",
+                bytes / 1024
+            )));
+        }
         self.usage.record(UsageEvent::new(UsageKind::PreviewRendered).with_product(product_id)).await;
         Ok((images, product.page_count))
     }
@@ -517,4 +528,81 @@ fn file_key(id: &str) -> String {
 
 fn file_meta_key(id: &str) -> String {
     format!("file-meta/{id}")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::domain::crypto::Key256;
+    use crate::domain::session::{DeviceId, SessionLimits};
+    use crate::store::memory::MemoryStore;
+    use crate::storefront::embedded::EmbeddedStorefront;
+
+    struct NoUsage;
+
+    #[async_trait]
+    impl UsageSink for NoUsage {
+        async fn record(&self, _event: UsageEvent) {}
+    }
+
+    /// A backend whose previews are as large as asked: `page_bytes` per page.
+    struct BigPreviews {
+        page_bytes: usize,
+    }
+
+    #[async_trait]
+    impl Customizer for BigPreviews {
+        async fn form(&self, _: &Shopper, product: &ProductId) -> CoreResult<Form> {
+            Ok(Form { product: product.clone(), sections: Vec::new(), fields: Vec::new() })
+        }
+        async fn open_draft(&self, _: &Shopper, _: &ProductId) -> CoreResult<Option<String>> {
+            Ok(None)
+        }
+        async fn check(&self, _: &Shopper, _: DraftRef<'_>) -> CoreResult<Vec<FieldError>> {
+            Ok(Vec::new())
+        }
+        async fn preview(&self, _: &Shopper, _: DraftRef<'_>, width: u32, pages: &[u32]) -> CoreResult<Vec<PageImage>> {
+            let image = |n: u32| PageImage {
+                page_number: n + 1,
+                content_type: "image/png".into(),
+                data: Bytes::from(vec![0u8; self.page_bytes]),
+                width_px: width,
+                height_px: width,
+            };
+            // Empty asks for every page; the sample newsletter has four.
+            let all = [0, 1, 2, 3];
+            Ok(if pages.is_empty() { &all[..] } else { pages }.iter().map(|&n| image(n)).collect())
+        }
+        async fn print_ready(&self, _: &Shopper, _: DraftRef<'_>) -> CoreResult<PrintReady> {
+            Err(CoreError::Unavailable("not in this test".into()))
+        }
+    }
+
+    #[tokio::test]
+    async fn previews_beyond_one_response_are_refused_with_what_to_ask_for() {
+        let shop = Path::new(env!("CARGO_MANIFEST_DIR")).join("storefront/sample");
+        let catalog: Arc<dyn Storefront> = Arc::new(EmbeddedStorefront::load(&shop).unwrap());
+        let limits = SessionLimits { idle: Duration::from_secs(60), absolute: Duration::from_secs(600) };
+        let sessions = Arc::new(SessionManager::new(MemoryStore::new(), Key256::generate(), limits, Arc::new(NoUsage)));
+        let (_, session) = sessions.start(DeviceId::parse("mfd-1").unwrap()).await.unwrap();
+        let backend = Arc::new(BigPreviews { page_bytes: 1536 * 1024 });
+        let customization = Customization::new(catalog, backend, sessions, Arc::new(NoUsage));
+        let product = ProductId::parse("newsletter-a4").unwrap();
+        let (draft, _) =
+            customization.create_draft(&session, &Shopper::Anonymous, &product, None, Values::new()).await.unwrap();
+
+        // Two pages of 1.5 MiB fit in one response; four do not, and the message says what to do.
+        let (two, _) = customization.preview(&session, &Shopper::Anonymous, &draft.id, 2000, &[1, 2]).await.unwrap();
+        assert_eq!(two.len(), 2);
+        let refused = customization.preview(&session, &Shopper::Anonymous, &draft.id, 2000, &[]).await;
+        match refused {
+            Err(CoreError::ResourceExhausted(message)) => {
+                assert!(message.contains("fewer pages") && message.contains("width_px"), "{message}")
+            }
+            other => panic!("expected RESOURCE_EXHAUSTED, got {:?}", other.map(|(pages, _)| pages.len())),
+        }
+    }
 }
