@@ -13,7 +13,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::domain::catalog::{Product, ProductId, ProductKind, Shopper, Storefront, TrimSize};
+use crate::domain::catalog::{Price, Product, ProductId, ProductKind, Shopper, Storefront, TrimSize};
 use crate::domain::error::{CoreError, CoreResult};
 use crate::domain::form::{FieldError, Form, Values, check_quantity, normalize};
 use crate::domain::records::{check_id, from_ms, new_id, now_ms};
@@ -104,6 +104,20 @@ pub struct Draft {
     pub created_at: SystemTime,
     pub updated_at: SystemTime,
     pub expires_at: SystemTime,
+    /// The price of the draft's quantity; `None` when the product shows no price. The embedded
+    /// storefront prices linearly, so it is never only a lower bound.
+    pub price: Option<Price>,
+}
+
+/// The price of `quantity` units at a product's price (rounded half up to the minor unit).
+fn price_of(price: &Price, quantity: u32) -> Price {
+    let per = i128::from(price.per_quantity.max(1));
+    let total = (i128::from(price.amount_minor) * i128::from(quantity) * 2 + per) / (2 * per);
+    Price {
+        currency: price.currency.clone(),
+        amount_minor: i64::try_from(total).unwrap_or(i64::MAX),
+        per_quantity: quantity,
+    }
 }
 
 /// A finalized print-ready file, kept in the session's data until printed or expired.
@@ -216,7 +230,7 @@ impl Customization {
         let id = new_id();
         self.save(session, &id, &stored).await?;
         self.usage.record(UsageEvent::new(UsageKind::DraftCreated).with_product(product_id.clone())).await;
-        Ok((self.view(session, &id, &stored), errors))
+        Ok((self.view(session, &id, &stored, &product), errors))
     }
 
     /// Applies changes to a draft of this session; values are kept as typed even when they have
@@ -266,7 +280,7 @@ impl Customization {
         stored.updated_ms = now_ms();
         let errors = self.evaluate(shopper, &product, &form, &mut stored).await?;
         self.save(session, draft_id, &stored).await?;
-        Ok((self.view(session, draft_id, &stored), errors))
+        Ok((self.view(session, draft_id, &stored, &product), errors))
     }
 
     /// Preview pages of a draft, whatever its state (a person sees problems as they type).
@@ -335,7 +349,7 @@ impl Customization {
         if let Some(file) = stored.file.clone().filter(|_| stored.state == DraftState::Finalized) {
             return Ok((
                 self.file_view(session, draft_id, &product, &stored, &file),
-                self.view(session, draft_id, &stored),
+                self.view(session, draft_id, &stored, &product),
             ));
         }
         let form = self.backend.form(shopper, &product_id).await?;
@@ -369,7 +383,10 @@ impl Customization {
         stored.updated_ms = now_ms();
         self.save(session, draft_id, &stored).await?;
         self.usage.record(UsageEvent::new(UsageKind::DraftFinalized).with_product(product_id)).await;
-        Ok((self.file_view(session, draft_id, &product, &stored, &file), self.view(session, draft_id, &stored)))
+        Ok((
+            self.file_view(session, draft_id, &product, &stored, &file),
+            self.view(session, draft_id, &stored, &product),
+        ))
     }
 
     /// What a print file of this session is.
@@ -477,7 +494,7 @@ impl Customization {
         self.sessions.data(session).put(&draft_key(draft_id), &bytes).await
     }
 
-    fn view(&self, session: &Session, id: &str, stored: &StoredDraft) -> Draft {
+    fn view(&self, session: &Session, id: &str, stored: &StoredDraft, product: &Product) -> Draft {
         Draft {
             id: id.to_owned(),
             product: ProductId::parse(&stored.product).expect("stored ids were checked"),
@@ -487,6 +504,7 @@ impl Customization {
             created_at: from_ms(stored.created_ms),
             updated_at: from_ms(stored.updated_ms),
             expires_at: session.expires_at(),
+            price: product.summary.price.as_ref().map(|price| price_of(price, stored.quantity)),
         }
     }
 

@@ -335,7 +335,7 @@ pub fn draft(draft: Draft) -> pb::Draft {
         create_time: Some(timestamp(draft.created_at)),
         update_time: Some(timestamp(draft.updated_at)),
         expire_time: Some(timestamp(draft.expires_at)),
-        price: None,
+        price: draft.price.map(price),
         price_is_minimum: false,
     }
 }

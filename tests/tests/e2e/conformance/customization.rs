@@ -112,9 +112,14 @@ async fn a_new_draft_carries_its_product_times_and_the_price_of_its_quantity() {
         (draft.create_time.unwrap(), draft.update_time.unwrap(), draft.expire_time.expect("expire_time"));
     assert!(updated.seconds >= created.seconds);
     assert!(expires.seconds > now_seconds(), "expire_time is in the future");
-    if let Some(price) = draft.price {
-        assert_eq!(price.per_quantity, draft.quantity, "the price is for the draft's quantity");
-    }
+    // The card shows a price, so its draft has one: for the draft's quantity, never a lower bound.
+    let shown = product(&conf, CARD_PRODUCT).await.price.expect("the sample card shows a price");
+    let price = draft.price.expect("a draft of a priced product has a price");
+    assert_eq!(price.per_quantity, draft.quantity, "the price is for the draft's quantity");
+    assert_eq!(price.currency_code, shown.currency_code);
+    let expected = shown.amount_minor * i64::from(draft.quantity) / i64::from(shown.per_quantity);
+    assert!((price.amount_minor - expected).abs() <= 1, "{} for {} units", price.amount_minor, draft.quantity);
+    assert!(!draft.price_is_minimum);
 }
 
 #[tokio::test]
