@@ -599,15 +599,86 @@ mod tests {
         }
     }
 
+    /// A backend whose previews wait for the test's go, and that records the order they ran in
+    /// and how many ran at once.
+    struct GatedPreviews {
+        go: tokio::sync::Semaphore,
+        ran: std::sync::Mutex<Vec<u32>>,
+        running: std::sync::atomic::AtomicUsize,
+        most_at_once: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait]
+    impl Customizer for GatedPreviews {
+        async fn form(&self, _: &Shopper, product: &ProductId) -> CoreResult<Form> {
+            Ok(Form { product: product.clone(), sections: Vec::new(), fields: Vec::new() })
+        }
+        async fn open_draft(&self, _: &Shopper, _: &ProductId) -> CoreResult<Option<String>> {
+            Ok(None)
+        }
+        async fn check(&self, _: &Shopper, _: DraftRef<'_>) -> CoreResult<Vec<FieldError>> {
+            Ok(Vec::new())
+        }
+        async fn preview(&self, _: &Shopper, _: DraftRef<'_>, width: u32, _: &[u32]) -> CoreResult<Vec<PageImage>> {
+            use std::sync::atomic::Ordering::SeqCst;
+            let now = self.running.fetch_add(1, SeqCst) + 1;
+            self.most_at_once.fetch_max(now, SeqCst);
+            self.go.acquire().await.expect("open").forget();
+            self.ran.lock().unwrap().push(width);
+            self.running.fetch_sub(1, SeqCst);
+            Ok(Vec::new())
+        }
+        async fn print_ready(&self, _: &Shopper, _: DraftRef<'_>) -> CoreResult<PrintReady> {
+            Err(CoreError::Unavailable("not in this test".into()))
+        }
+    }
+
     #[tokio::test]
-    async fn previews_beyond_one_response_are_refused_with_what_to_ask_for() {
+    async fn previews_of_one_draft_render_one_at_a_time_in_the_order_asked() {
+        let backend = Arc::new(GatedPreviews {
+            go: tokio::sync::Semaphore::new(0),
+            ran: Default::default(),
+            running: Default::default(),
+            most_at_once: Default::default(),
+        });
+        let (customization, session) = service(backend.clone()).await;
+        let customization = Arc::new(customization);
+        let product = ProductId::parse("newsletter-a4").unwrap();
+        let (draft, _) =
+            customization.create_draft(&session, &Shopper::Anonymous, &product, None, Values::new()).await.unwrap();
+        // Three previews asked one after the other (told apart by their widths).
+        let mut calls = Vec::new();
+        for width in [100, 200, 300] {
+            let (customization, session, id) = (customization.clone(), session.clone(), draft.id.clone());
+            calls.push(tokio::spawn(async move {
+                customization.preview(&session, &Shopper::Anonymous, &id, width, &[]).await.map(|_| ())
+            }));
+            // Let it run until it renders or waits its turn.
+            for _ in 0..20 {
+                tokio::task::yield_now().await;
+            }
+        }
+        backend.go.add_permits(3);
+        for call in calls {
+            call.await.unwrap().unwrap();
+        }
+        assert_eq!(*backend.ran.lock().unwrap(), vec![100, 200, 300], "in the order asked");
+        assert_eq!(backend.most_at_once.load(std::sync::atomic::Ordering::SeqCst), 1, "one at a time");
+        assert!(customization.previews.lock().unwrap().is_empty(), "no queue is kept once they are done");
+    }
+
+    async fn service(backend: Arc<dyn Customizer>) -> (Customization, Session) {
         let shop = Path::new(env!("CARGO_MANIFEST_DIR")).join("storefront/sample");
         let catalog: Arc<dyn Storefront> = Arc::new(EmbeddedStorefront::load(&shop).unwrap());
         let limits = SessionLimits { idle: Duration::from_secs(60), absolute: Duration::from_secs(600) };
         let sessions = Arc::new(SessionManager::new(MemoryStore::new(), Key256::generate(), limits, Arc::new(NoUsage)));
         let (_, session) = sessions.start(DeviceId::parse("mfd-1").unwrap()).await.unwrap();
-        let backend = Arc::new(BigPreviews { page_bytes: 1536 * 1024 });
-        let customization = Customization::new(catalog, backend, sessions, Arc::new(NoUsage));
+        (Customization::new(catalog, backend, sessions, Arc::new(NoUsage)), session)
+    }
+
+    #[tokio::test]
+    async fn previews_beyond_one_response_are_refused_with_what_to_ask_for() {
+        let (customization, session) = service(Arc::new(BigPreviews { page_bytes: 1536 * 1024 })).await;
         let product = ProductId::parse("newsletter-a4").unwrap();
         let (draft, _) =
             customization.create_draft(&session, &Shopper::Anonymous, &product, None, Values::new()).await.unwrap();
