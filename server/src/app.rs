@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
+use hyper::body::Incoming;
 use proto::v1::catalog_service_server::CatalogServiceServer;
 use proto::v1::customization_service_server::CustomizationServiceServer;
 use proto::v1::device_service_server::DeviceServiceServer;
@@ -16,7 +17,6 @@ use proto::v1::print_service_server::PrintServiceServer;
 use proto::v1::session_service_server::SessionServiceServer;
 use proto::v1::sso_service_server::SsoServiceServer;
 use proto::v1::usage_service_server::UsageServiceServer;
-use hyper::body::Incoming;
 use tokio::net::TcpListener;
 use tonic::body::Body;
 use tonic::codegen::http;
@@ -43,10 +43,10 @@ use crate::grpc::session::SessionAdapter;
 use crate::grpc::usage::UsageAdapter;
 use crate::printing::ipp::IppPrinter;
 use crate::printing::spool::SpoolPrinter;
+use crate::serve::Protocol;
 use crate::store::sqlite::SqliteStore;
 use crate::storefront::customizer::EmbeddedCustomizer;
 use crate::storefront::embedded::EmbeddedStorefront;
-use crate::serve::Protocol;
 use crate::tls;
 
 /// What `run` reports once the core answers health checks with SERVING.

@@ -578,9 +578,15 @@ fn resolve_connections(cli: &Cli, file: &FileConnections) -> anyhow::Result<Conn
         "connection and call caps must be at least 1"
     );
     ensure!(
-        [limits.request_timeout, limits.handshake_timeout, limits.idle_timeout, limits.keepalive_interval, limits.keepalive_timeout]
-            .iter()
-            .all(|d| !d.is_zero()),
+        [
+            limits.request_timeout,
+            limits.handshake_timeout,
+            limits.idle_timeout,
+            limits.keepalive_interval,
+            limits.keepalive_timeout
+        ]
+        .iter()
+        .all(|d| !d.is_zero()),
         "request, handshake, idle and keepalive times must be longer than zero"
     );
     Ok(limits)

@@ -227,10 +227,10 @@ where
                 None => call.await,
                 Some(deadline) => match tokio::time::timeout(deadline, call).await {
                     Ok(result) => result,
-                    Err(_) => Ok(Status::deadline_exceeded(
-                        "the call's deadline (grpc-timeout) passed before it finished",
-                    )
-                    .into_http()),
+                    Err(_) => {
+                        Ok(Status::deadline_exceeded("the call's deadline (grpc-timeout) passed before it finished")
+                            .into_http())
+                    }
                 },
             }
         })
@@ -313,12 +313,8 @@ impl RequestBody {
                         "this method takes exactly one request message, and the call sent more",
                     ));
                 }
-                self.remaining = u64::from(u32::from_be_bytes([
-                    self.header[1],
-                    self.header[2],
-                    self.header[3],
-                    self.header[4],
-                ]));
+                self.remaining =
+                    u64::from(u32::from_be_bytes([self.header[1], self.header[2], self.header[3], self.header[4]]));
                 self.header_len = 0;
             }
         }

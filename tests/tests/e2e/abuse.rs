@@ -1,0 +1,379 @@
+//! The core under cheap attacks (issue 17): stalled calls, session floods, silent and idle
+//! connections, extra request messages, expired deadlines and shutdown with all of them open.
+//! Raw HTTP/2 (hyper) and raw TLS clients play the attacker; every wait has a bound.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut as _, Bytes, BytesMut};
+use http_body_util::{BodyExt as _, Full, StreamBody};
+use hyper::body::Frame;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use proto::v1 as pb;
+use rustls::pki_types::ServerName;
+use rustls::pki_types::pem::PemObject as _;
+use tests::client::{authed, catalog, sessions, start_session};
+use tests::core::TestCore;
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::mpsc;
+use tokio_rustls::TlsConnector;
+use tonic::Code;
+
+/// Upper bound for anything a test waits on, so a regression fails instead of hanging.
+const BOUND: Duration = Duration::from_secs(20);
+
+const START_SESSION: &str = "/podconnect.v1.SessionService/StartSession";
+const HEALTH_CHECK: &str = "/grpc.health.v1.Health/Check";
+
+/// A TLS connector trusting the core's development CA, offering `alpn`.
+fn connector(core: &TestCore, alpn: &[u8]) -> TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    let ca = core.dev_ca.as_ref().expect("the core made a development CA");
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca).expect("the CA file") {
+        roots.add(cert.expect("a certificate")).expect("a usable CA");
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("default versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![alpn.to_vec()];
+    TlsConnector::from(Arc::new(config))
+}
+
+/// A TCP connection to `addr` from the loopback address `from` (so one test can be two peers).
+async fn tcp_from(from: [u8; 4], addr: SocketAddr) -> TcpStream {
+    let socket = TcpSocket::new_v4().expect("a socket");
+    socket.bind(SocketAddr::from((from, 0))).expect("loopback addresses bind");
+    socket.connect(addr).await.expect("the core accepts the connection")
+}
+
+async fn tls_to(
+    core: &TestCore,
+    addr: SocketAddr,
+    from: [u8; 4],
+    alpn: &[u8],
+) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let tcp = tcp_from(from, addr).await;
+    let name = ServerName::try_from("localhost").expect("a name");
+    connector(core, alpn).connect(name, tcp).await.expect("the TLS handshake succeeds")
+}
+
+type Body = http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>;
+
+/// An HTTP/2 connection to the core from loopback address `from`, driven in the background.
+/// The returned task ends when the server closes the connection.
+async fn h2_from(
+    core: &TestCore,
+    from: [u8; 4],
+) -> (hyper::client::conn::http2::SendRequest<Body>, tokio::task::JoinHandle<()>) {
+    let tls = tls_to(core, core.addr, from, b"h2").await;
+    let (sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+        .await
+        .expect("the HTTP/2 handshake succeeds");
+    let task = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    (sender, task)
+}
+
+/// One gRPC message with its 5-byte length prefix.
+fn framed(message: &impl prost::Message) -> Bytes {
+    let mut out = BytesMut::new();
+    out.put_u8(0);
+    out.put_u32(u32::try_from(message.encoded_len()).expect("small"));
+    message.encode(&mut out).expect("encodes");
+    out.freeze()
+}
+
+fn grpc_request(path: &str, body: Body) -> http::Request<Body> {
+    http::Request::post(format!("https://localhost{path}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(body)
+        .expect("a valid request")
+}
+
+/// The gRPC status of a response: from its headers (trailers-only) or its trailers.
+async fn grpc_code(response: http::Response<hyper::body::Incoming>) -> (Code, String) {
+    let read = |headers: &http::HeaderMap| {
+        headers.get("grpc-status").map(|code| {
+            let code = Code::from_i32(code.to_str().unwrap_or("2").parse().unwrap_or(2));
+            let message = headers.get("grpc-message").and_then(|m| m.to_str().ok()).unwrap_or("").to_owned();
+            (code, percent_decode(&message))
+        })
+    };
+    if let Some(status) = read(response.headers()) {
+        return status;
+    }
+    let collected = response.into_body().collect().await.expect("the response body arrives");
+    collected.trailers().and_then(read).expect("a gRPC status in the trailers")
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(byte) = u8::from_str_radix(&text[i + 1..i + 3], 16)
+        {
+            out.push(byte);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A unary call with a whole body; returns its status.
+async fn unary(sender: &mut hyper::client::conn::http2::SendRequest<Body>, path: &str, body: Bytes) -> (Code, String) {
+    sender.ready().await.expect("the connection is open");
+    let response = sender.send_request(grpc_request(path, Full::new(body).boxed())).await.expect("a response");
+    grpc_code(response).await
+}
+
+/// A body that never sends anything and never ends while its sender is kept.
+fn stalled_body() -> (mpsc::Sender<Result<Frame<Bytes>, std::convert::Infallible>>, Body) {
+    let (tx, rx) = mpsc::channel(1);
+    (tx, StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx)).boxed())
+}
+
+fn start_session_message(device: &str) -> Bytes {
+    framed(&pb::StartSessionRequest { device_id: device.into(), ..Default::default() })
+}
+
+fn health_message() -> Bytes {
+    framed(&tonic_health::pb::HealthCheckRequest { service: String::new() })
+}
+
+#[tokio::test]
+async fn stalled_calls_cannot_lock_out_other_callers_or_health_checks() {
+    let core = TestCore::builder()
+        .arg("--max-concurrent-calls")
+        .arg("64")
+        .arg("--max-calls-per-peer")
+        .arg("16")
+        .arg("--request-timeout")
+        .arg("5s")
+        .spawn()
+        .await
+        .expect("the core starts");
+
+    // The attack: 512 StartSession calls over two connections that send headers and then nothing.
+    let mut held = Vec::new();
+    let (results_tx, mut results) = mpsc::unbounded_channel();
+    for _ in 0..2 {
+        let (sender, _) = h2_from(&core, [127, 0, 0, 1]).await;
+        for _ in 0..256 {
+            let (tx, body) = stalled_body();
+            held.push(tx);
+            let (mut sender, results_tx) = (sender.clone(), results_tx.clone());
+            tokio::spawn(async move {
+                sender.ready().await.expect("the connection is open");
+                let response = sender.send_request(grpc_request(START_SESSION, body)).await.expect("a response");
+                let _ = results_tx.send(grpc_code(response).await);
+            });
+        }
+    }
+    drop(results_tx);
+
+    // The attacker's address gets its 16 slots; every other call is refused at once.
+    let refused = tokio::time::timeout(BOUND, async {
+        for _ in 0..512 - 16 {
+            let (code, message) = results.recv().await.expect("a result");
+            assert_eq!(code, Code::ResourceExhausted, "{message}");
+            assert!(message.contains("limit of calls in flight"), "{message}");
+        }
+    })
+    .await;
+    assert!(refused.is_ok(), "the calls past the per-address cap are refused at once");
+
+    // While 16 calls stall, another peer is served, and so is a health check from the attacker's
+    // own address (health checks have slots of their own).
+    let (mut other, _) = h2_from(&core, [127, 0, 0, 2]).await;
+    let (code, message) = tokio::time::timeout(BOUND, unary(&mut other, START_SESSION, start_session_message("lobby")))
+        .await
+        .expect("another peer is answered while the attack runs");
+    assert_eq!(code, Code::Ok, "another peer's StartSession: {message}");
+    let (mut health, _) = h2_from(&core, [127, 0, 0, 1]).await;
+    let (code, message) = tokio::time::timeout(BOUND, unary(&mut health, HEALTH_CHECK, health_message()))
+        .await
+        .expect("a health check is answered while the attack runs");
+    assert_eq!(code, Code::Ok, "health check: {message}");
+
+    // The stalled calls end by themselves when their requests are late, with a status that says so.
+    let cut_off = tokio::time::timeout(BOUND, async {
+        for _ in 0..16 {
+            let (code, message) = results.recv().await.expect("a result");
+            assert_eq!(code, Code::DeadlineExceeded, "{message}");
+            assert!(message.contains("did not arrive within"), "{message}");
+        }
+    })
+    .await;
+    assert!(cut_off.is_ok(), "the stalled calls end within the request time limit");
+    drop(held);
+}
+
+#[tokio::test]
+async fn one_request_message_per_unary_call_and_deadlines_answer_deadline_exceeded() {
+    let core = TestCore::start().await;
+    let (mut sender, _) = h2_from(&core, [127, 0, 0, 1]).await;
+
+    let (code, message) = unary(&mut sender, START_SESSION, start_session_message("lobby")).await;
+    assert_eq!(code, Code::Ok, "{message}");
+
+    // Two messages in one unary call: refused, not half-read.
+    let mut two = BytesMut::from(&start_session_message("lobby")[..]);
+    two.extend_from_slice(&start_session_message("other"));
+    let (code, message) = unary(&mut sender, START_SESSION, two.freeze()).await;
+    assert_eq!(code, Code::InvalidArgument, "{message}");
+    assert!(message.contains("exactly one request message"), "{message}");
+
+    // A caller whose deadline passes while its request is still arriving hears DEADLINE_EXCEEDED.
+    let (_tx, body) = stalled_body();
+    let mut request = grpc_request(START_SESSION, body);
+    request.headers_mut().insert("grpc-timeout", "300m".parse().expect("a header value"));
+    sender.ready().await.expect("open");
+    let response =
+        tokio::time::timeout(BOUND, sender.send_request(request)).await.expect("answered").expect("a response");
+    let (code, message) = grpc_code(response).await;
+    assert_eq!(code, Code::DeadlineExceeded, "{message}");
+    assert!(message.contains("grpc-timeout"), "{message}");
+}
+
+#[tokio::test]
+async fn a_session_flood_is_capped_per_device_and_in_total() {
+    let core = TestCore::builder()
+        .arg("--max-sessions-per-device")
+        .arg("4")
+        .arg("--max-sessions")
+        .arg("10")
+        .in_process()
+        .await
+        .expect("the core starts");
+    let channel = core.channel().await;
+    let open_on = |device: &str| {
+        let device = server::domain::session::DeviceId::parse(device).expect("a device id");
+        core.services().sessions.open_sessions(Some(&device))
+    };
+
+    let mut tokens = Vec::new();
+    for _ in 0..4 {
+        tokens.push(start_session(&channel, "kiosk").await);
+    }
+    // The first person is still using theirs; the second walked away.
+    catalog(&channel).list_categories(authed(&tokens[0], pb::ListCategoriesRequest::default())).await.expect("in use");
+
+    // Two more on the same device: the least recently used sessions make room, in that order.
+    tokens.push(start_session(&channel, "kiosk").await);
+    tokens.push(start_session(&channel, "kiosk").await);
+    assert_eq!(open_on("kiosk"), 4, "the device stays at its cap");
+    let works = |token: String| {
+        let channel = channel.clone();
+        async move { catalog(&channel).list_categories(authed(&token, pb::ListCategoriesRequest::default())).await }
+    };
+    for (i, token) in tokens.iter().enumerate() {
+        let result = works(token.clone()).await;
+        let pushed_out = i == 1 || i == 2;
+        assert_eq!(result.is_err(), pushed_out, "session {i}: {result:?}");
+        if let Err(status) = result {
+            assert_eq!(status.code(), Code::Unauthenticated);
+        }
+    }
+
+    // Another device is unaffected, until the server as a whole is full.
+    for n in 0..6 {
+        start_session(&channel, &format!("lobby-{n}")).await;
+    }
+    assert_eq!(core.services().sessions.open_sessions(None), 10);
+    let refused = sessions(&channel)
+        .start_session(pb::StartSessionRequest { device_id: "lobby-new".into(), ..Default::default() })
+        .await
+        .expect_err("the server is at its total cap");
+    assert_eq!(refused.code(), Code::ResourceExhausted);
+    assert!(refused.message().contains("retry in about"), "{}", refused.message());
+    // A device already at home on the server still gets in: its oldest session makes room.
+    start_session(&channel, "kiosk").await;
+}
+
+/// Waits (bounded) until the peer closes `stream`; returns how long that took.
+async fn closed_by_server(mut stream: impl AsyncRead + AsyncWrite + Unpin) -> Duration {
+    let started = Instant::now();
+    let mut buf = [0u8; 256];
+    tokio::time::timeout(BOUND, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .expect("the server closes the connection");
+    started.elapsed()
+}
+
+#[tokio::test]
+async fn silent_and_idle_connections_are_closed_on_both_listeners() {
+    let core = TestCore::builder()
+        .arg("--handshake-timeout")
+        .arg("1s")
+        .arg("--idle-connection-timeout")
+        .arg("2s")
+        .spawn()
+        .await
+        .expect("the core starts");
+    let pull = core.pull_addr.expect("the pull listener's address");
+
+    // TCP that never says hello, and TLS that never says anything after the handshake.
+    for addr in [core.addr, pull] {
+        closed_by_server(tcp_from([127, 0, 0, 1], addr).await).await;
+    }
+    closed_by_server(tls_to(&core, core.addr, [127, 0, 0, 1], b"h2").await).await;
+    closed_by_server(tls_to(&core, pull, [127, 0, 0, 1], b"http/1.1").await).await;
+
+    // An HTTP/2 connection that made a call and then sits idle is closed after the idle limit.
+    let (mut sender, conn) = h2_from(&core, [127, 0, 0, 1]).await;
+    let (code, _) = unary(&mut sender, HEALTH_CHECK, health_message()).await;
+    assert_eq!(code, Code::Ok);
+    tokio::time::timeout(BOUND, conn).await.expect("the idle connection is closed").expect("the task ran");
+}
+
+#[tokio::test]
+async fn sigterm_drains_within_the_grace_period_with_attackers_connected() {
+    let core = TestCore::builder()
+        .arg("--shutdown-grace")
+        .arg("1s")
+        .arg("--request-timeout")
+        .arg("60s")
+        .arg("--handshake-timeout")
+        .arg("60s")
+        .spawn()
+        .await
+        .expect("the core starts");
+    // A connection that never starts TLS, one that stops after the handshake, an idle HTTP/2
+    // connection, and a call whose body never comes.
+    let _tcp = tcp_from([127, 0, 0, 1], core.addr).await;
+    let _tls = tls_to(&core, core.addr, [127, 0, 0, 1], b"h2").await;
+    let (mut idle, _idle_conn) = h2_from(&core, [127, 0, 0, 1]).await;
+    assert_eq!(unary(&mut idle, HEALTH_CHECK, health_message()).await.0, Code::Ok);
+    let (mut stalled, _stalled_conn) = h2_from(&core, [127, 0, 0, 1]).await;
+    let (_tx, body) = stalled_body();
+    stalled.ready().await.expect("open");
+    let pending = stalled.send_request(grpc_request(START_SESSION, body));
+    let pending = tokio::spawn(pending);
+
+    let started = Instant::now();
+    // `terminate` sends SIGTERM and waits for the exit with its own bound.
+    let (code, log) = core.terminate_with_log().await.expect("the core exits after SIGTERM");
+    eprintln!("SIGTERM to exit with stalled clients connected: {:?}", started.elapsed());
+    assert_eq!(code, Some(0), "a clean exit:\n{log}");
+    assert!(log.contains("grace period over"), "the log says it closed what was left:\n{log}");
+    pending.abort();
+}
