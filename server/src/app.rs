@@ -92,6 +92,8 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let started = Instant::now();
     let addr = listener.local_addr()?;
+    crate::store::private_dir(&config.data_dir)
+        .with_context(|| format!("cannot create the data folder {}", config.data_dir.display()))?;
 
     let storefront_dir = config.storefront_dir.clone();
     let storefront = tokio::task::spawn_blocking(move || EmbeddedStorefront::load(&storefront_dir))

@@ -2,155 +2,22 @@
 //! connections, extra request messages, expired deadlines and shutdown with all of them open.
 //! Raw HTTP/2 (hyper) and raw TLS clients play the attacker; every wait has a bound.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{BufMut as _, Bytes, BytesMut};
-use http_body_util::{BodyExt as _, Full, StreamBody};
-use hyper::body::Frame;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use bytes::BytesMut;
 use proto::v1 as pb;
-use rustls::pki_types::ServerName;
-use rustls::pki_types::pem::PemObject as _;
 use tests::client::{authed, catalog, sessions, start_session};
 use tests::core::TestCore;
+use tests::raw::{
+    HEALTH_CHECK, START_SESSION, grpc_code, grpc_request, h2_from, health_message, stalled_body, start_session_message,
+    tcp_from, tls_to, unary,
+};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite};
-use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::mpsc;
-use tokio_rustls::TlsConnector;
 use tonic::Code;
 
 /// Upper bound for anything a test waits on, so a regression fails instead of hanging.
 const BOUND: Duration = Duration::from_secs(20);
-
-const START_SESSION: &str = "/podconnect.v1.SessionService/StartSession";
-const HEALTH_CHECK: &str = "/grpc.health.v1.Health/Check";
-
-/// A TLS connector trusting the core's development CA, offering `alpn`.
-fn connector(core: &TestCore, alpn: &[u8]) -> TlsConnector {
-    let mut roots = rustls::RootCertStore::empty();
-    let ca = core.dev_ca.as_ref().expect("the core made a development CA");
-    for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca).expect("the CA file") {
-        roots.add(cert.expect("a certificate")).expect("a usable CA");
-    }
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .expect("default versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![alpn.to_vec()];
-    TlsConnector::from(Arc::new(config))
-}
-
-/// A TCP connection to `addr` from the loopback address `from` (so one test can be two peers).
-async fn tcp_from(from: [u8; 4], addr: SocketAddr) -> TcpStream {
-    let socket = TcpSocket::new_v4().expect("a socket");
-    socket.bind(SocketAddr::from((from, 0))).expect("loopback addresses bind");
-    socket.connect(addr).await.expect("the core accepts the connection")
-}
-
-async fn tls_to(
-    core: &TestCore,
-    addr: SocketAddr,
-    from: [u8; 4],
-    alpn: &[u8],
-) -> tokio_rustls::client::TlsStream<TcpStream> {
-    let tcp = tcp_from(from, addr).await;
-    let name = ServerName::try_from("localhost").expect("a name");
-    connector(core, alpn).connect(name, tcp).await.expect("the TLS handshake succeeds")
-}
-
-type Body = http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>;
-
-/// An HTTP/2 connection to the core from loopback address `from`, driven in the background.
-/// The returned task ends when the server closes the connection.
-async fn h2_from(
-    core: &TestCore,
-    from: [u8; 4],
-) -> (hyper::client::conn::http2::SendRequest<Body>, tokio::task::JoinHandle<()>) {
-    let tls = tls_to(core, core.addr, from, b"h2").await;
-    let (sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
-        .await
-        .expect("the HTTP/2 handshake succeeds");
-    let task = tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    (sender, task)
-}
-
-/// One gRPC message with its 5-byte length prefix.
-fn framed(message: &impl prost::Message) -> Bytes {
-    let mut out = BytesMut::new();
-    out.put_u8(0);
-    out.put_u32(u32::try_from(message.encoded_len()).expect("small"));
-    message.encode(&mut out).expect("encodes");
-    out.freeze()
-}
-
-fn grpc_request(path: &str, body: Body) -> http::Request<Body> {
-    http::Request::post(format!("https://localhost{path}"))
-        .header("content-type", "application/grpc")
-        .header("te", "trailers")
-        .body(body)
-        .expect("a valid request")
-}
-
-/// The gRPC status of a response: from its headers (trailers-only) or its trailers.
-async fn grpc_code(response: http::Response<hyper::body::Incoming>) -> (Code, String) {
-    let read = |headers: &http::HeaderMap| {
-        headers.get("grpc-status").map(|code| {
-            let code = Code::from_i32(code.to_str().unwrap_or("2").parse().unwrap_or(2));
-            let message = headers.get("grpc-message").and_then(|m| m.to_str().ok()).unwrap_or("").to_owned();
-            (code, percent_decode(&message))
-        })
-    };
-    if let Some(status) = read(response.headers()) {
-        return status;
-    }
-    let collected = response.into_body().collect().await.expect("the response body arrives");
-    collected.trailers().and_then(read).expect("a gRPC status in the trailers")
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let Ok(byte) = u8::from_str_radix(&text[i + 1..i + 3], 16)
-        {
-            out.push(byte);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// A unary call with a whole body; returns its status.
-async fn unary(sender: &mut hyper::client::conn::http2::SendRequest<Body>, path: &str, body: Bytes) -> (Code, String) {
-    sender.ready().await.expect("the connection is open");
-    let response = sender.send_request(grpc_request(path, Full::new(body).boxed())).await.expect("a response");
-    grpc_code(response).await
-}
-
-/// A body that never sends anything and never ends while its sender is kept.
-fn stalled_body() -> (mpsc::Sender<Result<Frame<Bytes>, std::convert::Infallible>>, Body) {
-    let (tx, rx) = mpsc::channel(1);
-    (tx, StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx)).boxed())
-}
-
-fn start_session_message(device: &str) -> Bytes {
-    framed(&pb::StartSessionRequest { device_id: device.into(), ..Default::default() })
-}
-
-fn health_message() -> Bytes {
-    framed(&tonic_health::pb::HealthCheckRequest { service: String::new() })
-}
 
 #[tokio::test]
 async fn stalled_calls_cannot_lock_out_other_callers_or_health_checks() {
@@ -376,4 +243,22 @@ async fn sigterm_drains_within_the_grace_period_with_attackers_connected() {
     assert_eq!(code, Some(0), "a clean exit:\n{log}");
     assert!(log.contains("grace period over"), "the log says it closed what was left:\n{log}");
     pending.abort();
+}
+
+#[tokio::test]
+async fn state_folders_and_secret_files_are_private_to_the_server_user() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let core = TestCore::start().await;
+    let mode = |path: std::path::PathBuf| {
+        let meta = std::fs::metadata(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+        (path, meta.permissions().mode() & 0o777)
+    };
+    for folder in [core.data_dir.clone(), core.data_dir.join("tls")] {
+        let (path, mode) = mode(folder);
+        assert_eq!(mode, 0o700, "{}", path.display());
+    }
+    for file in ["podconnect.db", "tls/dev-ca.key", "tls/localhost.key"] {
+        let (path, mode) = mode(core.data_dir.join(file));
+        assert_eq!(mode, 0o600, "{}", path.display());
+    }
 }
