@@ -662,6 +662,28 @@ mod tests {
     }
 
     #[test]
+    fn connection_and_session_limits_come_from_flags_or_the_file() {
+        let config = resolve(&[]).unwrap();
+        assert_eq!(config.connections.request_timeout, Duration::from_secs(10));
+        assert_eq!(config.connections.shutdown_grace, Duration::from_secs(10));
+        assert_eq!(config.sessions.max_per_device, 32);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("core.toml");
+        std::fs::write(
+            &file,
+            "[connections]\nidle_timeout = \"1m\"\nmax_calls_per_peer = 8\n[sessions]\nmax_per_device = 3\n",
+        )
+        .unwrap();
+        let path = file.to_str().unwrap();
+        let config = resolve(&["--config", path, "--max-calls-per-peer", "9"]).unwrap();
+        assert_eq!(config.connections.idle_timeout, Duration::from_secs(60));
+        assert_eq!(config.connections.max_calls_per_peer, 9);
+        assert_eq!(config.sessions.max_per_device, 3);
+        assert!(resolve(&["--max-sessions-per-device", "0"]).is_err());
+        assert!(resolve(&["--request-timeout", "0s"]).is_err());
+    }
+
+    #[test]
     fn operator_token_is_kept_only_as_a_hash() {
         let cli = Cli::try_parse_from(["podconnect-server"]).unwrap();
         let token = "an-operator-token-that-is-long-enough-1234".to_string();

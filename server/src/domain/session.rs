@@ -342,16 +342,20 @@ impl SessionManager {
             self.end(&token_hash).await?;
             return Err(expired());
         };
-        let stored: StoredSession = self
+        // The record's plaintext holds the session's data key: wiped as soon as it is decoded.
+        let mut stored: StoredSession = self
             .record_key
             .open(record_aad(&token_hash).as_bytes(), &sealed)
             .ok()
+            .map(zeroize::Zeroizing::new)
             .and_then(|plain| postcard::from_bytes(&plain).ok())
             .ok_or_else(|| CoreError::internal("session record is unreadable", "session record failed to open"))?;
+        let data_key = Key256::from_bytes(stored.data_key);
+        zeroize::Zeroize::zeroize(&mut stored.data_key);
         let session = Session {
             id: stored.id,
             token_hash,
-            data_key: Key256::from_bytes(stored.data_key),
+            data_key,
             device_id: DeviceId(stored.device_id),
             expires_at: UNIX_EPOCH + Duration::from_millis(stored.expires_at_ms),
         };
@@ -412,15 +416,15 @@ impl SessionManager {
     }
 
     async fn write_record(&self, session: &Session) -> CoreResult<()> {
-        let stored = StoredSession {
+        let mut stored = StoredSession {
             id: session.id,
             data_key: *session.data_key.as_bytes(),
             device_id: session.device_id.0.clone(),
             expires_at_ms: session.expires_at.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64,
         };
-        let plain = zeroize::Zeroizing::new(
-            postcard::to_allocvec(&stored).map_err(|e| CoreError::internal("cannot encode session", e))?,
-        );
+        let encoded = postcard::to_allocvec(&stored);
+        zeroize::Zeroize::zeroize(&mut stored.data_key);
+        let plain = zeroize::Zeroizing::new(encoded.map_err(|e| CoreError::internal("cannot encode session", e))?);
         let sealed = self.record_key.seal(record_aad(&session.token_hash).as_bytes(), &plain);
         let ttl = self.limits.idle.min(session.remaining());
         Ok(self.store.put(TOKEN_SCOPE, &session.token_hash, sealed, ttl).await?)
@@ -594,6 +598,38 @@ mod tests {
         manager.close(&a).await.unwrap();
         assert!(store.names(&a.scope()).await.unwrap().is_empty());
         assert!(manager.authenticate("x".repeat(TOKEN_LEN).as_str()).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_device_at_its_cap_loses_its_least_recently_used_session_and_a_full_server_refuses() {
+        let store = MemoryStore::new();
+        let limits = SessionLimits {
+            idle: Duration::from_secs(60),
+            absolute: Duration::from_secs(600),
+            max_per_device: 2,
+            max_total: 3,
+        };
+        let manager = SessionManager::new(store.clone(), Key256::generate(), limits, Arc::new(Count::default()));
+        let kiosk = DeviceId::parse("kiosk").unwrap();
+        let (first, a) = manager.start(kiosk.clone()).await.unwrap();
+        let (second, _) = manager.start(kiosk.clone()).await.unwrap();
+        manager.data(&a).put("draft/1", b"typed by the first person").await.unwrap();
+        manager.authenticate(first.expose()).await.unwrap();
+
+        let (third, _) = manager.start(kiosk.clone()).await.unwrap();
+        assert!(manager.authenticate(second.expose()).await.is_err(), "the least recently used one made room");
+        manager.authenticate(first.expose()).await.unwrap();
+        manager.authenticate(third.expose()).await.unwrap();
+        assert_eq!(manager.open_sessions(Some(&kiosk)), 2);
+
+        let (_, lobby) = manager.start(DeviceId::parse("lobby").unwrap()).await.unwrap();
+        let refused = manager.start(DeviceId::parse("other").unwrap()).await.unwrap_err();
+        assert!(matches!(&refused, CoreError::ResourceExhausted(m) if m.contains("retry in about")), "{refused:?}");
+        // Closing one makes room at once.
+        manager.close(&lobby).await.unwrap();
+        manager.start(DeviceId::parse("other").unwrap()).await.unwrap();
+        assert_eq!(manager.open_sessions(None), 3);
+        assert!(store.names(&a.scope()).await.unwrap().len() == 1, "the first person's draft is untouched");
     }
 
     #[test]
