@@ -210,7 +210,11 @@ async fn drive<IO, S, B>(
         .timer(TokioTimer::new())
         .max_concurrent_streams(limits.max_streams_per_connection)
         .keep_alive_interval(limits.keepalive_interval)
-        .keep_alive_timeout(limits.keepalive_timeout);
+        .keep_alive_timeout(limits.keepalive_timeout)
+        // Rapid reset (CVE-2023-44487): a peer that resets more streams than this before they
+        // are served, or makes the server reset this many, gets GOAWAY (h2's defaults, stated).
+        .max_pending_accept_reset_streams(20)
+        .max_local_error_reset_streams(1024);
     builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.request_timeout);
     let service = TowerToHyperService::new(Tracked { inner: service, info, activity: activity.clone() });
     let mut conn = pin!(builder.serve_connection(TokioIo::new(io), service));

@@ -9,10 +9,10 @@ use proto::v1 as pb;
 use tests::client::{authed, catalog, sessions, start_session};
 use tests::core::TestCore;
 use tests::raw::{
-    HEALTH_CHECK, START_SESSION, grpc_code, grpc_request, h2_from, health_message, stalled_body, start_session_message,
-    tcp_from, tls_to, unary,
+    H2_PREFACE, HEALTH_CHECK, START_SESSION, grpc_code, grpc_request, h2_frame, h2_from, h2_request_headers,
+    health_message, stalled_body, start_session_message, tcp_from, tls_to, unary,
 };
-use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::sync::mpsc;
 use tonic::Code;
 
@@ -261,4 +261,81 @@ async fn state_folders_and_secret_files_are_private_to_the_server_user() {
         let (path, mode) = mode(core.data_dir.join(file));
         assert_eq!(mode, 0o600, "{}", path.display());
     }
+}
+
+#[tokio::test]
+async fn rapid_reset_and_settings_and_ping_floods_end_the_flooding_connection_only() {
+    let core = TestCore::builder()
+        .arg("--idle-connection-timeout")
+        .arg("2s")
+        .arg("--shutdown-grace")
+        .arg("1s")
+        .spawn()
+        .await
+        .expect("the core starts");
+    let empty_settings = h2_frame(0x4, 0, 0, &[]);
+    // Rapid reset: a thousand calls opened and cancelled at once.
+    let mut rapid_reset = H2_PREFACE.to_vec();
+    rapid_reset.extend_from_slice(&empty_settings);
+    for n in 0..1000u32 {
+        let stream = 2 * n + 1;
+        rapid_reset.extend_from_slice(&h2_request_headers(stream, HEALTH_CHECK));
+        rapid_reset.extend_from_slice(&h2_frame(0x3, 0, stream, &8u32.to_be_bytes()));
+    }
+    // SETTINGS and PING floods: a hundred thousand frames each, answered or not.
+    let flood = |frame: Vec<u8>| {
+        let mut bytes = H2_PREFACE.to_vec();
+        bytes.extend_from_slice(&empty_settings);
+        for _ in 0..100_000 {
+            bytes.extend_from_slice(&frame);
+        }
+        bytes
+    };
+    let attacks = [
+        ("rapid reset", rapid_reset),
+        ("SETTINGS flood", flood(h2_frame(0x4, 0, 0, &[0, 3, 0, 0, 0, 100]))),
+        ("PING flood", flood(h2_frame(0x6, 0, 0, b"pingpong"))),
+    ];
+    let mut attackers = tokio::task::JoinSet::new();
+    for (name, bytes) in attacks {
+        let tls = tls_to(&core, core.addr, [127, 0, 0, 1], b"h2").await;
+        let (mut reader, mut writer) = tokio::io::split(tls);
+        attackers.spawn(async move {
+            // The attacker writes as fast as the server reads, and reads whatever comes back.
+            let write = tokio::spawn(async move {
+                let _ = writer.write_all(&bytes).await;
+                writer
+            });
+            let mut buf = vec![0u8; 64 * 1024];
+            let closed = tokio::time::timeout(BOUND, async {
+                loop {
+                    match reader.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) => {}
+                    }
+                }
+            })
+            .await;
+            write.abort();
+            (name, closed.is_ok())
+        });
+    }
+
+    // Meanwhile others are served.
+    let (mut other, _) = h2_from(&core, [127, 0, 0, 2]).await;
+    let (code, message) = tokio::time::timeout(BOUND, unary(&mut other, START_SESSION, start_session_message("lobby")))
+        .await
+        .expect("another peer is answered during the floods");
+    assert_eq!(code, Code::Ok, "{message}");
+
+    // Rapid reset ends at h2's cap on streams reset before they are served (GOAWAY); the SETTINGS
+    // and PING floods open no call, so the idle limit ends them.
+    while let Some(result) = attackers.join_next().await {
+        let (name, closed) = result.expect("the attacker ran");
+        assert!(closed, "the server closes the connection of the {name}");
+    }
+    // (The first connection may have been closed meanwhile as idle; a new one is served.)
+    let (mut after, _) = h2_from(&core, [127, 0, 0, 2]).await;
+    let (code, message) = unary(&mut after, HEALTH_CHECK, health_message()).await;
+    assert_eq!(code, Code::Ok, "still served after the floods: {message}");
 }
