@@ -1,11 +1,13 @@
 //! Measures the core under the cheap attacks of issue 17, for before/after numbers: how long
 //! 512 stalled calls lock other callers out, how many sessions one loop opens in 10 s and what
 //! memory that costs, how long a silent TLS peer stays connected, and how long SIGTERM takes to
-//! end the process with attackers connected. Each core runs with its default limits.
+//! end the process with attackers connected, and the memory an idle connection holds. Each core
+//! runs with its default limits.
 //!
 //! `cargo build -p server && cargo bench -p tests --bench abuse --profile dev` measures the
 //! `podconnect-server` next to the bench; `ABUSE_SERVER=<path>` measures another build (say one
-//! of `main` before the fix). `ABUSE_ONLY=lockout,flood,silent,shutdown` picks measurements.
+//! of `main` before the fix). `ABUSE_ONLY=lockout,flood,silent,shutdown,idle` picks measurements;
+//! `ABUSE_IDLE_CONNECTIONS` (default 2000) is how many idle connections to hold.
 //! `ABUSE_WAIT_CAP` (seconds, default 90) bounds each observation;
 //! a figure shown as "> cap" did not happen within it. Loopback only; stops by itself.
 
@@ -14,7 +16,8 @@ use std::time::{Duration, Instant};
 
 use tests::core::TestCore;
 use tests::raw::{
-    START_SESSION, grpc_code, grpc_request, h2_from, stalled_body, start_session_message, tcp_from, tls_to, unary,
+    HEALTH_CHECK, START_SESSION, grpc_code, grpc_request, h2_from, health_message, stalled_body, start_session_message,
+    tcp_from, tls_to, unary,
 };
 use tokio::io::AsyncReadExt as _;
 use tonic::Code;
@@ -149,6 +152,27 @@ async fn shutdown(cap: Duration) -> Option<Duration> {
     None
 }
 
+/// Idle HTTP/2 connections (TLS done, one health check each, then nothing): the server's RSS
+/// per connection. Spread over loopback addresses so no per-address cap is reached.
+async fn idle_connections(count: usize) -> (usize, u64, u64) {
+    let core = builder().spawn().await.expect("the core starts");
+    let pid = core.pid().expect("a process");
+    let (mut warm, _) = h2_from(&core, [127, 0, 0, 1]).await;
+    unary(&mut warm, HEALTH_CHECK, health_message()).await;
+    let before = rss_kib(pid);
+    let mut held = Vec::with_capacity(count);
+    for n in 0..count {
+        let from = [127, 0, 1 + u8::try_from(n / 200).expect("fewer than 50000"), 1];
+        let (mut sender, conn) = h2_from(&core, from).await;
+        if unary(&mut sender, HEALTH_CHECK, health_message()).await.0 != Code::Ok {
+            break;
+        }
+        held.push((sender, conn));
+    }
+    let after = rss_kib(pid);
+    (held.len(), before, after)
+}
+
 #[tokio::main]
 async fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -170,6 +194,14 @@ async fn main() {
     }
     if run("silent") {
         println!("  a silent TLS peer cut off after: {}", shown(silent_peer(cap).await, cap));
+    }
+    if run("idle") {
+        let count = std::env::var("ABUSE_IDLE_CONNECTIONS").ok().and_then(|s| s.parse().ok()).unwrap_or(2000);
+        let (open, before, after) = idle_connections(count).await;
+        let per = (after.saturating_sub(before) * 1024) / u64::try_from(open.max(1)).expect("small");
+        println!(
+            "  {open} idle HTTP/2 connections: server RSS {before} KiB -> {after} KiB, about {per} B per connection"
+        );
     }
     if run("shutdown") {
         println!("  SIGTERM to exit with stalled clients connected: {}", shown(shutdown(cap).await, cap));
