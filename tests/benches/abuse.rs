@@ -7,7 +7,8 @@
 //! `cargo build -p server && cargo bench -p tests --bench abuse --profile dev` measures the
 //! `podconnect-server` next to the bench; `ABUSE_SERVER=<path>` measures another build (say one
 //! of `main` before the fix). `ABUSE_ONLY=lockout,flood,silent,shutdown,idle` picks measurements;
-//! `ABUSE_IDLE_CONNECTIONS` (default 2000) is how many idle connections to hold.
+//! `ABUSE_IDLE_CONNECTIONS` (default 2000) is how many idle connections to hold;
+//! `ABUSE_FLOOD_SECONDS` (default 10) how long the session flood runs.
 //! `ABUSE_WAIT_CAP` (seconds, default 90) bounds each observation;
 //! a figure shown as "> cap" did not happen within it. Loopback only; stops by itself.
 
@@ -45,9 +46,10 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// 512 StartSession calls over two connections that never finish their bodies; then another
-/// address retries StartSession every 100 ms. Returns how long it was locked out.
-async fn lockout(cap: Duration) -> Option<Duration> {
+/// 512 StartSession calls from 127.0.0.1 over two connections that never finish their bodies;
+/// then a caller at `from` retries StartSession every 100 ms on a new connection. Returns how long
+/// it was locked out.
+async fn lockout(cap: Duration, from: [u8; 4]) -> Option<Duration> {
     let core = builder().spawn().await.expect("the core starts");
     let mut held = Vec::new();
     for _ in 0..2 {
@@ -68,7 +70,7 @@ async fn lockout(cap: Duration) -> Option<Duration> {
     // Let the stalled calls take their slots before the other caller starts asking.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let started = Instant::now();
-    let (mut other, _) = h2_from(&core, [127, 0, 0, 2]).await;
+    let (mut other, _) = h2_from(&core, from).await;
     while started.elapsed() < cap {
         if unary(&mut other, START_SESSION, start_session_message("lobby")).await.0 == Code::Ok {
             return Some(started.elapsed());
@@ -78,9 +80,9 @@ async fn lockout(cap: Duration) -> Option<Duration> {
     None
 }
 
-/// StartSession on one device for 10 s from one client (64 calls at a time on one connection):
-/// sessions accepted and the server's RSS before and after.
-async fn flood() -> (u64, u64, u64) {
+/// StartSession on one device for `seconds` from one client (64 calls at a time on one
+/// connection): sessions accepted and the server's RSS before and after.
+async fn flood(seconds: u64) -> (u64, u64, u64) {
     let core = builder().spawn().await.expect("the core starts");
     let pid = core.pid().expect("a process");
     let (mut sender, _) = h2_from(&core, [127, 0, 0, 1]).await;
@@ -92,7 +94,7 @@ async fn flood() -> (u64, u64, u64) {
         let mut sender = sender.clone();
         loops.spawn(async move {
             let mut accepted = 0;
-            while started.elapsed() < Duration::from_secs(10) {
+            while started.elapsed() < Duration::from_secs(seconds) {
                 if unary(&mut sender, START_SESSION, start_session_message("flooded")).await.0 == Code::Ok {
                     accepted += 1;
                 }
@@ -183,12 +185,16 @@ async fn main() {
     let only = std::env::var("ABUSE_ONLY").unwrap_or_default();
     let run = |name: &str| only.is_empty() || only.split(',').any(|n| n == name);
     if run("lockout") {
-        println!("  other callers locked out by 512 stalled calls: {}", shown(lockout(cap).await, cap));
+        let other = shown(lockout(cap, [127, 0, 0, 2]).await, cap);
+        println!("  another address locked out by 512 stalled calls: {other}");
+        let same = shown(lockout(cap, [127, 0, 0, 1]).await, cap);
+        println!("  the attacker's own address locked out by them: {same}");
     }
     if run("flood") {
-        let (accepted, before, after) = flood().await;
+        let seconds = std::env::var("ABUSE_FLOOD_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
+        let (accepted, before, after) = flood(seconds).await;
         println!(
-            "  StartSession on one device for 10 s (64 at a time): {accepted} sessions accepted; server RSS {before} KiB -> {after} KiB (+{} KiB)",
+            "  StartSession on one device for {seconds} s (64 at a time): {accepted} sessions accepted; server RSS {before} KiB -> {after} KiB (+{} KiB)",
             after.saturating_sub(before)
         );
     }
