@@ -1,7 +1,7 @@
 //! The gate every call passes before any handler runs: admission and authentication.
 //!
-//! Admission: a global cap on calls in flight and a cap per peer address, with excess refused at
-//! once rather than queued; health checks have a small pool of their own, so they answer even
+//! Admission: a global cap on calls in flight and a cap per peer address (a call counts until its
+//! response ends, so open streams count too), with excess refused at once rather than queued; health checks have a small pool of their own, so they answer even
 //! when ordinary calls fill every slot. Every request must arrive whole within the request time
 //! limit (a call that sends its headers and stalls its body ends with DEADLINE_EXCEEDED and gives
 //! its slot back), a method that takes one request message refuses a second, and a caller's
@@ -90,8 +90,8 @@ pub struct GateState {
     pub sessions: Arc<SessionManager>,
     pub operators: OperatorAuth,
     pub limits: CallLimits,
-    in_flight: Semaphore,
-    health: Semaphore,
+    in_flight: Arc<Semaphore>,
+    health: Arc<Semaphore>,
     peers: Mutex<HashMap<IpAddr, usize>>,
 }
 
@@ -101,8 +101,8 @@ impl GateState {
             sessions,
             operators,
             limits,
-            in_flight: Semaphore::new(limits.max_in_flight),
-            health: Semaphore::new(HEALTH_CHECKS_IN_FLIGHT),
+            in_flight: Arc::new(Semaphore::new(limits.max_in_flight)),
+            health: Arc::new(Semaphore::new(HEALTH_CHECKS_IN_FLIGHT)),
             peers: Mutex::new(HashMap::new()),
         }
     }
@@ -184,13 +184,14 @@ where
         let state = self.state.clone();
         Box::pin(async move {
             let path = request.uri().path();
-            let _permits = if path == HEALTH_CHECK_PATH {
-                let Ok(permit) = state.health.try_acquire() else {
+            // Held until the response ends, so an open stream (WatchJob, health Watch) counts.
+            let permits = if path == HEALTH_CHECK_PATH {
+                let Ok(permit) = state.health.clone().try_acquire_owned() else {
                     return Ok(Status::resource_exhausted("too many health checks at once; retry shortly").into_http());
                 };
                 (permit, None)
             } else {
-                let Ok(permit) = state.in_flight.try_acquire() else {
+                let Ok(permit) = state.in_flight.clone().try_acquire_owned() else {
                     let status =
                         Status::resource_exhausted("the server is at its limit of calls in flight; retry shortly");
                     return Ok(status.into_http());
@@ -223,17 +224,39 @@ where
                     Err(err) => Ok(Status::from(err).into_http()),
                 }
             };
-            match deadline {
-                None => call.await,
+            let response = match deadline {
+                None => call.await?,
                 Some(deadline) => match tokio::time::timeout(deadline, call).await {
-                    Ok(result) => result,
-                    Err(_) => {
-                        Ok(Status::deadline_exceeded("the call's deadline (grpc-timeout) passed before it finished")
-                            .into_http())
-                    }
+                    Ok(result) => result?,
+                    Err(_) => Status::deadline_exceeded("the call's deadline (grpc-timeout) passed before it finished")
+                        .into_http(),
                 },
-            }
+            };
+            Ok(response.map(|body| Body::new(Held { inner: body, _permits: permits })))
         })
+    }
+}
+
+/// A response body holding its call's admission slots until it ends or is dropped.
+struct Held {
+    inner: Body,
+    _permits: (tokio::sync::OwnedSemaphorePermit, Option<PeerPermit>),
+}
+
+impl HttpBody for Held {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -562,6 +585,23 @@ mod tests {
         assert_eq!(access("/podconnect.v1.UsageService/CountUsageEvents"), Access::Operator);
         assert_eq!(access("/podconnect.v1.SsoService/Rewrap"), Access::Operator);
         assert_eq!(access("/podconnect.v1.SsoService/GetVaultKey"), Access::Session);
+    }
+
+    #[test]
+    fn caller_deadlines_follow_the_grpc_timeout_grammar() {
+        let parse = |value: &str| {
+            let mut headers = http::HeaderMap::new();
+            headers.insert("grpc-timeout", value.parse().unwrap());
+            caller_deadline(&headers).map_err(|status| status.code())
+        };
+        assert_eq!(parse("3H"), Ok(Some(Duration::from_secs(3 * 3600))));
+        assert_eq!(parse("2M"), Ok(Some(Duration::from_secs(120))));
+        assert_eq!(parse("250m"), Ok(Some(Duration::from_millis(250))));
+        assert_eq!(parse("99999999n"), Ok(Some(Duration::from_nanos(99_999_999))));
+        for garbage in ["", "5", "123456789S", "-1S", "1s", "S"] {
+            assert_eq!(parse(garbage), Err(tonic::Code::InvalidArgument), "{garbage:?}");
+        }
+        assert_eq!(caller_deadline(&http::HeaderMap::new()).map_err(|s| s.code()), Ok(None));
     }
 
     #[test]
