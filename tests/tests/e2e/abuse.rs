@@ -388,3 +388,25 @@ async fn open_streams_count_against_the_call_caps_until_they_end() {
     .await;
     assert!(admitted.is_ok(), "a stream is admitted once another ended");
 }
+
+#[tokio::test]
+async fn a_peer_that_stops_answering_pings_is_disconnected_even_with_a_stream_open() {
+    let core = TestCore::builder()
+        .arg("--keepalive-interval")
+        .arg("1s")
+        .arg("--keepalive-timeout")
+        .arg("1s")
+        .spawn()
+        .await
+        .expect("the core starts");
+    // A health Watch stream stays open, so the connection is never idle; after opening it the
+    // peer goes dead: it reads what arrives but never answers a PING.
+    let mut tls = tls_to(&core, core.addr, [127, 0, 0, 1], b"h2").await;
+    let mut opening = H2_PREFACE.to_vec();
+    opening.extend_from_slice(&h2_frame(0x4, 0, 0, &[]));
+    opening.extend_from_slice(&h2_frame(0x4, 0x1, 0, &[]));
+    opening.extend_from_slice(&h2_request_headers(1, "/grpc.health.v1.Health/Watch"));
+    opening.extend_from_slice(&h2_frame(0x0, 0x1, 1, &health_message()));
+    tls.write_all(&opening).await.expect("the request is sent");
+    closed_by_server(tls).await;
+}
