@@ -28,6 +28,10 @@ use tower::Service;
 
 use crate::config::ConnectionLimits;
 
+/// The largest header block a request may carry (HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE), hyper's
+/// default stated: gRPC metadata is small, and the gateway checks against the same figure.
+pub const MAX_HEADER_LIST_BYTES: u32 = 16 * 1024;
+
 /// What a call knows about the connection it came on; put in every request's extensions.
 #[derive(Clone, Debug)]
 pub struct ConnInfo {
@@ -209,6 +213,9 @@ async fn drive<IO, S, B>(
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(limits.max_streams_per_connection)
+        // A call's headers above this get 431 on their stream; a header block far above it (about
+        // 100 KB) is a connection error in h2, so a proxy in front must refuse such headers itself.
+        .max_header_list_size(MAX_HEADER_LIST_BYTES)
         .keep_alive_interval(limits.keepalive_interval)
         .keep_alive_timeout(limits.keepalive_timeout)
         // Rapid reset (CVE-2023-44487): a peer that resets more streams than this before they
