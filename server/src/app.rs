@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
+use hyper::body::Incoming;
 use proto::v1::catalog_service_server::CatalogServiceServer;
 use proto::v1::customization_service_server::CustomizationServiceServer;
 use proto::v1::device_service_server::DeviceServiceServer;
@@ -17,10 +18,11 @@ use proto::v1::session_service_server::SessionServiceServer;
 use proto::v1::sso_service_server::SsoServiceServer;
 use proto::v1::usage_service_server::UsageServiceServer;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
-use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
+use tonic::body::Body;
+use tonic::codegen::http;
+use tonic::service::Routes;
 use tonic_health::ServingStatus;
+use tower::{Layer as _, ServiceExt as _};
 
 use crate::config::{Config, Transport};
 use crate::domain::catalog::Catalog;
@@ -34,17 +36,18 @@ use crate::domain::session::SessionManager;
 use crate::domain::usage::UsageRecorder;
 use crate::grpc::catalog::CatalogAdapter;
 use crate::grpc::customization::CustomizationAdapter;
-use crate::grpc::gate::{GateLayer, GateState};
+use crate::grpc::gate::{CallLimits, GateLayer, GateState};
 use crate::grpc::pending::PendingSso;
 use crate::grpc::print::{DeviceAdapter, PrintAdapter};
 use crate::grpc::session::SessionAdapter;
 use crate::grpc::usage::UsageAdapter;
 use crate::printing::ipp::IppPrinter;
 use crate::printing::spool::SpoolPrinter;
+use crate::serve::Protocol;
 use crate::store::sqlite::SqliteStore;
 use crate::storefront::customizer::EmbeddedCustomizer;
 use crate::storefront::embedded::EmbeddedStorefront;
-use crate::tls::{self, TlsIncoming};
+use crate::tls;
 
 /// What `run` reports once the core answers health checks with SERVING.
 #[derive(Debug, Clone)]
@@ -78,8 +81,8 @@ impl std::fmt::Debug for Services {
     }
 }
 
-/// Serves the core on `listener` until `shutdown` completes, then drains calls in flight and
-/// writes out pending usage events. `on_ready` runs once the core is SERVING.
+/// Serves the core on `listener` until `shutdown` completes, then drains calls in flight for at
+/// most the shutdown grace period, closes what is left, and writes out pending usage events. `on_ready` runs once the core is SERVING.
 pub async fn run(
     config: Config,
     listener: TcpListener,
@@ -89,6 +92,8 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let started = Instant::now();
     let addr = listener.local_addr()?;
+    crate::store::private_dir(&config.data_dir)
+        .with_context(|| format!("cannot create the data folder {}", config.data_dir.display()))?;
 
     let storefront_dir = config.storefront_dir.clone();
     let storefront = tokio::task::spawn_blocking(move || EmbeddedStorefront::load(&storefront_dir))
@@ -177,16 +182,16 @@ pub async fn run(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
 
-    let gate = GateLayer::new(GateState {
-        sessions: sessions.clone(),
-        operators: config.operators.clone(),
-        in_flight: Semaphore::new(config.max_concurrent_calls),
-    });
-    let router = Server::builder()
-        .max_concurrent_streams(Some(256))
-        .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
-        .layer(gate)
-        .add_service(health_service)
+    let gate = GateLayer::new(GateState::new(
+        sessions.clone(),
+        config.operators.clone(),
+        CallLimits {
+            max_in_flight: config.max_concurrent_calls,
+            max_per_peer: config.connections.max_calls_per_peer,
+            request_timeout: config.connections.request_timeout,
+        },
+    ));
+    let routes = Routes::new(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(SessionServiceServer::new(SessionAdapter(sessions.clone(), jobs.clone())))
@@ -195,7 +200,9 @@ pub async fn run(
         .add_service(CustomizationServiceServer::new(CustomizationAdapter(customization.clone())))
         .add_service(PrintServiceServer::new(PrintAdapter(jobs)))
         .add_service(DeviceServiceServer::new(DeviceAdapter(devices)))
-        .add_service(SsoServiceServer::new(PendingSso));
+        .add_service(SsoServiceServer::new(PendingSso))
+        .prepare();
+    let grpc = gate.layer(routes).map_request(|request: http::Request<Incoming>| request.map(Body::new));
 
     let tls_config = match &config.transport {
         Transport::Tls(settings) => Some(tls::server_config(settings, &config.data_dir)?),
@@ -209,10 +216,16 @@ pub async fn run(
         }
         _ => None,
     };
+    // The pull-link listener stops with the gRPC listener (and drains with the same grace).
+    let (pull_stop, pull_stopped) = tokio::sync::oneshot::channel::<()>();
     let pull_server = tokio::spawn(crate::pull::serve(
         pull_listener,
         pull_tls,
         Arc::new(PullLinks::new(ephemeral.clone(), sessions.clone())),
+        config.connections,
+        async move {
+            let _ = pull_stopped.await;
+        },
     ));
 
     for name in SERVICES {
@@ -231,24 +244,18 @@ pub async fn run(
     };
     on_ready(&ready);
 
-    let result = match tls_config {
-        Some((server_config, _)) => {
-            router.serve_with_incoming_shutdown(TlsIncoming::new(listener, server_config), shutdown).await
-        }
-        None => {
-            let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-            router.serve_with_incoming_shutdown(incoming, shutdown).await
-        }
-    };
+    let tls = tls_config.map(|(server_config, _)| server_config);
+    crate::serve::serve(listener, tls, Protocol::Http2, config.connections, grpc, shutdown).await;
+    let _ = pull_stop.send(());
     for name in SERVICES {
         health.set_service_status(*name, ServingStatus::NotServing).await;
     }
     sweeper.abort();
-    pull_server.abort();
+    let _ = pull_server.await;
     usage.flush().await;
     drop(usage);
     usage_writer.abort();
-    result.context("the gRPC server failed")
+    Ok(())
 }
 
 /// How often sessions that ended by their time limits are cleaned up and counted.

@@ -148,6 +148,61 @@ pub struct Cli {
     #[arg(long, env = "PODCONNECT_JOB_DEADLINE", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub job_deadline: Option<Duration>,
 
+    // Connection and call limits (issue 17): kept together.
+    /// Concurrent calls one peer address may have in flight; more are refused with
+    /// RESOURCE_EXHAUSTED [default: 256]
+    #[arg(long, env = "PODCONNECT_MAX_CALLS_PER_PEER", value_name = "N")]
+    pub max_calls_per_peer: Option<usize>,
+
+    /// Concurrent HTTP/2 streams one connection may open [default: 256]
+    #[arg(long, env = "PODCONNECT_MAX_STREAMS_PER_CONNECTION", value_name = "N")]
+    pub max_streams_per_connection: Option<u32>,
+
+    /// Open connections in total on each listener; more are closed at once [default: 4096]
+    #[arg(long, env = "PODCONNECT_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
+
+    /// Open connections from one peer address on each listener [default: 256]
+    #[arg(long, env = "PODCONNECT_MAX_CONNECTIONS_PER_PEER", value_name = "N")]
+    pub max_connections_per_peer: Option<usize>,
+
+    /// A call's request (headers and every message) must arrive within this, or the call ends
+    /// with DEADLINE_EXCEEDED, e.g. "10s" [default: 10s]
+    #[arg(long, env = "PODCONNECT_REQUEST_TIMEOUT", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub request_timeout: Option<Duration>,
+
+    /// A new connection must finish its TLS handshake and start speaking within this, e.g. "10s"
+    /// [default: 10s]
+    #[arg(long, env = "PODCONNECT_HANDSHAKE_TIMEOUT", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub handshake_timeout: Option<Duration>,
+
+    /// A connection with no call in flight for this long is closed, e.g. "5m" [default: 5m]
+    #[arg(long, env = "PODCONNECT_IDLE_CONNECTION_TIMEOUT", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub idle_connection_timeout: Option<Duration>,
+
+    /// How often an HTTP/2 connection is pinged to find dead peers, e.g. "30s" [default: 30s]
+    #[arg(long, env = "PODCONNECT_KEEPALIVE_INTERVAL", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub keepalive_interval: Option<Duration>,
+
+    /// A peer that does not answer a ping within this is disconnected, e.g. "10s" [default: 10s]
+    #[arg(long, env = "PODCONNECT_KEEPALIVE_TIMEOUT", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub keepalive_timeout: Option<Duration>,
+
+    /// On SIGTERM, calls in flight get this long to finish before every connection is closed,
+    /// e.g. "10s" [default: 10s]
+    #[arg(long, env = "PODCONNECT_SHUTDOWN_GRACE", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub shutdown_grace: Option<Duration>,
+
+    /// Sessions open at once on one device; starting another closes the device's least recently
+    /// used one [default: 32]
+    #[arg(long, env = "PODCONNECT_MAX_SESSIONS_PER_DEVICE", value_name = "N")]
+    pub max_sessions_per_device: Option<usize>,
+
+    /// Sessions open at once on this server; beyond it StartSession is refused with
+    /// RESOURCE_EXHAUSTED [default: 100000, about 100 MB]
+    #[arg(long, env = "PODCONNECT_MAX_SESSIONS", value_name = "N")]
+    pub max_sessions: Option<usize>,
+
     /// Log format
     #[arg(long, env = "PODCONNECT_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
@@ -198,6 +253,8 @@ struct FileConfig {
     database: FileDatabase,
     #[serde(default)]
     log: FileLog,
+    #[serde(default)]
+    connections: FileConnections,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -229,6 +286,23 @@ struct FileOperator {
 struct FileSessions {
     idle_timeout: Option<String>,
     absolute_timeout: Option<String>,
+    max_per_device: Option<usize>,
+    max_total: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConnections {
+    max_calls_per_peer: Option<usize>,
+    max_streams_per_connection: Option<u32>,
+    max: Option<usize>,
+    max_per_peer: Option<usize>,
+    request_timeout: Option<String>,
+    handshake_timeout: Option<String>,
+    idle_timeout: Option<String>,
+    keepalive_interval: Option<String>,
+    keepalive_timeout: Option<String>,
+    shutdown_grace: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -261,10 +335,26 @@ pub struct Config {
     pub storefront_dir: PathBuf,
     pub database_url: String,
     pub max_concurrent_calls: usize,
+    pub connections: ConnectionLimits,
     pub render: RenderLimits,
     pub printing: PrintingSettings,
     pub log_format: LogFormat,
     pub log_filter: String,
+}
+
+/// How connections and calls are bounded on the gRPC and pull-link listeners.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    pub max_calls_per_peer: usize,
+    pub max_streams_per_connection: u32,
+    pub max_connections: usize,
+    pub max_connections_per_peer: usize,
+    pub request_timeout: Duration,
+    pub handshake_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub keepalive_interval: Duration,
+    pub keepalive_timeout: Duration,
+    pub shutdown_grace: Duration,
 }
 
 /// Devices, delivery and job following.
@@ -341,6 +431,7 @@ impl Config {
             }
             None => FileConfig::default(),
         };
+        let connections = resolve_connections(&cli, &file.connections)?;
 
         let data_dir = cli.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from(".data/podconnect"));
         let plaintext = cli.insecure_plaintext || file.tls.insecure_plaintext.unwrap_or(false);
@@ -401,6 +492,16 @@ impl Config {
             None => parse_duration(file.sessions.absolute_timeout.as_deref(), "sessions.absolute_timeout", "1h")?,
         };
         ensure!(!idle.is_zero() && !absolute.is_zero(), "session timeouts must be longer than zero");
+        let sessions = SessionLimits {
+            idle,
+            absolute,
+            max_per_device: cli.max_sessions_per_device.or(file.sessions.max_per_device).unwrap_or(32),
+            max_total: cli.max_sessions.or(file.sessions.max_total).unwrap_or(100_000),
+        };
+        ensure!(
+            sessions.max_per_device > 0 && sessions.max_total > 0,
+            "session caps (max sessions per device, max sessions) must be at least 1"
+        );
 
         let database_url = cli
             .database_url
@@ -446,16 +547,57 @@ impl Config {
             data_dir,
             transport,
             operators,
-            sessions: SessionLimits { idle, absolute },
+            sessions,
             storefront_dir: cli.storefront_dir.or(file.storefront.dir).unwrap_or_else(default_storefront_dir),
             database_url,
             max_concurrent_calls,
+            connections,
             render,
             printing,
             log_format: cli.log_format.or(file.log.format).unwrap_or(LogFormat::Text),
             log_filter,
         })
     }
+}
+
+/// The connection and call limits, from flags or the `[connections]` table.
+fn resolve_connections(cli: &Cli, file: &FileConnections) -> anyhow::Result<ConnectionLimits> {
+    let duration = |flag: Option<Duration>, raw: &Option<String>, key: &str, default: &str| match flag {
+        Some(d) => Ok(d),
+        None => parse_duration(raw.as_deref(), &format!("connections.{key}"), default),
+    };
+    let limits = ConnectionLimits {
+        max_calls_per_peer: cli.max_calls_per_peer.or(file.max_calls_per_peer).unwrap_or(256),
+        max_streams_per_connection: cli.max_streams_per_connection.or(file.max_streams_per_connection).unwrap_or(256),
+        max_connections: cli.max_connections.or(file.max).unwrap_or(4096),
+        max_connections_per_peer: cli.max_connections_per_peer.or(file.max_per_peer).unwrap_or(256),
+        request_timeout: duration(cli.request_timeout, &file.request_timeout, "request_timeout", "10s")?,
+        handshake_timeout: duration(cli.handshake_timeout, &file.handshake_timeout, "handshake_timeout", "10s")?,
+        idle_timeout: duration(cli.idle_connection_timeout, &file.idle_timeout, "idle_timeout", "5m")?,
+        keepalive_interval: duration(cli.keepalive_interval, &file.keepalive_interval, "keepalive_interval", "30s")?,
+        keepalive_timeout: duration(cli.keepalive_timeout, &file.keepalive_timeout, "keepalive_timeout", "10s")?,
+        shutdown_grace: duration(cli.shutdown_grace, &file.shutdown_grace, "shutdown_grace", "10s")?,
+    };
+    ensure!(
+        limits.max_calls_per_peer > 0
+            && limits.max_streams_per_connection > 0
+            && limits.max_connections > 0
+            && limits.max_connections_per_peer > 0,
+        "connection and call caps must be at least 1"
+    );
+    ensure!(
+        [
+            limits.request_timeout,
+            limits.handshake_timeout,
+            limits.idle_timeout,
+            limits.keepalive_interval,
+            limits.keepalive_timeout
+        ]
+        .iter()
+        .all(|d| !d.is_zero()),
+        "request, handshake, idle and keepalive times must be longer than zero"
+    );
+    Ok(limits)
 }
 
 /// The sample shop in the source tree, where `cargo run` finds it.
@@ -525,6 +667,28 @@ mod tests {
         let config = resolve(&["--config", example.to_str().unwrap()]).unwrap();
         assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
         assert_eq!(config.sessions.idle, Duration::from_secs(600));
+    }
+
+    #[test]
+    fn connection_and_session_limits_come_from_flags_or_the_file() {
+        let config = resolve(&[]).unwrap();
+        assert_eq!(config.connections.request_timeout, Duration::from_secs(10));
+        assert_eq!(config.connections.shutdown_grace, Duration::from_secs(10));
+        assert_eq!(config.sessions.max_per_device, 32);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("core.toml");
+        std::fs::write(
+            &file,
+            "[connections]\nidle_timeout = \"1m\"\nmax_calls_per_peer = 8\n[sessions]\nmax_per_device = 3\n",
+        )
+        .unwrap();
+        let path = file.to_str().unwrap();
+        let config = resolve(&["--config", path, "--max-calls-per-peer", "9"]).unwrap();
+        assert_eq!(config.connections.idle_timeout, Duration::from_secs(60));
+        assert_eq!(config.connections.max_calls_per_peer, 9);
+        assert_eq!(config.sessions.max_per_device, 3);
+        assert!(resolve(&["--max-sessions-per-device", "0"]).is_err());
+        assert!(resolve(&["--request-timeout", "0s"]).is_err());
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod grpc;
 pub mod printing;
 pub mod pull;
 pub mod render;
+pub mod serve;
 pub mod store;
 pub mod storefront;
 pub mod tls;

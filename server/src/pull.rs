@@ -3,44 +3,35 @@
 //! `SubmitJob` handed out. Only `GET /print-files/<token>.pdf` exists; every other request is 404.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
+use crate::config::ConnectionLimits;
 use crate::domain::jobs::PullLinks;
+use crate::serve::Protocol;
 
 /// The path prefix of pull links.
 pub const PATH_PREFIX: &str = "/print-files/";
 
-/// Serves pull links on `listener` (over TLS when `tls` is given) until the task is dropped.
-pub async fn serve(listener: TcpListener, tls: Option<Arc<rustls::ServerConfig>>, links: Arc<PullLinks>) {
-    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
-    loop {
-        let Ok((tcp, peer)) = listener.accept().await else { continue };
-        let _ = tcp.set_nodelay(true);
-        let (acceptor, links) = (acceptor.clone(), links.clone());
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |request| answer(request, links.clone()));
-            let http = hyper::server::conn::http1::Builder::new();
-            let result = match acceptor {
-                Some(acceptor) => {
-                    match tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp)).await {
-                        Ok(Ok(stream)) => http.serve_connection(TokioIo::new(stream), service).await,
-                        _ => return,
-                    }
-                }
-                None => http.serve_connection(TokioIo::new(tcp), service).await,
-            };
-            if let Err(err) = result {
-                tracing::debug!(%peer, error = %err, "pull-link connection ended with an error");
-            }
-        });
-    }
+/// Serves pull links on `listener` (over TLS when `tls` is given) until `shutdown` completes,
+/// with the same connection bounds as the gRPC listener: silent and idle connections are closed,
+/// a request's headers must arrive within the request time limit, and shutdown drains for at
+/// most the grace period.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    links: Arc<PullLinks>,
+    limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()>,
+) {
+    let service = tower::service_fn(move |request| answer(request, links.clone()));
+    crate::serve::serve(listener, tls, Protocol::Http1, limits, service, shutdown).await;
 }
 
 async fn answer(request: Request<Incoming>, links: Arc<PullLinks>) -> Result<Response<Full<Bytes>>, Infallible> {

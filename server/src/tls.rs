@@ -1,13 +1,10 @@
 //! TLS for the gRPC listener: rustls with TLS 1.2 as the floor and 1.3 preferred, optional or
 //! required client certificates, and a development CA generated on first start when no
-//! certificate is configured. Handshakes run off the accept loop with a time limit.
+//! certificate is configured. Connections are served (handshake time limit included) by `serve`.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context as TaskContext, Poll};
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use rcgen::{
@@ -18,15 +15,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
-use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
 
 use crate::config::{ClientAuth, Identity, TlsSettings};
-
-/// A client that has not finished its handshake by then is disconnected.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Files of the development CA and its localhost certificate.
 #[derive(Debug, Clone)]
@@ -56,7 +46,7 @@ impl DevCa {
             return Ok(false);
         }
         let dir = self.ca_cert.parent().expect("files live in a folder");
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        crate::store::private_dir(dir).with_context(|| format!("cannot create {}", dir.display()))?;
 
         // Any missing file means a fresh pair: clients must then trust the new CA file.
         let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
@@ -149,58 +139,4 @@ pub fn load_certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
         bail!("{}: no certificate found", path.display());
     }
     Ok(certs)
-}
-
-/// Accepted TLS connections, as a stream tonic can serve. Handshakes run concurrently, so one
-/// slow client cannot hold up the others; the accept task ends when this is dropped.
-pub struct TlsIncoming {
-    rx: mpsc::Receiver<std::io::Result<TlsStream<TcpStream>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl TlsIncoming {
-    pub fn new(listener: TcpListener, config: Arc<ServerConfig>) -> Self {
-        let acceptor = TlsAcceptor::from(config);
-        let (tx, rx) = mpsc::channel(64);
-        let task = tokio::spawn(async move {
-            loop {
-                let (tcp, peer) = match listener.accept().await {
-                    Ok(accepted) => accepted,
-                    Err(err) => {
-                        // Out of file descriptors and the like: back off instead of spinning.
-                        tracing::warn!(error = %err, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = tcp.set_nodelay(true);
-                let acceptor = acceptor.clone();
-                let tx = tx.clone();
-                tokio::spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                        Ok(Ok(stream)) => {
-                            let _ = tx.send(Ok(stream)).await;
-                        }
-                        Ok(Err(err)) => tracing::debug!(%peer, error = %err, "TLS handshake refused"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                    }
-                });
-            }
-        });
-        TlsIncoming { rx, task }
-    }
-}
-
-impl futures::Stream for TlsIncoming {
-    type Item = std::io::Result<TlsStream<TcpStream>>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
-        self.rx.poll_recv(cx)
-    }
-}
-
-impl Drop for TlsIncoming {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }

@@ -23,6 +23,7 @@ pub struct CoreBuilder {
     args: Vec<String>,
     env: Vec<(String, String)>,
     data_dir: Option<PathBuf>,
+    binary: Option<PathBuf>,
 }
 
 impl CoreBuilder {
@@ -55,13 +56,23 @@ impl CoreBuilder {
         self
     }
 
+    /// Runs another build of `podconnect-server` (a measurement comparing before and after).
+    pub fn binary(mut self, path: &Path) -> Self {
+        self.binary = Some(path.to_path_buf());
+        self
+    }
+
     /// Starts the real `podconnect-server` binary.
     pub async fn spawn(self) -> anyhow::Result<TestCore> {
         let temp = tempfile::tempdir()?;
         let data_dir = self.data_dir.clone().unwrap_or_else(|| temp.path().join("data"));
         let log_path = temp.path().join("server.log");
         let log = std::fs::File::create(&log_path)?;
-        let mut command = Command::new(server_binary()?);
+        let binary = match &self.binary {
+            Some(binary) => binary.clone(),
+            None => server_binary()?,
+        };
+        let mut command = Command::new(binary);
         command
             .args(["--listen", "127.0.0.1:0", "--pull-listen", "127.0.0.1:0", "--data-dir"])
             .arg(&data_dir)

@@ -9,6 +9,7 @@
 //! - `client`: channels and session helpers.
 //! - `gateway`: `TestGateway`, the running weblet-gateway, and grpc-web clients over HTTP/1.1 and h2.
 //! - `haproxy`: `ReferenceProxy`, a real HAProxy relaying gRPC to the core (the gateway bench's yardstick).
+//! - `raw`: raw TCP, TLS and HTTP/2 clients with hand-built gRPC bodies, for attacks on the core.
 
 pub mod client;
 pub mod core;
@@ -16,3 +17,4 @@ pub mod gateway;
 pub mod haproxy;
 pub mod ipp;
 pub mod pki;
+pub mod raw;

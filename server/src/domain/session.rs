@@ -4,10 +4,17 @@
 //! The session record (which holds the session's data key) lives under the hash of the token and
 //! expires after the idle limit unless touched; everything the session makes is sealed under that
 //! data key. Deleting or expiring the record therefore shreds all of the session's data at once.
+//!
+//! Sessions are capped per device and in total, because StartSession needs no credential: a
+//! device at its cap loses its least recently used session (at a kiosk that is the person who
+//! walked away, so whoever stands at the screen always gets in); a server at its total cap
+//! refuses with RESOURCE_EXHAUSTED and a retry time rather than push out sessions people are
+//! using on other devices.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -37,6 +44,10 @@ pub struct SessionLimits {
     pub idle: Duration,
     /// The session ends this long after it started, whatever happens.
     pub absolute: Duration,
+    /// Sessions open at once on one device; another closes the least recently used.
+    pub max_per_device: usize,
+    /// Sessions open at once on this instance; beyond it StartSession is refused.
+    pub max_total: usize,
 }
 
 /// The bearer token handed to the app at launch. Never logged: `Debug` is redacted.
@@ -136,7 +147,78 @@ pub struct SessionManager {
     record_key: Key256,
     limits: SessionLimits,
     usage: Arc<dyn UsageSink>,
+    open: Mutex<OpenSessions>,
 }
+
+/// The sessions this instance opened and has not seen end, by device, for the caps. An entry is
+/// dropped when its session closes, is pushed out, or has passed its idle or absolute limit (the
+/// store expires the record at the same moment). With a store shared by several instances each
+/// instance caps what it opened.
+#[derive(Default)]
+struct OpenSessions {
+    devices: HashMap<String, Vec<OpenSession>>,
+    total: usize,
+    /// When the whole table was last pruned, and the earliest end it saw then.
+    pruned_at: Option<Instant>,
+    next_end: Option<Instant>,
+}
+
+struct OpenSession {
+    token_hash: String,
+    last_active: Instant,
+    ends_at: Instant,
+}
+
+impl OpenSession {
+    fn end(&self, idle: Duration) -> Instant {
+        (self.last_active + idle).min(self.ends_at)
+    }
+}
+
+impl OpenSessions {
+    fn prune_device(&mut self, device: &str, now: Instant, idle: Duration) {
+        if let Some(list) = self.devices.get_mut(device) {
+            let before = list.len();
+            list.retain(|s| s.end(idle) > now);
+            self.total -= before - list.len();
+            if list.is_empty() {
+                self.devices.remove(device);
+            }
+        }
+    }
+
+    fn prune_all(&mut self, now: Instant, idle: Duration) {
+        let mut total = 0;
+        let mut next_end: Option<Instant> = None;
+        self.devices.retain(|_, list| {
+            list.retain(|s| s.end(idle) > now);
+            total += list.len();
+            for s in list.iter() {
+                next_end = Some(next_end.map_or(s.end(idle), |e| e.min(s.end(idle))));
+            }
+            !list.is_empty()
+        });
+        self.total = total;
+        self.pruned_at = Some(now);
+        self.next_end = next_end;
+    }
+
+    fn remove(&mut self, device: &str, token_hash: &str) {
+        if let Some(list) = self.devices.get_mut(device)
+            && let Some(at) = list.iter().position(|s| s.token_hash == token_hash)
+        {
+            list.swap_remove(at);
+            self.total -= 1;
+            if list.is_empty() {
+                self.devices.remove(device);
+            }
+        }
+    }
+}
+
+/// How often a server at its session cap re-counts every open session (the count is exact
+/// between prunes for sessions closed or pushed out, and only late for ones that timed out).
+const FULL_PRUNE_EVERY: Duration = Duration::from_secs(1);
 
 impl SessionManager {
     /// `record_key` seals session records; with a shared store (Redis) every instance must use
@@ -147,7 +229,66 @@ impl SessionManager {
         limits: SessionLimits,
         usage: Arc<dyn UsageSink>,
     ) -> Self {
-        SessionManager { store, record_key, limits, usage }
+        SessionManager { store, record_key, limits, usage, open: Mutex::new(OpenSessions::default()) }
+    }
+
+    fn open(&self) -> MutexGuard<'_, OpenSessions> {
+        // Every change to the table is a few plain map operations; a poisoned lock is consistent.
+        self.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Sessions this instance has open, in total and on one device.
+    pub fn open_sessions(&self, device: Option<&DeviceId>) -> usize {
+        let now = Instant::now();
+        let mut open = self.open();
+        open.prune_all(now, self.limits.idle);
+        match device {
+            Some(device) => open.devices.get(device.as_str()).map_or(0, Vec::len),
+            None => open.total,
+        }
+    }
+
+    /// Makes room for one more session on `device` and counts it: pushes out the device's least
+    /// recently used session when the device is at its cap (returned, to be ended), or refuses
+    /// when the server is at its total cap.
+    fn admit(&self, device: &DeviceId, token_hash: &str) -> CoreResult<Option<String>> {
+        let (now, idle) = (Instant::now(), self.limits.idle);
+        let mut open = self.open();
+        open.prune_device(device.as_str(), now, idle);
+        let on_device = open.devices.get(device.as_str()).map_or(0, Vec::len);
+        let mut pushed_out = None;
+        if on_device >= self.limits.max_per_device {
+            let list = open.devices.get_mut(device.as_str()).expect("the device has sessions");
+            let oldest = (0..list.len()).min_by_key(|&i| list[i].last_active).expect("at least one");
+            pushed_out = Some(list.swap_remove(oldest).token_hash);
+            open.total -= 1;
+        } else if open.total >= self.limits.max_total {
+            if open.pruned_at.is_none_or(|at| now.duration_since(at) >= FULL_PRUNE_EVERY) {
+                open.prune_all(now, idle);
+            }
+            if open.total >= self.limits.max_total {
+                let retry = open.next_end.map_or(idle, |end| end.saturating_duration_since(now)).as_secs().max(1);
+                return Err(CoreError::ResourceExhausted(format!(
+                    "too many sessions are open on the server; retry in about {retry} s"
+                )));
+            }
+        }
+        open.devices.entry(device.as_str().to_owned()).or_default().push(OpenSession {
+            token_hash: token_hash.to_owned(),
+            last_active: now,
+            ends_at: now + self.limits.absolute,
+        });
+        open.total += 1;
+        Ok(pushed_out)
+    }
+
+    fn touch_open(&self, device: &DeviceId, token_hash: &str) {
+        let mut open = self.open();
+        if let Some(session) =
+            open.devices.get_mut(device.as_str()).and_then(|l| l.iter_mut().find(|s| s.token_hash == token_hash))
+        {
+            session.last_active = Instant::now();
+        }
     }
 
     pub fn limits(&self) -> SessionLimits {
@@ -164,7 +305,16 @@ impl SessionManager {
             device_id,
             expires_at: SystemTime::now() + self.limits.absolute,
         };
-        self.write_record(&session).await?;
+        if let Some(pushed_out) = self.admit(&session.device_id, &session.token_hash)? {
+            // The record goes first, so the pushed-out token stops working at once.
+            self.store.delete(TOKEN_SCOPE, &pushed_out).await?;
+            self.end(&pushed_out).await?;
+            tracing::debug!("a device at its session cap: its least recently used session was closed");
+        }
+        if let Err(err) = self.write_record(&session).await {
+            self.open().remove(session.device_id.as_str(), &session.token_hash);
+            return Err(err);
+        }
         let index_ttl = self.limits.absolute + INDEX_GRACE;
         self.store.put(INDEX_SCOPE, &session.token_hash, session.scope().into_bytes(), index_ttl).await?;
         self.usage.record(UsageEvent::new(UsageKind::SessionStarted)).await;
@@ -215,16 +365,20 @@ impl SessionManager {
             self.end(&token_hash).await?;
             return Err(expired());
         };
-        let stored: StoredSession = self
+        // The record's plaintext holds the session's data key: wiped as soon as it is decoded.
+        let mut stored: StoredSession = self
             .record_key
             .open(record_aad(&token_hash).as_bytes(), &sealed)
             .ok()
+            .map(zeroize::Zeroizing::new)
             .and_then(|plain| postcard::from_bytes(&plain).ok())
             .ok_or_else(|| CoreError::internal("session record is unreadable", "session record failed to open"))?;
+        let data_key = Key256::from_bytes(stored.data_key);
+        zeroize::Zeroize::zeroize(&mut stored.data_key);
         let session = Session {
             id: stored.id,
             token_hash,
-            data_key: Key256::from_bytes(stored.data_key),
+            data_key,
             device_id: DeviceId(stored.device_id),
             expires_at: UNIX_EPOCH + Duration::from_millis(stored.expires_at_ms),
         };
@@ -234,9 +388,12 @@ impl SessionManager {
             return Err(expired());
         }
         let ttl = remaining.min(self.limits.idle);
-        if touch && !self.store.touch(TOKEN_SCOPE, &session.token_hash, ttl).await? {
-            self.end(&session.token_hash).await?;
-            return Err(expired());
+        if touch {
+            if !self.store.touch(TOKEN_SCOPE, &session.token_hash, ttl).await? {
+                self.end(&session.token_hash).await?;
+                return Err(expired());
+            }
+            self.touch_open(&session.device_id, &session.token_hash);
         }
         Ok(session)
     }
@@ -246,6 +403,7 @@ impl SessionManager {
         // The record goes first: it holds the data key, so the data is unreadable from here on
         // even if deleting the scope fails halfway.
         self.store.delete(TOKEN_SCOPE, &session.token_hash).await?;
+        self.open().remove(session.device_id.as_str(), &session.token_hash);
         self.end(&session.token_hash).await?;
         // Also when the sweep got there first: the scope must be gone when this returns.
         self.store.delete_scope(&session.scope()).await?;
@@ -261,6 +419,7 @@ impl SessionManager {
                 ended += 1;
             }
         }
+        self.open().prune_all(Instant::now(), self.limits.idle);
         Ok(ended)
     }
 
@@ -280,15 +439,15 @@ impl SessionManager {
     }
 
     async fn write_record(&self, session: &Session) -> CoreResult<()> {
-        let stored = StoredSession {
+        let mut stored = StoredSession {
             id: session.id,
             data_key: *session.data_key.as_bytes(),
             device_id: session.device_id.0.clone(),
             expires_at_ms: session.expires_at.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64,
         };
-        let plain = zeroize::Zeroizing::new(
-            postcard::to_allocvec(&stored).map_err(|e| CoreError::internal("cannot encode session", e))?,
-        );
+        let encoded = postcard::to_allocvec(&stored);
+        zeroize::Zeroize::zeroize(&mut stored.data_key);
+        let plain = zeroize::Zeroizing::new(encoded.map_err(|e| CoreError::internal("cannot encode session", e))?);
         let sealed = self.record_key.seal(record_aad(&session.token_hash).as_bytes(), &plain);
         let ttl = self.limits.idle.min(session.remaining());
         Ok(self.store.put(TOKEN_SCOPE, &session.token_hash, sealed, ttl).await?)
@@ -373,7 +532,7 @@ mod tests {
 
     fn counted(idle: Duration, absolute: Duration) -> (Arc<MemoryStore>, SessionManager, Arc<Count>) {
         let store = MemoryStore::new();
-        let limits = SessionLimits { idle, absolute };
+        let limits = SessionLimits { idle, absolute, max_per_device: 32, max_total: 1000 };
         let count = Arc::new(Count::default());
         let manager = SessionManager::new(store.clone(), Key256::generate(), limits, count.clone());
         (store, manager, count)
@@ -462,6 +621,38 @@ mod tests {
         manager.close(&a).await.unwrap();
         assert!(store.names(&a.scope()).await.unwrap().is_empty());
         assert!(manager.authenticate("x".repeat(TOKEN_LEN).as_str()).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_device_at_its_cap_loses_its_least_recently_used_session_and_a_full_server_refuses() {
+        let store = MemoryStore::new();
+        let limits = SessionLimits {
+            idle: Duration::from_secs(60),
+            absolute: Duration::from_secs(600),
+            max_per_device: 2,
+            max_total: 3,
+        };
+        let manager = SessionManager::new(store.clone(), Key256::generate(), limits, Arc::new(Count::default()));
+        let kiosk = DeviceId::parse("kiosk").unwrap();
+        let (first, a) = manager.start(kiosk.clone()).await.unwrap();
+        let (second, _) = manager.start(kiosk.clone()).await.unwrap();
+        manager.data(&a).put("draft/1", b"typed by the first person").await.unwrap();
+        manager.authenticate(first.expose()).await.unwrap();
+
+        let (third, _) = manager.start(kiosk.clone()).await.unwrap();
+        assert!(manager.authenticate(second.expose()).await.is_err(), "the least recently used one made room");
+        manager.authenticate(first.expose()).await.unwrap();
+        manager.authenticate(third.expose()).await.unwrap();
+        assert_eq!(manager.open_sessions(Some(&kiosk)), 2);
+
+        let (_, lobby) = manager.start(DeviceId::parse("lobby").unwrap()).await.unwrap();
+        let refused = manager.start(DeviceId::parse("other").unwrap()).await.unwrap_err();
+        assert!(matches!(&refused, CoreError::ResourceExhausted(m) if m.contains("retry in about")), "{refused:?}");
+        // Closing one makes room at once.
+        manager.close(&lobby).await.unwrap();
+        manager.start(DeviceId::parse("other").unwrap()).await.unwrap();
+        assert_eq!(manager.open_sessions(None), 3);
+        assert!(store.names(&a.scope()).await.unwrap().len() == 1, "the first person's draft is untouched");
     }
 
     #[test]

@@ -1,24 +1,37 @@
-//! The gate every call passes before any handler runs: admission (a global cap on calls in
-//! flight, with excess refused at once rather than queued) and authentication (a session token
-//! for app calls, an operator credential for operator calls). Secure by default: a method not
-//! listed as public or operator-only needs a session.
+//! The gate every call passes before any handler runs: admission and authentication.
+//!
+//! Admission: a global cap on calls in flight and a cap per peer address (a call counts until its
+//! response ends, so open streams count too), with excess refused at once rather than queued; health checks have a small pool of their own, so they answer even
+//! when ordinary calls fill every slot. Every request must arrive whole within the request time
+//! limit (a call that sends its headers and stalls its body ends with DEADLINE_EXCEEDED and gives
+//! its slot back), a method that takes one request message refuses a second, and a caller's
+//! `grpc-timeout` ends the call with DEADLINE_EXCEEDED. Authentication: a session token for app
+//! calls, an operator credential for operator calls. Secure by default: a method not listed as
+//! public or operator-only needs a session.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::future::Future as _;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
+use bytes::{Buf, Bytes};
 use futures::future::BoxFuture;
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use tonic::Status;
 use tonic::body::Body;
 use tonic::codegen::http;
-use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tower::{Layer, Service};
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
 use crate::config::OperatorAuth;
 use crate::domain::error::CoreError;
 use crate::domain::session::{Session, SessionManager};
+use crate::serve::ConnInfo;
 
 /// Marker put in a call's extensions once an operator credential checked out.
 #[derive(Debug, Clone, Copy)]
@@ -50,11 +63,79 @@ fn access(path: &str) -> Access {
     }
 }
 
+/// Health checks answered at once, apart from ordinary calls.
+const HEALTH_CHECK_PATH: &str = "/grpc.health.v1.Health/Check";
+/// Health checks in flight at once; they are quick, so a few dozen is plenty.
+const HEALTH_CHECKS_IN_FLIGHT: usize = 32;
+
+/// Whether a method's caller sends a stream of messages. Every method of the contract and of
+/// health takes exactly one request message; only reflection streams requests.
+fn streams_requests(path: &str) -> bool {
+    path.starts_with("/grpc.reflection.")
+}
+
+/// How calls are admitted.
+#[derive(Debug, Clone, Copy)]
+pub struct CallLimits {
+    /// Calls in flight across all connections.
+    pub max_in_flight: usize,
+    /// Calls in flight from one peer address.
+    pub max_per_peer: usize,
+    /// Time for a request (headers and every message) to arrive.
+    pub request_timeout: Duration,
+}
+
 /// What the gate needs to decide.
 pub struct GateState {
     pub sessions: Arc<SessionManager>,
     pub operators: OperatorAuth,
-    pub in_flight: Semaphore,
+    pub limits: CallLimits,
+    in_flight: Arc<Semaphore>,
+    health: Arc<Semaphore>,
+    peers: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl GateState {
+    pub fn new(sessions: Arc<SessionManager>, operators: OperatorAuth, limits: CallLimits) -> Self {
+        GateState {
+            sessions,
+            operators,
+            limits,
+            in_flight: Arc::new(Semaphore::new(limits.max_in_flight)),
+            health: Arc::new(Semaphore::new(HEALTH_CHECKS_IN_FLIGHT)),
+            peers: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// One call counted against its peer address until dropped.
+struct PeerPermit {
+    state: Arc<GateState>,
+    ip: IpAddr,
+}
+
+impl PeerPermit {
+    fn take(state: &Arc<GateState>, ip: IpAddr) -> Option<PeerPermit> {
+        let mut peers = state.peers.lock().unwrap_or_else(|p| p.into_inner());
+        let count = peers.entry(ip).or_default();
+        if *count >= state.limits.max_per_peer {
+            return None;
+        }
+        *count += 1;
+        Some(PeerPermit { state: state.clone(), ip })
+    }
+}
+
+impl Drop for PeerPermit {
+    fn drop(&mut self) {
+        let mut peers = self.state.peers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = peers.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                peers.remove(&self.ip);
+            }
+        }
+    }
 }
 
 /// Tower layer installing the gate in front of every service.
@@ -96,21 +177,217 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
         // The clone that was polled ready is the one that must be called.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let state = self.state.clone();
         Box::pin(async move {
-            let Ok(_permit) = state.in_flight.try_acquire() else {
-                let status = Status::resource_exhausted("the server is at its limit of calls in flight; retry shortly");
-                return Ok(status.into_http());
+            let path = request.uri().path();
+            // Held until the response ends, so an open stream (WatchJob, health Watch) counts.
+            let permits = if path == HEALTH_CHECK_PATH {
+                let Ok(permit) = state.health.clone().try_acquire_owned() else {
+                    return Ok(Status::resource_exhausted("too many health checks at once; retry shortly").into_http());
+                };
+                (permit, None)
+            } else {
+                let Ok(permit) = state.in_flight.clone().try_acquire_owned() else {
+                    let status =
+                        Status::resource_exhausted("the server is at its limit of calls in flight; retry shortly");
+                    return Ok(status.into_http());
+                };
+                let peer = request.extensions().get::<ConnInfo>().map(|info| info.peer.ip());
+                let peer_permit = match peer {
+                    Some(ip) => match PeerPermit::take(&state, ip) {
+                        Some(permit) => Some(permit),
+                        None => {
+                            let status = Status::resource_exhausted(
+                                "this address is at its limit of calls in flight; retry shortly",
+                            );
+                            return Ok(status.into_http());
+                        }
+                    },
+                    None => None,
+                };
+                (permit, peer_permit)
             };
-            match admit(&state, &mut request).await {
-                Ok(()) => inner.call(request).await,
-                Err(err) => Ok(Status::from(err).into_http()),
-            }
+            let deadline = match caller_deadline(request.headers()) {
+                Ok(deadline) => deadline,
+                Err(status) => return Ok(status.into_http()),
+            };
+            let single = !streams_requests(path);
+            let timeout = state.limits.request_timeout;
+            let mut request = request.map(|body| Body::new(RequestBody::new(body, timeout, single)));
+            let call = async {
+                match admit(&state, &mut request).await {
+                    Ok(()) => inner.call(request).await,
+                    Err(err) => Ok(Status::from(err).into_http()),
+                }
+            };
+            let response = match deadline {
+                None => call.await?,
+                Some(deadline) => match tokio::time::timeout(deadline, call).await {
+                    Ok(result) => result?,
+                    Err(_) => Status::deadline_exceeded("the call's deadline (grpc-timeout) passed before it finished")
+                        .into_http(),
+                },
+            };
+            Ok(response.map(|body| Body::new(Held { inner: body, _permits: permits })))
         })
+    }
+}
+
+/// A response body holding its call's admission slots until it ends or is dropped.
+struct Held {
+    inner: Body,
+    _permits: (tokio::sync::OwnedSemaphorePermit, Option<PeerPermit>),
+}
+
+impl HttpBody for Held {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The caller's deadline from `grpc-timeout`: up to 8 digits and a unit (H, M, S, m, u, n).
+fn caller_deadline(headers: &http::HeaderMap) -> Result<Option<Duration>, Status> {
+    let Some(value) = headers.get("grpc-timeout") else { return Ok(None) };
+    let invalid = || Status::invalid_argument("grpc-timeout must be up to 8 digits and a unit (H, M, S, m, u or n)");
+    let value = value.to_str().map_err(|_| invalid())?;
+    if value.len() < 2 || value.len() > 9 {
+        return Err(invalid());
+    }
+    let (digits, unit) = value.split_at(value.len() - 1);
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid());
+    }
+    let amount: u64 = digits.parse().map_err(|_| invalid())?;
+    let deadline = match unit {
+        "H" => Duration::from_secs(amount.saturating_mul(3600)),
+        "M" => Duration::from_secs(amount.saturating_mul(60)),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return Err(invalid()),
+    };
+    Ok(Some(deadline))
+}
+
+/// A request body that must arrive whole before its time limit, and that holds one gRPC
+/// message when the method takes one. Its errors are statuses, which tonic answers as they are.
+struct RequestBody {
+    inner: Body,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    timeout: Duration,
+    single: bool,
+    /// gRPC framing: bytes of the current message header seen, and message bytes still to come.
+    header: [u8; 5],
+    header_len: usize,
+    remaining: u64,
+    messages: u32,
+    ended: bool,
+}
+
+impl RequestBody {
+    fn new(inner: Body, timeout: Duration, single: bool) -> Self {
+        RequestBody {
+            inner,
+            deadline: Box::pin(tokio::time::sleep(timeout)),
+            timeout,
+            single,
+            header: [0; 5],
+            header_len: 0,
+            remaining: 0,
+            messages: 0,
+            ended: false,
+        }
+    }
+
+    /// Walks the length-prefixed messages in `data`; refuses a second message where one is due.
+    fn count(&mut self, data: &Bytes) -> Result<(), Status> {
+        let mut rest = &data[..];
+        while !rest.is_empty() {
+            if self.remaining > 0 {
+                let skip = rest.len().min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+                rest = &rest[skip..];
+                self.remaining -= skip as u64;
+                continue;
+            }
+            let take = (5 - self.header_len).min(rest.len());
+            self.header[self.header_len..self.header_len + take].copy_from_slice(&rest[..take]);
+            self.header_len += take;
+            rest = &rest[take..];
+            if self.header_len == 5 {
+                self.messages += 1;
+                if self.single && self.messages > 1 {
+                    return Err(Status::invalid_argument(
+                        "this method takes exactly one request message, and the call sent more",
+                    ));
+                }
+                self.remaining =
+                    u64::from(u32::from_be_bytes([self.header[1], self.header[2], self.header[3], self.header[4]]));
+                self.header_len = 0;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl HttpBody for RequestBody {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                let frame = frame.map_data(|mut data| data.copy_to_bytes(data.remaining()));
+                if let Some(data) = frame.data_ref().cloned()
+                    && let Err(status) = self.count(&data)
+                {
+                    self.ended = true;
+                    return Poll::Ready(Some(Err(status)));
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(status))) => Poll::Ready(Some(Err(status))),
+            Poll::Ready(None) => {
+                self.ended = true;
+                Poll::Ready(None)
+            }
+            Poll::Pending => match self.deadline.as_mut().poll(cx) {
+                Poll::Ready(()) => {
+                    self.ended = true;
+                    let secs = self.timeout.as_secs_f64();
+                    Poll::Ready(Some(Err(Status::deadline_exceeded(format!(
+                        "the request did not arrive within {secs} s; send each request whole and at once"
+                    )))))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -133,6 +410,11 @@ async fn admit(state: &GateState, request: &mut http::Request<Body>) -> Result<(
             if is_operator(state, request)? {
                 request.extensions_mut().insert(Operator);
                 return Ok(());
+            }
+            if client_certificate(request).is_some() {
+                return Err(CoreError::PermissionDenied(
+                    "this call is for operators only; your client certificate does not name an operator".into(),
+                ));
             }
             if let Some(token) = bearer(request)?
                 && state.sessions.is_live(token).await
@@ -174,16 +456,20 @@ fn is_operator(state: &GateState, request: &http::Request<Body>) -> Result<bool,
     Ok(false)
 }
 
+/// The leaf of the client certificate chain rustls verified for the call's connection.
+fn client_certificate(request: &http::Request<Body>) -> Option<&[u8]> {
+    let chain = request.extensions().get::<ConnInfo>()?.client_certs.as_ref()?;
+    chain.first().map(|leaf| leaf.as_ref())
+}
+
 /// Whether the connection's verified client certificate names an operator.
 fn operator_certificate(state: &GateState, request: &http::Request<Body>) -> bool {
     if state.operators.cert_names.is_empty() {
         return false;
     }
-    let Some(info) = request.extensions().get::<TlsConnectInfo<TcpConnectInfo>>() else { return false };
-    let Some(chain) = info.peer_certs() else { return false };
     // rustls has verified the chain against the client CA; only the name is left to check.
-    let Some(leaf) = chain.first() else { return false };
-    certificate_names(leaf.as_ref()).iter().any(|name| state.operators.cert_names.contains(name))
+    let Some(leaf) = client_certificate(request) else { return false };
+    certificate_names(leaf).iter().any(|name| state.operators.cert_names.contains(name))
 }
 
 /// Subject common names and DNS alternative names of a DER certificate.
@@ -221,12 +507,17 @@ mod tests {
     }
 
     fn state(limit: usize) -> GateState {
-        let limits = SessionLimits { idle: Duration::from_secs(60), absolute: Duration::from_secs(600) };
-        GateState {
-            sessions: Arc::new(SessionManager::new(MemoryStore::new(), Key256::generate(), limits, Arc::new(Discard))),
-            operators: OperatorAuth::default(),
-            in_flight: Semaphore::new(limit),
-        }
+        let limits = SessionLimits {
+            idle: Duration::from_secs(60),
+            absolute: Duration::from_secs(600),
+            max_per_device: 8,
+            max_total: 100,
+        };
+        GateState::new(
+            Arc::new(SessionManager::new(MemoryStore::new(), Key256::generate(), limits, Arc::new(Discard))),
+            OperatorAuth::default(),
+            CallLimits { max_in_flight: limit, max_per_peer: limit, request_timeout: Duration::from_secs(10) },
+        )
     }
 
     fn call(path: &str) -> http::Request<Body> {
@@ -294,6 +585,23 @@ mod tests {
         assert_eq!(access("/podconnect.v1.UsageService/CountUsageEvents"), Access::Operator);
         assert_eq!(access("/podconnect.v1.SsoService/Rewrap"), Access::Operator);
         assert_eq!(access("/podconnect.v1.SsoService/GetVaultKey"), Access::Session);
+    }
+
+    #[test]
+    fn caller_deadlines_follow_the_grpc_timeout_grammar() {
+        let parse = |value: &str| {
+            let mut headers = http::HeaderMap::new();
+            headers.insert("grpc-timeout", value.parse().unwrap());
+            caller_deadline(&headers).map_err(|status| status.code())
+        };
+        assert_eq!(parse("3H"), Ok(Some(Duration::from_secs(3 * 3600))));
+        assert_eq!(parse("2M"), Ok(Some(Duration::from_secs(120))));
+        assert_eq!(parse("250m"), Ok(Some(Duration::from_millis(250))));
+        assert_eq!(parse("99999999n"), Ok(Some(Duration::from_nanos(99_999_999))));
+        for garbage in ["", "5", "123456789S", "-1S", "1s", "S"] {
+            assert_eq!(parse(garbage), Err(tonic::Code::InvalidArgument), "{garbage:?}");
+        }
+        assert_eq!(caller_deadline(&http::HeaderMap::new()).map_err(|s| s.code()), Ok(None));
     }
 
     #[test]

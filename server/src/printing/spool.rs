@@ -53,10 +53,12 @@ impl Printer for SpoolPrinter {
         let final_path = self.dir.join(&name);
         let partial = self.dir.join(format!(".{name}.part"));
         let dir = self.dir.clone();
-        // Written under a temporary name and renamed, so a reader never sees half a file.
+        // Written under a temporary name and renamed, so a reader never sees half a file. The
+        // PDF carries the names people typed: the folder is 0700 and the file 0600.
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            std::fs::create_dir_all(&dir)?;
-            let written = std::fs::write(&partial, &pdf).and_then(|()| std::fs::rename(&partial, &final_path));
+            crate::store::private_dir(&dir)?;
+            let written =
+                crate::store::write_private(&partial, &pdf).and_then(|()| std::fs::rename(&partial, &final_path));
             if written.is_err() {
                 // A full disk leaves half a file: never leave it for a RIP to pick up.
                 let _ = std::fs::remove_file(&partial);
@@ -108,4 +110,46 @@ impl Printer for SpoolPrinter {
 /// A file name from the job name: letters, digits and dashes only.
 fn job_file_stem(ticket: &JobTicket) -> String {
     ticket.job_name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).take(48).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::*;
+    use crate::domain::printing::{ColorMode, DeliveryMode, Sides};
+    use crate::domain::session::DeviceId;
+
+    fn mode(path: &std::path::Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[tokio::test]
+    async fn spooled_documents_are_readable_only_by_the_server_user() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join("spool");
+        let printer = SpoolPrinter::new(dir.clone(), Duration::from_secs(1));
+        let device = Device {
+            id: DeviceId::parse("mfd-1").unwrap(),
+            display_name: "Spool".into(),
+            model: String::new(),
+            delivery: DeliveryMode::SpoolFolder,
+            printer_uri: None,
+            pinned_certificate_sha256: None,
+            location: String::new(),
+            capabilities: None,
+        };
+        let ticket = JobTicket {
+            job_name: "Business card".into(),
+            copies: 1,
+            sides: Sides::OneSided,
+            color_mode: ColorMode::Color,
+            media: None,
+            document_format: "application/pdf".into(),
+        };
+        let job = printer.submit(&device, &ticket, JobDocument::Bytes(b"%PDF-1.7 Anna Keller".to_vec().into())).await;
+        let job = job.unwrap();
+        assert_eq!(mode(&dir), 0o700, "the spool folder");
+        assert_eq!(mode(&dir.join(&job.0)), 0o600, "the spooled PDF");
+    }
 }

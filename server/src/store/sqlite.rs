@@ -31,10 +31,19 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5));
-        if let Some(parent) = Path::new(options.get_filename()).parent()
-            && !parent.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(parent)?;
+        let file = Path::new(options.get_filename());
+        if !url.contains(":memory:") {
+            if let Some(parent) = file.parent()
+                && !parent.as_os_str().is_empty()
+                && !parent.exists()
+            {
+                super::private_dir(parent)?;
+            }
+            // Created (or narrowed) 0600 before SQLite opens it; SQLite gives its WAL and
+            // shared-memory files the database file's permissions.
+            use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+            let db = std::fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(file)?;
+            db.set_permissions(std::fs::Permissions::from_mode(0o600))?;
         }
         // In-memory databases are per connection, so they get exactly one.
         let max = if url.contains(":memory:") { 1 } else { 4 };

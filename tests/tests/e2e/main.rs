@@ -1,5 +1,6 @@
 //! The one end-to-end test binary. Each module covers one area against real servers.
 
+mod abuse;
 mod catalog;
 mod conformance;
 mod customization;

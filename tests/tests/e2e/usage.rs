@@ -225,7 +225,8 @@ async fn operators_can_sign_in_with_a_client_certificate() {
     let weblet = ca.client("weblet-gateway");
     let weblet_channel = core.channel_with(Some((&weblet.cert_pem, &weblet.key_pem))).await.expect("weblet connects");
     let refused = usage(&weblet_channel).count_usage_events(query(&[], &[])).await.map(tonic::Response::into_inner);
-    assert_status(refused, Code::Unauthenticated, "operator");
+    // A valid certificate that names no operator: known caller, not allowed (session.proto).
+    assert_status(refused, Code::PermissionDenied, "operator");
 }
 
 #[tokio::test]
