@@ -58,7 +58,9 @@ pub struct Cli {
     pub max_message_bytes: usize,
 
     /// Calls in flight at once (streams included); more are refused at once with RESOURCE_EXHAUSTED.
-    #[arg(long, env = "PODCONNECT_GATEWAY_MAX_CONCURRENT_CALLS", default_value_t = 512)]
+    /// Keep it at or below the core's --max-calls-per-peer (256): to the core, every browser's
+    /// call comes from the gateway's one address.
+    #[arg(long, env = "PODCONNECT_GATEWAY_MAX_CONCURRENT_CALLS", default_value_t = 256)]
     pub max_concurrent_calls: usize,
 
     /// Calls in flight at once from one IP address, so one browser (or attacker) cannot take all

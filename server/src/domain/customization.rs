@@ -670,9 +670,14 @@ mod tests {
     async fn service(backend: Arc<dyn Customizer>) -> (Customization, Session) {
         let shop = Path::new(env!("CARGO_MANIFEST_DIR")).join("storefront/sample");
         let catalog: Arc<dyn Storefront> = Arc::new(EmbeddedStorefront::load(&shop).unwrap());
-        let limits = SessionLimits { idle: Duration::from_secs(60), absolute: Duration::from_secs(600) };
+        let limits = SessionLimits {
+            idle: Duration::from_secs(60),
+            absolute: Duration::from_secs(600),
+            max_per_device: 8,
+            max_total: 64,
+        };
         let sessions = Arc::new(SessionManager::new(MemoryStore::new(), Key256::generate(), limits, Arc::new(NoUsage)));
-        let (_, session) = sessions.start(DeviceId::parse("mfd-1").unwrap()).await.unwrap();
+        let (_, session) = sessions.start(DeviceId::parse("mfd-1").unwrap(), "").await.unwrap();
         (Customization::new(catalog, backend, sessions, Arc::new(NoUsage)), session)
     }
 

@@ -374,17 +374,18 @@ impl Jobs {
         }
     }
 
-    /// Whether a session may start on this device: NOT_FOUND when the server requires registered
-    /// devices and none has this id.
-    pub async fn admit_device(&self, id: &DeviceId) -> CoreResult<()> {
-        if matches!(self.unregistered, UnregisteredDevices::Refuse) && self.devices.get(id).await?.is_none() {
-            return Err(CoreError::NotFound(format!(
+    /// Whether a session may start on this device (NOT_FOUND when the server requires registered
+    /// devices and none has this id); its model as registered (empty when unknown).
+    pub async fn admit_device(&self, id: &DeviceId) -> CoreResult<String> {
+        match (self.devices.get(id).await?, &self.unregistered) {
+            (Some(device), _) => Ok(device.model),
+            (None, UnregisteredDevices::Use(template)) => Ok(template.model.clone()),
+            (None, UnregisteredDevices::Refuse) => Err(CoreError::NotFound(format!(
                 "device \"{}\" is not registered, and this server requires registered devices; ask an operator to \
                  register it",
                 id.as_str()
-            )));
+            ))),
         }
-        Ok(())
     }
 
     /// The session's device, as registered (or the stand-in for unregistered devices).

@@ -32,6 +32,20 @@ const TOKEN_SCOPE: &str = "session-tokens";
 /// session's data scope. It outlives the record, so whoever takes it first (CloseSession, the
 /// next call with the dead token, or the sweep) ends the session exactly once.
 const INDEX_SCOPE: &str = "session-index";
+
+/// A session's index entry: where its data lives, and the model of its device for usage events.
+#[derive(Serialize, Deserialize)]
+struct IndexEntry {
+    scope: String,
+    device_model: String,
+}
+
+/// A usage event of a session, naming its device's model when it has one.
+fn device_event(kind: UsageKind, device_model: &str) -> UsageEvent {
+    let mut event = UsageEvent::new(kind);
+    event.device_model = Some(device_model.to_owned()).filter(|m| !m.is_empty());
+    event
+}
 /// How long an index entry outlives the absolute limit, so the sweep can still see it.
 const INDEX_GRACE: Duration = Duration::from_secs(300);
 /// Length of an encoded token: 32 random bytes in unpadded base64url.
@@ -296,7 +310,8 @@ impl SessionManager {
     }
 
     /// Opens a new session for a device and returns its token (shown once, never stored).
-    pub async fn start(&self, device_id: DeviceId) -> CoreResult<(SessionToken, Session)> {
+    /// `device_model` (as registered; may be empty) goes with the session's usage events.
+    pub async fn start(&self, device_id: DeviceId, device_model: &str) -> CoreResult<(SessionToken, Session)> {
         let token = SessionToken::generate();
         let session = Session {
             id: random_bytes::<16>(),
@@ -316,8 +331,10 @@ impl SessionManager {
             return Err(err);
         }
         let index_ttl = self.limits.absolute + INDEX_GRACE;
-        self.store.put(INDEX_SCOPE, &session.token_hash, session.scope().into_bytes(), index_ttl).await?;
-        self.usage.record(UsageEvent::new(UsageKind::SessionStarted)).await;
+        let entry = IndexEntry { scope: session.scope(), device_model: device_model.to_owned() };
+        let entry = postcard::to_allocvec(&entry).map_err(|e| CoreError::internal("cannot index the session", e))?;
+        self.store.put(INDEX_SCOPE, &session.token_hash, entry, index_ttl).await?;
+        self.usage.record(device_event(UsageKind::SessionStarted, device_model)).await;
         Ok((token, session))
     }
 
@@ -425,11 +442,13 @@ impl SessionManager {
 
     /// Takes the session's index entry; whoever gets it deletes the data and records the end.
     async fn end(&self, token_hash: &str) -> CoreResult<bool> {
-        let Some(scope) = self.store.take(INDEX_SCOPE, token_hash).await? else { return Ok(false) };
-        if let Ok(scope) = String::from_utf8(scope) {
-            self.store.delete_scope(&scope).await?;
+        let Some(entry) = self.store.take(INDEX_SCOPE, token_hash).await? else { return Ok(false) };
+        let entry: Option<IndexEntry> = postcard::from_bytes(&entry).ok();
+        if let Some(entry) = &entry {
+            self.store.delete_scope(&entry.scope).await?;
         }
-        self.usage.record(UsageEvent::new(UsageKind::SessionClosed)).await;
+        let model = entry.as_ref().map_or("", |e| e.device_model.as_str());
+        self.usage.record(device_event(UsageKind::SessionClosed, model)).await;
         Ok(true)
     }
 
@@ -541,9 +560,9 @@ mod tests {
     #[tokio::test]
     async fn every_session_end_is_counted_once_and_deletes_its_data() {
         let (store, manager, count) = counted(Duration::from_millis(50), Duration::from_secs(600));
-        let (closed, a) = manager.start(device()).await.unwrap();
-        let (expired_used, b) = manager.start(device()).await.unwrap();
-        let (_expired_idle, c) = manager.start(device()).await.unwrap();
+        let (closed, a) = manager.start(device(), "").await.unwrap();
+        let (expired_used, b) = manager.start(device(), "").await.unwrap();
+        let (_expired_idle, c) = manager.start(device(), "").await.unwrap();
         for session in [&a, &b, &c] {
             manager.data(session).put("draft/1", b"x").await.unwrap();
         }
@@ -573,7 +592,7 @@ mod tests {
     #[tokio::test]
     async fn token_is_stored_only_as_hash() {
         let (store, manager) = manager(Duration::from_secs(60), Duration::from_secs(600));
-        let (token, _) = manager.start(device()).await.unwrap();
+        let (token, _) = manager.start(device(), "").await.unwrap();
         let names = store.names(TOKEN_SCOPE).await.unwrap();
         assert_eq!(names, vec![hash_token(token.expose())]);
         for scope in store.scopes().await.unwrap() {
@@ -599,7 +618,7 @@ mod tests {
     #[tokio::test]
     async fn absolute_limit_ends_session_even_when_active() {
         let (_, manager) = manager(Duration::from_secs(60), Duration::from_millis(80));
-        let (token, _) = manager.start(device()).await.unwrap();
+        let (token, _) = manager.start(device(), "").await.unwrap();
         manager.authenticate(token.expose()).await.unwrap();
         tokio::time::sleep(Duration::from_millis(120)).await;
         assert!(matches!(manager.authenticate(token.expose()).await, Err(CoreError::Unauthenticated(_))));
@@ -608,8 +627,8 @@ mod tests {
     #[tokio::test]
     async fn session_data_is_isolated_and_shredded_on_close() {
         let (store, manager) = manager(Duration::from_secs(60), Duration::from_secs(600));
-        let (_, a) = manager.start(device()).await.unwrap();
-        let (_, b) = manager.start(device()).await.unwrap();
+        let (_, a) = manager.start(device(), "").await.unwrap();
+        let (_, b) = manager.start(device(), "").await.unwrap();
         manager.data(&a).put("draft/1", b"secret of a").await.unwrap();
         assert_eq!(manager.data(&b).get("draft/1").await.unwrap(), None);
 
@@ -634,23 +653,23 @@ mod tests {
         };
         let manager = SessionManager::new(store.clone(), Key256::generate(), limits, Arc::new(Count::default()));
         let kiosk = DeviceId::parse("kiosk").unwrap();
-        let (first, a) = manager.start(kiosk.clone()).await.unwrap();
-        let (second, _) = manager.start(kiosk.clone()).await.unwrap();
+        let (first, a) = manager.start(kiosk.clone(), "").await.unwrap();
+        let (second, _) = manager.start(kiosk.clone(), "").await.unwrap();
         manager.data(&a).put("draft/1", b"typed by the first person").await.unwrap();
         manager.authenticate(first.expose()).await.unwrap();
 
-        let (third, _) = manager.start(kiosk.clone()).await.unwrap();
+        let (third, _) = manager.start(kiosk.clone(), "").await.unwrap();
         assert!(manager.authenticate(second.expose()).await.is_err(), "the least recently used one made room");
         manager.authenticate(first.expose()).await.unwrap();
         manager.authenticate(third.expose()).await.unwrap();
         assert_eq!(manager.open_sessions(Some(&kiosk)), 2);
 
-        let (_, lobby) = manager.start(DeviceId::parse("lobby").unwrap()).await.unwrap();
-        let refused = manager.start(DeviceId::parse("other").unwrap()).await.unwrap_err();
+        let (_, lobby) = manager.start(DeviceId::parse("lobby").unwrap(), "").await.unwrap();
+        let refused = manager.start(DeviceId::parse("other").unwrap(), "").await.unwrap_err();
         assert!(matches!(&refused, CoreError::ResourceExhausted(m) if m.contains("retry in about")), "{refused:?}");
         // Closing one makes room at once.
         manager.close(&lobby).await.unwrap();
-        manager.start(DeviceId::parse("other").unwrap()).await.unwrap();
+        manager.start(DeviceId::parse("other").unwrap(), "").await.unwrap();
         assert_eq!(manager.open_sessions(None), 3);
         assert!(store.names(&a.scope()).await.unwrap().len() == 1, "the first person's draft is untouched");
     }

@@ -38,8 +38,8 @@ impl SessionService for SessionAdapter {
             )
             .into());
         }
-        self.1.admit_device(&device).await?;
-        let (token, session) = self.0.start(device).await?;
+        let model = self.1.admit_device(&device).await?;
+        let (token, session) = self.0.start(device, &model).await?;
         Ok(Response::new(pb::StartSessionResponse {
             session_token: token.expose().to_owned(),
             expire_time: Some(convert::timestamp(session.expires_at())),

@@ -138,6 +138,8 @@ mod tests {
             pinned_certificate_sha256: None,
             location: String::new(),
             capabilities: None,
+            registered_at: None,
+            updated_at: None,
         };
         let ticket = JobTicket {
             job_name: "Business card".into(),
