@@ -309,7 +309,15 @@ impl Drop for WatchSlot {
 struct PullIndex {
     scope: String,
     record: String,
+    /// Downloads that ended before the whole document was sent.
+    attempts: u32,
+    /// When the link stops working.
+    expires_ms: u64,
 }
+
+/// Downloads of a pull link that may end early (a broken connection, a part asked for) before
+/// the link is refused: a printer can retry, but not forever.
+const MAX_PULL_ATTEMPTS: u32 = 8;
 
 /// What a `request_id` stands for: the job it made and the request that made it.
 #[derive(Serialize, Deserialize)]
@@ -801,12 +809,14 @@ impl Jobs {
         let ttl = self.policy.pull_link_ttl;
         let sealed = pull_key(&token).seal(name.as_bytes(), pdf);
         self.store.put(&session.scope(), &pull_document(&name), sealed, ttl + PULL_DOCUMENT_GRACE).await?;
-        let index = PullIndex { scope: session.scope(), record: session.record_name().to_owned() };
+        let expires_ms = now_ms() + ttl.as_millis() as u64;
+        let index =
+            PullIndex { scope: session.scope(), record: session.record_name().to_owned(), attempts: 0, expires_ms };
         let index = postcard::to_allocvec(&index).map_err(|e| CoreError::internal("cannot store a pull link", e))?;
         self.store.put(PULL_SCOPE, &name, index, ttl).await?;
         let expires_at = SystemTime::now() + ttl;
         job.pull_link = Some(name);
-        job.pull_expires_ms = Some(now_ms() + ttl.as_millis() as u64);
+        job.pull_expires_ms = Some(expires_ms);
         Ok(PullLink { url: format!("{}/{token}.pdf", self.pull_base_url), expires_at })
     }
 
@@ -864,11 +874,25 @@ impl Jobs {
     }
 }
 
-/// Hands out the document behind a one-time pull link: once, before it expires, and only while
-/// the session that printed it is open.
+/// Hands out the document behind a one-time pull link: until one download has sent all of it,
+/// within the link's time and a few attempts, and only while the session that printed it is
+/// open. One attempt at a time: while a download runs, the link answers nobody else.
 pub struct PullLinks {
     store: Arc<dyn EphemeralStore>,
     sessions: Arc<SessionManager>,
+}
+
+/// One download attempt: the document, and the ticket `PullLinks::finish` takes to spend or
+/// reopen the link.
+pub struct PullDownload {
+    pub pdf: Bytes,
+    pub ticket: PullTicket,
+}
+
+/// Which link a download attempt holds.
+pub struct PullTicket {
+    name: String,
+    index: PullIndex,
 }
 
 impl PullLinks {
@@ -876,9 +900,9 @@ impl PullLinks {
         PullLinks { store, sessions }
     }
 
-    /// The PDF for `token`, taken atomically: a second download, an expired link, a job that
-    /// ended and a session that ended all get `None`.
-    pub async fn take(&self, token: &str) -> CoreResult<Option<Bytes>> {
+    /// Starts a download of the document behind `token`; `None` for a link that was used,
+    /// expired, ran out of attempts, belongs to an ended job or session, or is being downloaded.
+    pub async fn open(&self, token: &str) -> CoreResult<Option<PullDownload>> {
         if token.len() != 43 || URL_SAFE_NO_PAD.decode(token).is_err() {
             return Ok(None);
         }
@@ -891,11 +915,32 @@ impl PullLinks {
             self.store.delete(&index.scope, &pull_document(&name)).await?;
             return Ok(None);
         }
-        let Some(sealed) = self.store.take(&index.scope, &pull_document(&name)).await? else { return Ok(None) };
+        let Some(sealed) = self.store.get(&index.scope, &pull_document(&name)).await? else { return Ok(None) };
         let pdf = pull_key(token)
             .open(name.as_bytes(), &sealed)
             .map_err(|e| CoreError::internal("a pull link's document is unreadable", e))?;
-        Ok(Some(Bytes::from(pdf)))
+        Ok(Some(PullDownload { pdf: Bytes::from(pdf), ticket: PullTicket { name, index } }))
+    }
+
+    /// Ends a download attempt. One that sent the whole document spends the link; another
+    /// (the printer's connection broke, or it asked for a part) leaves it usable while attempts
+    /// and time remain.
+    pub async fn finish(&self, ticket: PullTicket, sent_all: bool) -> CoreResult<()> {
+        let PullTicket { name, mut index } = ticket;
+        if sent_all {
+            self.store.delete(&index.scope, &pull_document(&name)).await?;
+            return Ok(());
+        }
+        index.attempts += 1;
+        let left = Duration::from_millis(index.expires_ms.saturating_sub(now_ms()));
+        if index.attempts >= MAX_PULL_ATTEMPTS || left.is_zero() {
+            // No more tries: the document stays until the link's time is up, so the job is
+            // reported as never fetched.
+            return Ok(());
+        }
+        let bytes = postcard::to_allocvec(&index).map_err(|e| CoreError::internal("cannot store a pull link", e))?;
+        self.store.put(PULL_SCOPE, &name, bytes, left).await?;
+        Ok(())
     }
 }
 

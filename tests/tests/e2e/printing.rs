@@ -191,12 +191,17 @@ fn pull_devices_file(dir: &std::path::Path) -> String {
 }
 
 async fn fetch(url: &str) -> (u16, Vec<u8>) {
+    fetch_with(url, "").await
+}
+
+/// GET with extra header lines (each ending in CRLF).
+async fn fetch_with(url: &str, headers: &str) -> (u16, Vec<u8>) {
     // The pull server speaks HTTP/1.1; with --pull-plaintext a bare request is enough.
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let rest = url.strip_prefix("http://").expect("a plaintext pull link in this test");
     let (host, path) = rest.split_once('/').unwrap();
     let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
-    let request = format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    let request = format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\n{headers}Connection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut response = Vec::new();
     stream.read_to_end(&mut response).await.unwrap();
@@ -273,6 +278,41 @@ async fn a_pulling_device_gets_a_one_time_link_and_reports_states() {
         print(&channel).submit_job(authed(&token, submit(&draft))).await.unwrap().into_inner().pull_delivery.unwrap();
     tokio::time::sleep(Duration::from_millis(1800)).await;
     assert_eq!(fetch(&link.document_url).await.0, 410, "an expired link is refused");
+}
+
+#[tokio::test]
+async fn a_pull_link_is_spent_only_by_a_download_that_sends_the_whole_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let core = TestCore::builder()
+        .arg("--devices")
+        .arg(pull_devices_file(dir.path()))
+        .arg("--pull-plaintext")
+        .spawn()
+        .await
+        .unwrap();
+    let channel = core.channel().await;
+    let token = start_session(&channel, "mfd-eip").await;
+    let draft = finalized_draft(&channel, &token).await;
+    let submitted = print(&channel).submit_job(authed(&token, submit(&draft))).await.unwrap().into_inner();
+    let url = submitted.pull_delivery.unwrap().document_url;
+    let shipped =
+        std::fs::read(server::config::default_storefront_dir().join("products/fire-action-notice/document.pdf"))
+            .unwrap();
+
+    // A printer that fetches in parts: a part short of the end leaves the link usable.
+    let (status, head) = fetch_with(&url, "Range: bytes=0-99\r\n").await;
+    assert_eq!(status, 206);
+    assert_eq!(head, shipped[..100]);
+    let (status, _) = fetch_with(&url, "Range: bytes=999999-\r\n").await;
+    assert_eq!(status, 416, "a range outside the document");
+    // The whole document spends it.
+    let (status, body) = fetch(&url).await;
+    assert_eq!(status, 200);
+    assert_eq!(body, shipped);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while fetch(&url).await.0 != 410 {
+        assert!(tokio::time::Instant::now() < deadline, "the link is spent after a complete download");
+    }
 }
 
 #[tokio::test]
