@@ -133,7 +133,8 @@ pub struct PrintFile {
     pub expires_at: SystemTime,
 }
 
-/// What is stored for a draft (sealed in the session's data).
+/// What is stored for a draft (sealed in the session's data). Its values are wiped from memory
+/// when it is dropped.
 #[derive(Serialize, Deserialize)]
 struct StoredDraft {
     product: String,
@@ -144,6 +145,15 @@ struct StoredDraft {
     created_ms: u64,
     updated_ms: u64,
     file: Option<StoredFileInfo>,
+}
+
+impl Drop for StoredDraft {
+    fn drop(&mut self) {
+        use zeroize::Zeroize as _;
+        for value in self.values.values_mut() {
+            value.zeroize();
+        }
+    }
 }
 
 /// What a print file is, for printing it by its id.
@@ -427,7 +437,7 @@ impl Customization {
             return Err(not_found());
         }
         let data = self.sessions.data(session).get(&file_key(file_id)).await?;
-        data.map(Bytes::from).ok_or_else(not_found)
+        data.map(|pdf| Bytes::copy_from_slice(&pdf)).ok_or_else(not_found)
     }
 
     /// The print file of a FINALIZED draft, made again from its values if it was deleted; a draft

@@ -488,7 +488,8 @@ impl SessionData {
         Ok(self.store.put(&scope, name, sealed, ttl).await?)
     }
 
-    pub async fn get(&self, name: &str) -> CoreResult<Option<Vec<u8>>> {
+    /// The plaintext, wiped from memory when the caller drops it.
+    pub async fn get(&self, name: &str) -> CoreResult<Option<zeroize::Zeroizing<Vec<u8>>>> {
         let scope = self.session.scope();
         let Some(sealed) = self.store.get(&scope, name).await? else {
             return Ok(None);
@@ -496,7 +497,7 @@ impl SessionData {
         self.session
             .data_key
             .open(data_aad(&scope, name).as_bytes(), &sealed)
-            .map(Some)
+            .map(|plain| Some(zeroize::Zeroizing::new(plain)))
             .map_err(|e| CoreError::internal("stored session data is unreadable", e))
     }
 
