@@ -6,15 +6,17 @@
 //!
 //! `cargo build -p server && cargo bench -p tests --bench abuse --profile dev` measures the
 //! `podconnect-server` next to the bench; `ABUSE_SERVER=<path>` measures another build (say one
-//! of `main` before the fix). `ABUSE_ONLY=lockout,flood,silent,shutdown,idle` picks measurements;
+//! of `main` before the fix). `ABUSE_ONLY=lockout,flood,silent,shutdown,idle,ramp` picks measurements;
 //! `ABUSE_IDLE_CONNECTIONS` (default 2000) is how many idle connections to hold;
-//! `ABUSE_FLOOD_SECONDS` (default 10) how long the session flood runs.
+//! `ABUSE_FLOOD_SECONDS` (default 10) how long the session flood runs; `ABUSE_RAMP_SECONDS`
+//! (default 3) how long each step of the load ramp (`ramp`: 64 to 2,048 concurrent callers) runs.
 //! `ABUSE_WAIT_CAP` (seconds, default 90) bounds each observation;
 //! a figure shown as "> cap" did not happen within it. Loopback only; stops by itself.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use http_body_util::{BodyExt as _, Full};
 use tests::core::TestCore;
 use tests::raw::{
     HEALTH_CHECK, START_SESSION, grpc_code, grpc_request, h2_from, health_message, stalled_body, start_session_message,
@@ -154,6 +156,75 @@ async fn shutdown(cap: Duration) -> Option<Duration> {
     None
 }
 
+/// One step of the load ramp: `concurrency` callers spread over eight loopback addresses (one
+/// HTTP/2 connection each) call StartSession back to back for `seconds`.
+struct RampStep {
+    admitted: u64,
+    shed: u64,
+    other: u64,
+    admitted_p99: Duration,
+    shed_p99: Duration,
+    rss_kib: u64,
+}
+
+async fn ramp_step(core: &TestCore, concurrency: usize, seconds: f64) -> RampStep {
+    let mut senders = Vec::new();
+    for n in 0..8u8 {
+        senders.push(h2_from(core, [127, 0, 2, 1 + n]).await);
+    }
+    let started = Instant::now();
+    let mut loops = tokio::task::JoinSet::new();
+    for i in 0..concurrency {
+        let mut sender = senders[i % senders.len()].0.clone();
+        let device = format!("ramp-{}", i % 16);
+        loops.spawn(async move {
+            let (mut ok, mut shed, mut other) = (Vec::new(), Vec::new(), 0u64);
+            while started.elapsed().as_secs_f64() < seconds {
+                let t = Instant::now();
+                let request = grpc_request(START_SESSION, Full::new(start_session_message(&device)).boxed());
+                let answer = match sender.ready().await {
+                    Ok(()) => sender.send_request(request).await.ok(),
+                    Err(_) => None,
+                };
+                let Some(response) = answer else {
+                    // The connection went away: count it and stop this caller.
+                    other += 1;
+                    break;
+                };
+                match grpc_code(response).await.0 {
+                    Code::Ok => ok.push(t.elapsed()),
+                    Code::ResourceExhausted => {
+                        shed.push(t.elapsed());
+                        // As a real client does: wait a moment before trying again.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    _ => other += 1,
+                }
+            }
+            (ok, shed, other)
+        });
+    }
+    let (mut ok, mut shed, mut other) = (Vec::new(), Vec::new(), 0);
+    while let Some(result) = loops.join_next().await {
+        let (o, s, x) = result.expect("the loop ran");
+        ok.extend(o);
+        shed.extend(s);
+        other += x;
+    }
+    let p99 = |v: &mut Vec<Duration>| {
+        v.sort();
+        v.get((v.len() * 99 / 100).min(v.len().saturating_sub(1))).copied().unwrap_or_default()
+    };
+    RampStep {
+        admitted: ok.len() as u64,
+        shed: shed.len() as u64,
+        other,
+        admitted_p99: p99(&mut ok),
+        shed_p99: p99(&mut shed),
+        rss_kib: rss_kib(core.pid().expect("a process")),
+    }
+}
+
 /// Idle HTTP/2 connections (TLS done, one health check each, then nothing): the server's RSS
 /// per connection. Spread over loopback addresses so no per-address cap is reached.
 async fn idle_connections(count: usize) -> (usize, u64, u64) {
@@ -207,6 +278,35 @@ async fn main() {
         let per = (after.saturating_sub(before) * 1024) / u64::try_from(open.max(1)).expect("small");
         println!(
             "  {open} idle HTTP/2 connections: server RSS {before} KiB -> {after} KiB, about {per} B per connection"
+        );
+    }
+    if run("ramp") {
+        // Concurrency past the call caps (256 per address, 512 in total): the excess is refused at
+        // once, admitted calls keep their latency, and memory comes back down afterwards.
+        let seconds = std::env::var("ABUSE_RAMP_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3.0);
+        let core = builder().spawn().await.expect("the core starts");
+        let pid = core.pid().expect("a process");
+        let (mut warm, _) = h2_from(&core, [127, 0, 0, 1]).await;
+        unary(&mut warm, START_SESSION, start_session_message("warm-up")).await;
+        println!("  load ramp, StartSession, {seconds} s per step (server RSS at start {} KiB):", rss_kib(pid));
+        for concurrency in [64, 256, 512, 1024, 2048] {
+            let step = ramp_step(&core, concurrency, seconds).await;
+            println!(
+                "    {concurrency:>5} callers: admitted {:>7.0}/s (p99 {:>6.1} ms), shed {:>7.0}/s (p99 {:>5.1} ms), failed or cut off {}, RSS {} KiB",
+                step.admitted as f64 / seconds,
+                step.admitted_p99.as_secs_f64() * 1e3,
+                step.shed as f64 / seconds,
+                step.shed_p99.as_secs_f64() * 1e3,
+                step.other,
+                step.rss_kib
+            );
+        }
+        let step = ramp_step(&core, 64, seconds).await;
+        println!(
+            "    back to 64 callers: admitted {:.0}/s (p99 {:.1} ms), RSS {} KiB",
+            step.admitted as f64 / seconds,
+            step.admitted_p99.as_secs_f64() * 1e3,
+            step.rss_kib
         );
     }
     if run("shutdown") {
