@@ -4,6 +4,7 @@ mod catalog;
 mod customization;
 mod gateway;
 mod grpcurl;
+mod handshake;
 mod ipp_printer;
 mod printing;
 mod printing_ipp;
