@@ -433,8 +433,11 @@ async fn mtls_core(dir: &Path, ca: &TestCa) -> TestCore {
         .expect("the core starts with required client certificates")
 }
 
+/// The paths of a certificate and its key.
+type Pair = (String, String);
+
 /// Writes a client certificate and key to files for the peers.
-fn identity_files(dir: &Path, name: &str, cert: &ClientCert) -> (String, String) {
+fn identity_files(dir: &Path, name: &str, cert: &ClientCert) -> Pair {
     let cert_path = dir.join(format!("{name}.pem"));
     let key_path = dir.join(format!("{name}.key"));
     std::fs::write(&cert_path, &cert.cert_pem).expect("write the certificate");
@@ -461,7 +464,7 @@ async fn required_mtls_refuses_missing_foreign_and_expired_certificates() {
     // The server's alert for each certificate, in TLS 1.2 (inside the handshake) and TLS 1.3
     // (after it; the client then sends bytes that are not HTTP/2, so that an accepted connection
     // is closed by the server instead of waiting for a request).
-    let cases: [(&str, Option<&(String, String)>, Option<u8>); 4] = [
+    let cases: [(&str, Option<&Pair>, Option<u8>); 4] = [
         ("no certificate", None, Some(CERTIFICATE_REQUIRED)),
         ("another CA's certificate", Some(&foreign), Some(UNKNOWN_CA)),
         ("an expired certificate", Some(&expired), Some(CERTIFICATE_EXPIRED)),
