@@ -230,23 +230,7 @@ impl Printer for IppPrinter {
         add(&mut request, DelimiterTag::OperationAttributes, "requested-attributes", IppValue::Array(wanted))?;
 
         let answer = self.exchange(&target, request, None).await?;
-        if !is_success(&answer) {
-            return Err(job_status_error(&target, "Get-Job-Attributes", &answer, job_id));
-        }
-        let raw_state = job_value(&answer, "job-state").and_then(|value| value.as_enum().copied());
-        let Some(state) = raw_state.and_then(JobState::from_ipp) else {
-            let seen = raw_state.map_or("none".to_string(), |state| state.to_string());
-            return Err(not_ipp(&target, &format!("job {job_id} has job-state {seen}, which IPP does not define")));
-        };
-        let reasons = job_value(&answer, "job-state-reasons")
-            .map(|value| each(value).filter_map(text).filter(|reason| reason != "none").collect())
-            .unwrap_or_default();
-        let message =
-            job_value(&answer, "job-state-message").and_then(text).map(|m| clean(&m)).filter(|m| !m.is_empty());
-        let pages_printed = job_value(&answer, "job-impressions-completed")
-            .and_then(|value| value.as_integer().copied())
-            .and_then(|pages| u32::try_from(pages).ok());
-        Ok(PrinterJobStatus { state, reasons, message, pages_printed })
+        read_job_status(&target, &answer, job_id)
     }
 
     async fn cancel(&self, device: &Device, job: &PrinterJobRef) -> CoreResult<()> {
@@ -260,6 +244,56 @@ impl Printer for IppPrinter {
         }
         Ok(())
     }
+}
+
+/// Get-Job-Attributes' answer as a job status.
+fn read_job_status(target: &Target, answer: &IppRequestResponse, job_id: i32) -> CoreResult<PrinterJobStatus> {
+    if !is_success(answer) {
+        return Err(job_status_error(target, "Get-Job-Attributes", answer, job_id));
+    }
+    let raw_state = job_value(answer, "job-state").and_then(|value| value.as_enum().copied());
+    let Some(state) = raw_state.and_then(JobState::from_ipp) else {
+        let seen = raw_state.map_or("none".to_string(), |state| state.to_string());
+        return Err(not_ipp(target, &format!("job {job_id} has job-state {seen}, which IPP does not define")));
+    };
+    let reasons = job_value(answer, "job-state-reasons")
+        .map(|value| each(value).filter_map(text).filter(|reason| reason != "none").collect())
+        .unwrap_or_default();
+    let message = job_value(answer, "job-state-message").and_then(text).map(|m| clean(&m)).filter(|m| !m.is_empty());
+    let pages_printed = job_value(answer, "job-impressions-completed")
+        .and_then(|value| value.as_integer().copied())
+        .and_then(|pages| u32::try_from(pages).ok());
+    Ok(PrinterJobStatus { state, reasons, message, pages_printed })
+}
+
+/// What each operation makes of a printer's answer, without a printer: the entry point of the
+/// fuzz target `ipp_answers` (fuzz/). `Err` is an answer that is not IPP; otherwise one outcome per
+/// reading (capabilities, a job answer, a job status, a refusal), as the caller would see it.
+#[doc(hidden)]
+pub fn read_answer_offline(answer: Vec<u8>) -> Result<Vec<CoreResult<String>>, String> {
+    let answer = parse_answer(answer)?;
+    let target = Target {
+        printer_uri: "ipp://printer.test:631/ipp/print".into(),
+        http_url: "http://printer.test:631/ipp/print".into(),
+        address: "printer.test:631".into(),
+        pin: None,
+    };
+    let ticket = JobTicket {
+        job_name: "Business cards".into(),
+        copies: 1,
+        sides: Sides::OneSided,
+        color_mode: ColorMode::Color,
+        media: None,
+        document_format: "application/pdf".into(),
+    };
+    let capabilities = is_success(&answer).then(|| format!("{:?}", read_capabilities(&answer)));
+    Ok(vec![
+        capabilities.ok_or_else(|| status_error(&target, "Get-Printer-Attributes", &answer)),
+        check_job_answer(&target, "Print-Job", &answer, &ticket).map(|()| "accepted".into()),
+        read_job_status(&target, &answer, 7).map(|status| format!("{status:?}")),
+        Err(job_status_error(&target, "Cancel-Job", &answer, 7)),
+        Ok(job_value(&answer, "job-id").map(|value| value.to_string()).unwrap_or_default()),
+    ])
 }
 
 /// Where a device's printer is and how to reach it.
