@@ -486,9 +486,11 @@ fn job_id_of(job: &PrinterJobRef) -> CoreResult<i32> {
     }
 }
 
-/// Parses an IPP answer. The crate has panicked on malformed values before (fixed in 7.0);
-/// a printer's bytes must never take the server down, so a panic becomes an error too.
+/// Parses an IPP answer. The crate has panicked on malformed values before (and still does, see
+/// `check_with_language_values`); a printer's bytes must never take the server down, so a panic
+/// becomes an error too.
 fn parse_answer(answer: Vec<u8>) -> Result<IppRequestResponse, String> {
+    check_with_language_values(&answer)?;
     let parsed =
         std::panic::catch_unwind(AssertUnwindSafe(move || IppParser::new(IppReader::new(Cursor::new(answer))).parse()));
     match parsed {
@@ -496,6 +498,40 @@ fn parse_answer(answer: Vec<u8>) -> Result<IppRequestResponse, String> {
         Ok(Err(err)) => Err(parse_error_text(&err)),
         Err(_) => Err("the IPP parser failed on the answer".into()),
     }
+}
+
+/// The `ipp` crate (8.0) slices a textWithLanguage or nameWithLanguage value by the lengths inside
+/// it without checking them, and panics when they overrun the value (found by the `ipp_answers`
+/// fuzz target). Such values are refused here, walking the attributes the way its parser does;
+/// anything else malformed is left for the parser to report.
+fn check_with_language_values(answer: &[u8]) -> Result<(), String> {
+    fn split_u16(bytes: &[u8]) -> Option<(usize, &[u8])> {
+        let (len, rest) = bytes.split_first_chunk::<2>()?;
+        Some((usize::from(u16::from_be_bytes(*len)), rest))
+    }
+    fn fits(value: &[u8]) -> bool {
+        let Some((language, rest)) = split_u16(value) else { return false };
+        let Some((text, rest)) = rest.get(language..).and_then(split_u16) else { return false };
+        rest.len() >= text
+    }
+    let mut rest = answer.get(8..).unwrap_or_default(); // version, status code, request id
+    while let Some((&tag, tail)) = rest.split_first() {
+        match tag {
+            0x03 => break, // end-of-attributes-tag
+            0x01..=0x0a => rest = tail,
+            0x10..=0x4a => {
+                let Some((name, tail)) = split_u16(tail) else { break };
+                let Some((value, tail)) = tail.get(name..).and_then(split_u16) else { break };
+                let Some(bytes) = tail.get(..value) else { break };
+                if matches!(tag, 0x35 | 0x36) && !fits(bytes) {
+                    return Err("the answer is not valid IPP (a text or name with language overruns its value)".into());
+                }
+                rest = &tail[value..];
+            }
+            _ => break,
+        }
+    }
+    Ok(())
 }
 
 fn parse_error_text(err: &IppParseError) -> String {
@@ -661,7 +697,9 @@ fn unsupported_attributes(answer: &IppRequestResponse) -> Vec<String> {
         .map(|attribute| {
             let values: Vec<String> = each(attribute.value()).map(|value| clean(&value.to_string())).collect();
             let values = values.join(",");
-            if values.is_empty() { attribute.name().to_string() } else { format!("{}={values}", attribute.name()) }
+            // The name is the printer's text too: no control characters into messages and logs.
+            let name = clean(attribute.name());
+            if values.is_empty() { name } else { format!("{name}={values}") }
         })
         .collect()
 }
@@ -981,6 +1019,37 @@ mod tests {
         for answer in [vec![], vec![2, 0], vec![2, 0, 0, 0, 0, 0, 0, 1, 0x01, 0x47, 0xff, 0xff], vec![0xff; 64]] {
             assert!(parse_answer(answer).is_err());
         }
+    }
+
+    #[test]
+    fn a_text_with_language_that_overruns_its_value_is_refused_before_the_parser() {
+        // From the ipp_answers fuzz target: printer-info as textWithLanguage (0x35) whose text
+        // announces 0x636f bytes in a 6-byte value; the ipp crate panics on it.
+        let mut answer = vec![2, 0, 0, 0, 0, 0, 0, 1, 0x04, 0x35, 0, 12];
+        answer.extend_from_slice(b"printer-info");
+        answer.extend_from_slice(&[0, 6, 0, 2, b'e', b'n', 0x63, 0x6f, 0x03]);
+        let Err(err) = parse_answer(answer) else { panic!("an overrunning textWithLanguage must be refused") };
+        assert!(err.contains("text or name with language"), "{err}");
+
+        // A well-formed one still parses.
+        let mut answer = vec![2, 0, 0, 0, 0, 0, 0, 1, 0x04, 0x35, 0, 12];
+        answer.extend_from_slice(b"printer-info");
+        answer.extend_from_slice(&[0, 8, 0, 2, b'e', b'n', 0, 2, b'h', b'i', 0x03]);
+        let parsed = parse_answer(answer).expect("a valid textWithLanguage");
+        assert_eq!(printer_value(&parsed, "printer-info").and_then(text).as_deref(), Some("hi"));
+    }
+
+    #[test]
+    fn unsupported_attribute_names_lose_their_control_characters() {
+        // From the ipp_answers fuzz target: client-error-attributes-or-values-not-supported with
+        // an unsupported attribute whose name holds control characters.
+        let mut answer = vec![2, 0, 0x04, 0x0b, 0, 0, 0, 1, 0x05, 0x44, 0, 7];
+        answer.extend_from_slice(b"si\x1bd\nes");
+        answer.extend_from_slice(&[0, 4]);
+        answer.extend_from_slice(b"x\ry\0");
+        answer.push(0x03);
+        let Ok(parsed) = parse_answer(answer) else { panic!("a parseable answer") };
+        assert_eq!(unsupported_attributes(&parsed), ["sides=xy"]);
     }
 
     #[test]
