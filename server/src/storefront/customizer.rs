@@ -60,7 +60,8 @@ impl RenderPool {
 }
 
 /// What the renderer gets: visible, non-empty text values and the chosen options' assets.
-fn render_input(
+/// Public for the fuzz target `form_render` (fuzz/), which renders the way a draft does.
+pub fn render_input(
     form: &Form,
     choices: &HashMap<String, HashMap<String, ChoiceAsset>>,
     draft: &DraftRef<'_>,

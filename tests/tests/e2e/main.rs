@@ -8,6 +8,7 @@ mod faults;
 mod gateway;
 mod gateway_abuse;
 mod grpcurl;
+mod handshake;
 mod ipp_printer;
 mod printing;
 mod printing_ipp;
