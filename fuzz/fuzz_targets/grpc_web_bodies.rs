@@ -18,6 +18,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use libfuzzer_sys::fuzz_target;
 use tonic::body::Body;
 use tower::ServiceExt as _;
+use weblet_gateway::config::Limits;
 use weblet_gateway::metrics::Metrics;
 use weblet_gateway::proxy::{Proxy, ProxyService};
 use weblet_gateway::web::{HttpService, rpc_service};
@@ -57,7 +58,7 @@ static STACK: LazyLock<HttpService> = LazyLock::new(|| {
         Ok::<_, std::io::Error>(TokioIo::new(client))
     });
     let channel = tonic::transport::Endpoint::from_static("http://core.test").connect_with_connector_lazy(connector);
-    let proxy = Proxy::new(channel, LIMIT, 64, Arc::new(Metrics::new()));
+    let proxy = Proxy::new(channel, LIMIT, 64, &Limits::default(), Arc::new(Metrics::new()));
     rpc_service(ProxyService(Arc::new(proxy)), Vec::new())
 });
 
@@ -138,6 +139,8 @@ fuzz_target!(|data: &[u8]| {
         answer
     };
     let code = answer_status(&headers, answer).expect("the answer carries a grpc-status");
+    // The fake core is always up: UNAVAILABLE would tell a browser to retry what it must fix.
+    assert_ne!(code, "14", "a bad body is the caller's error, never UNAVAILABLE");
 
     let received = RECEIVED.lock().expect("not poisoned").clone();
     if code == "0" {
