@@ -116,7 +116,8 @@ export type ListProductsRequest = Message<"podconnect.v1.ListProductsRequest"> &
   categoryId: string;
 
   /**
-   * Only products whose name or description contain this text, compared case-insensitively.
+   * Only products whose name and descriptions contain every word of this text (split at white
+   * space), in any order, compared case-insensitively: "card business" finds business cards.
    * Empty = no text filter. At most 200 characters.
    *
    * @generated from field: string query = 2;

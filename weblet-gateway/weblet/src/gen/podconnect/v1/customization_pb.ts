@@ -1269,8 +1269,8 @@ export const CustomizationService: GenService<{
    *   `page_numbers` is below 1 or above the document's page count.
    * - NOT_FOUND: no such draft in this session (or it expired).
    * - RESOURCE_EXHAUSTED: the images would not fit in one response of 4 MiB (gRPC's usual
-   *   message limit; the server prefers JPEG to stay under it); ask for fewer pages or a smaller
-   *   width. Also: the storefront keeps throttling previews; retry in a second.
+   *   message limit); ask for fewer pages or a smaller width. Also: the storefront keeps
+   *   throttling previews; retry in a second.
    * - UNAVAILABLE: the storefront failed to render; retrying may succeed.
    * - UNAUTHENTICATED: no valid session.
    *

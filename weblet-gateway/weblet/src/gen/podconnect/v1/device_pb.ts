@@ -58,10 +58,11 @@ export type Device = Message<"podconnect.v1.Device"> & {
   deliveryMode: DeliveryMode;
 
   /**
-   * IPP_PUSH only (must be empty otherwise, required then): the printer's IPP URI with an
-   * explicit port, e.g. "ipps://mfd-3.example.net:631/ipp/print" or
-   * "ipp://10.0.4.17:631/ipp/print". Scheme "ipp" or "ipps", no user info, query or fragment.
-   * At most 1024 characters.
+   * The printer's IPP URI with an explicit port, e.g. "ipps://mfd-3.example.net:631/ipp/print"
+   * or "ipp://10.0.4.17:631/ipp/print". Scheme "ipp" or "ipps", no user info, query or
+   * fragment. At most 1024 characters. Required for IPP_PUSH; optional for DEVICE_PULL (when
+   * set, the server sends the printer IPP Print-URI with the job's pull link and follows the job
+   * itself, instead of the weblet); must be empty for SPOOL_FOLDER.
    *
    * @generated from field: string printer_uri = 5;
    */
@@ -420,9 +421,10 @@ export const DeviceService: GenService<{
     output: typeof UpdateDeviceResponseSchema;
   },
   /**
-   * Removes a device from the registry. It can no longer start sessions; sessions already open
-   * on it can browse but no longer print (FAILED_PRECONDITION). Usage events already recorded
-   * are kept. Operators only.
+   * Removes a device from the registry. When the server requires registered devices, it can no
+   * longer start sessions, and sessions already open on it can browse but no longer print
+   * (FAILED_PRECONDITION); otherwise it is an unregistered device again, which prints to the
+   * server's spool folder. Usage events already recorded are kept. Operators only.
    *
    * Errors: INVALID_ARGUMENT (`device_id` is empty), NOT_FOUND (no such device),
    * UNAUTHENTICATED / PERMISSION_DENIED (see the service comment).

@@ -333,7 +333,10 @@ export type PullDelivery = Message<"podconnect.v1.PullDelivery"> & {
   /**
    * An https URL served by the weblet-gateway that returns the file ("application/pdf") to one
    * complete download without further credentials; after that, after `expire_time`, or once the
-   * session has ended (closed or expired), it answers 410 Gone.
+   * session has ended (closed or expired), it answers 410 Gone. A download that breaks off, or
+   * asks for a part that stops short of the end (a single `Range` of bytes, answered 206), leaves
+   * the link usable for another try, up to 8 such tries; while one download runs, the link
+   * answers no other.
    *
    * @generated from field: string document_url = 1;
    */
@@ -919,7 +922,8 @@ export const PrintService: GenService<{
    * accepts jobs now.
    *
    * Errors:
-   * - FAILED_PRECONDITION: the session's device is no longer registered.
+   * - FAILED_PRECONDITION: the server requires registered devices and the session's device is no
+   *   longer registered.
    * - UNAVAILABLE: the printer cannot be asked right now (IPP_PUSH) and nothing is cached.
    * - UNAUTHENTICATED: no valid session.
    *
@@ -947,7 +951,8 @@ export const PrintService: GenService<{
    *   supported values; `request_id` malformed, or reused with different parameters.
    * - NOT_FOUND: no such print file or draft in this session (or it expired).
    * - FAILED_PRECONDITION: the draft is not FINALIZED; the printer refused the job's attributes
-   *   or document format (IPP Validate-Job); the session's device is no longer registered.
+   *   or document format (IPP Validate-Job); the server requires registered devices and the
+   *   session's device is no longer registered.
    * - UNAVAILABLE: the printer cannot be reached or is not accepting jobs; retrying may succeed.
    * - RESOURCE_EXHAUSTED: the session has too many unfinished jobs (at least 5; the embedded
    *   server allows 8).
