@@ -24,7 +24,7 @@ use tonic::service::Routes;
 use tonic_health::ServingStatus;
 use tower::{Layer as _, ServiceExt as _};
 
-use crate::config::{Config, Transport};
+use crate::config::{ClientAuth, Config, TlsSettings, Transport};
 use crate::domain::catalog::Catalog;
 use crate::domain::crypto::Key256;
 use crate::domain::customization::Customization;
@@ -208,9 +208,13 @@ pub async fn run(
         Transport::Tls(settings) => Some(tls::server_config(settings, &config.data_dir)?),
         Transport::Plaintext => None,
     };
-    let pull_tls = match (&tls_config, printing.pull_plaintext) {
-        (Some((server_config, _)), false) => {
-            let mut http1 = (**server_config).clone();
+    // Printers cannot present client certificates: on the pull-link listener the link itself is
+    // the credential, so it asks for none even when the gRPC listener requires them.
+    let pull_tls = match (&config.transport, printing.pull_plaintext) {
+        (Transport::Tls(settings), false) => {
+            let settings = TlsSettings { client_auth: ClientAuth::None, client_ca: None, ..settings.clone() };
+            let (server_config, _) = tls::server_config(&settings, &config.data_dir)?;
+            let mut http1 = (*server_config).clone();
             http1.alpn_protocols = vec![b"http/1.1".to_vec()];
             Some(Arc::new(http1))
         }

@@ -446,6 +446,22 @@ fn identity_files(dir: &Path, name: &str, cert: &ClientCert) -> Pair {
 }
 
 #[tokio::test]
+async fn pull_links_need_no_client_certificate_even_when_the_core_requires_them() {
+    // Printers cannot present one: the one-time link is the credential there.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ca = TestCa::new("podconnect test client CA");
+    let core = mtls_core(dir.path(), &ca).await;
+    let listener = Listener {
+        name: "pull links of a core with required mTLS",
+        addr: core.pull_addr.expect("a pull-link listener"),
+        ca: core.dev_ca.clone().expect("a development CA"),
+        alpn: &["http/1.1"],
+    };
+    let handshake = s_client_sending(&listener, &["-tls1_3"], b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(handshake.established(), "no certificate asked for:\n{}", handshake.transcript);
+}
+
+#[tokio::test]
 async fn required_mtls_refuses_missing_foreign_and_expired_certificates() {
     let dir = tempfile::tempdir().expect("temp dir");
     let ca = TestCa::new("podconnect test client CA");
