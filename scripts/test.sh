@@ -67,9 +67,10 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "building the binaries the end-to-end tests start"
 cargo build --workspace --bins --locked
 
-step "tests (cargo test)"
-cargo test --workspace --locked
-
 step "fuzzing (cargo-fuzz: each target in fuzz/ for 20 s from its seed corpus)"
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 bash scripts/fuzz.sh 20
+
+# Last, so that its summary closes the output.
+step "tests (cargo test)"
+cargo test --workspace --locked
