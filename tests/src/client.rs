@@ -67,3 +67,17 @@ pub fn catalog(channel: &Channel) -> CatalogServiceClient<Channel> {
 pub fn sessions(channel: &Channel) -> SessionServiceClient<Channel> {
     SessionServiceClient::new(channel.clone())
 }
+
+/// Values that make the sample shop's classic business card valid.
+pub const VALID_CARD: &[(&str, &str)] = &[
+    ("initials", "AK"),
+    ("card_colour", "navy"),
+    ("company", "Keller Architects"),
+    ("tagline", "Architecture & Interiors"),
+    ("name", "Anna Keller"),
+    ("job_title", "Architect"),
+    ("phone", "+49 30 5550 1842"),
+    ("email", "anna@keller-architects.de"),
+    ("website", "keller-architects.de"),
+    ("address", "Lindenstrasse 12\n10969 Berlin"),
+];

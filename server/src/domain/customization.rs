@@ -576,13 +576,30 @@ mod tests {
         async fn record(&self, _event: UsageEvent) {}
     }
 
-    /// A backend whose previews are as large as asked: `page_bytes` per page.
-    struct BigPreviews {
+    /// A backend whose previews are `page_bytes` per page and wait for the test's go (`go`
+    /// permits), recording the order they ran in (by width) and how many ran at once.
+    struct Previews {
         page_bytes: usize,
+        go: tokio::sync::Semaphore,
+        ran: std::sync::Mutex<Vec<u32>>,
+        running: std::sync::atomic::AtomicUsize,
+        most_at_once: std::sync::atomic::AtomicUsize,
+    }
+
+    impl Previews {
+        fn new(page_bytes: usize, go: usize) -> Arc<Previews> {
+            Arc::new(Previews {
+                page_bytes,
+                go: tokio::sync::Semaphore::new(go),
+                ran: Default::default(),
+                running: Default::default(),
+                most_at_once: Default::default(),
+            })
+        }
     }
 
     #[async_trait]
-    impl Customizer for BigPreviews {
+    impl Customizer for Previews {
         async fn form(&self, _: &Shopper, product: &ProductId) -> CoreResult<Form> {
             Ok(Form { product: product.clone(), sections: Vec::new(), fields: Vec::new() })
         }
@@ -593,6 +610,12 @@ mod tests {
             Ok(Vec::new())
         }
         async fn preview(&self, _: &Shopper, _: DraftRef<'_>, width: u32, pages: &[u32]) -> CoreResult<Vec<PageImage>> {
+            use std::sync::atomic::Ordering::SeqCst;
+            let now = self.running.fetch_add(1, SeqCst) + 1;
+            self.most_at_once.fetch_max(now, SeqCst);
+            self.go.acquire().await.expect("open").forget();
+            self.ran.lock().unwrap().push(width);
+            self.running.fetch_sub(1, SeqCst);
             let image = |n: u32| PageImage {
                 page_number: n + 1,
                 content_type: "image/png".into(),
@@ -609,48 +632,9 @@ mod tests {
         }
     }
 
-    /// A backend whose previews wait for the test's go, and that records the order they ran in
-    /// and how many ran at once.
-    struct GatedPreviews {
-        go: tokio::sync::Semaphore,
-        ran: std::sync::Mutex<Vec<u32>>,
-        running: std::sync::atomic::AtomicUsize,
-        most_at_once: std::sync::atomic::AtomicUsize,
-    }
-
-    #[async_trait]
-    impl Customizer for GatedPreviews {
-        async fn form(&self, _: &Shopper, product: &ProductId) -> CoreResult<Form> {
-            Ok(Form { product: product.clone(), sections: Vec::new(), fields: Vec::new() })
-        }
-        async fn open_draft(&self, _: &Shopper, _: &ProductId) -> CoreResult<Option<String>> {
-            Ok(None)
-        }
-        async fn check(&self, _: &Shopper, _: DraftRef<'_>) -> CoreResult<Vec<FieldError>> {
-            Ok(Vec::new())
-        }
-        async fn preview(&self, _: &Shopper, _: DraftRef<'_>, width: u32, _: &[u32]) -> CoreResult<Vec<PageImage>> {
-            use std::sync::atomic::Ordering::SeqCst;
-            let now = self.running.fetch_add(1, SeqCst) + 1;
-            self.most_at_once.fetch_max(now, SeqCst);
-            self.go.acquire().await.expect("open").forget();
-            self.ran.lock().unwrap().push(width);
-            self.running.fetch_sub(1, SeqCst);
-            Ok(Vec::new())
-        }
-        async fn print_ready(&self, _: &Shopper, _: DraftRef<'_>) -> CoreResult<PrintReady> {
-            Err(CoreError::Unavailable("not in this test".into()))
-        }
-    }
-
     #[tokio::test]
     async fn previews_of_one_draft_render_one_at_a_time_in_the_order_asked() {
-        let backend = Arc::new(GatedPreviews {
-            go: tokio::sync::Semaphore::new(0),
-            ran: Default::default(),
-            running: Default::default(),
-            most_at_once: Default::default(),
-        });
+        let backend = Previews::new(0, 0);
         let (customization, session) = service(backend.clone()).await;
         let customization = Arc::new(customization);
         let product = ProductId::parse("newsletter-a4").unwrap();
@@ -693,7 +677,7 @@ mod tests {
 
     #[tokio::test]
     async fn previews_beyond_one_response_are_refused_with_what_to_ask_for() {
-        let (customization, session) = service(Arc::new(BigPreviews { page_bytes: 1536 * 1024 })).await;
+        let (customization, session) = service(Previews::new(1536 * 1024, 1000)).await;
         let product = ProductId::parse("newsletter-a4").unwrap();
         let (draft, _) =
             customization.create_draft(&session, &Shopper::Anonymous, &product, None, Values::new()).await.unwrap();

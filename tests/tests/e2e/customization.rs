@@ -35,18 +35,7 @@ fn errors(list: &[pb::FieldError]) -> Vec<(String, pb::FieldErrorCode)> {
 }
 
 /// Values that make the classic business card valid.
-const CARD: &[(&str, &str)] = &[
-    ("initials", "AK"),
-    ("card_colour", "navy"),
-    ("company", "Keller Architects"),
-    ("tagline", "Architecture & Interiors"),
-    ("name", "Anna Keller"),
-    ("job_title", "Architect"),
-    ("phone", "+49 30 5550 1842"),
-    ("email", "anna@keller-architects.de"),
-    ("website", "keller-architects.de"),
-    ("address", "Lindenstrasse 12\n10969 Berlin"),
-];
+const CARD: &[(&str, &str)] = tests::client::VALID_CARD;
 
 #[tokio::test]
 async fn forms_carry_types_sections_options_and_conditions() {

@@ -180,6 +180,25 @@ async fn a_job_can_be_canceled_and_belongs_to_its_session() {
 }
 
 /// A devices file with one pulling (EIP) device.
+/// A core whose session is on a pulling device (plaintext links working for `link_ttl`), and a
+/// job of a static product submitted there.
+async fn pull_job(dir: &std::path::Path, link_ttl: &str) -> (TestCore, Channel, String, pb::SubmitJobResponse) {
+    let core = TestCore::builder()
+        .arg("--devices")
+        .arg(pull_devices_file(dir))
+        .arg("--pull-plaintext")
+        .arg("--pull-link-ttl")
+        .arg(link_ttl)
+        .spawn()
+        .await
+        .unwrap();
+    let channel = core.channel().await;
+    let token = start_session(&channel, "mfd-eip").await;
+    let draft = finalized_draft(&channel, &token).await;
+    let submitted = print(&channel).submit_job(authed(&token, submit(&draft))).await.unwrap().into_inner();
+    (core, channel, token, submitted)
+}
+
 fn pull_devices_file(dir: &std::path::Path) -> String {
     let path = dir.join("devices.toml");
     std::fs::write(
@@ -214,20 +233,7 @@ async fn fetch_with(url: &str, headers: &str) -> (u16, Vec<u8>) {
 #[tokio::test]
 async fn a_pulling_device_gets_a_one_time_link_and_reports_states() {
     let dir = tempfile::tempdir().unwrap();
-    let core = TestCore::builder()
-        .arg("--devices")
-        .arg(pull_devices_file(dir.path()))
-        .arg("--pull-plaintext")
-        .arg("--pull-link-ttl")
-        .arg("1500ms")
-        .spawn()
-        .await
-        .unwrap();
-    let channel = core.channel().await;
-    let token = start_session(&channel, "mfd-eip").await;
-    let draft = finalized_draft(&channel, &token).await;
-
-    let submitted = print(&channel).submit_job(authed(&token, submit(&draft))).await.unwrap().into_inner();
+    let (_core, channel, token, submitted) = pull_job(dir.path(), "1500ms").await;
     let job = submitted.job.unwrap();
     assert_eq!(job.delivery_mode(), pb::DeliveryMode::DevicePull);
     let link = submitted.pull_delivery.expect("a pull device gets a link");
@@ -283,17 +289,7 @@ async fn a_pulling_device_gets_a_one_time_link_and_reports_states() {
 #[tokio::test]
 async fn a_pull_link_is_spent_only_by_a_download_that_sends_the_whole_document() {
     let dir = tempfile::tempdir().unwrap();
-    let core = TestCore::builder()
-        .arg("--devices")
-        .arg(pull_devices_file(dir.path()))
-        .arg("--pull-plaintext")
-        .spawn()
-        .await
-        .unwrap();
-    let channel = core.channel().await;
-    let token = start_session(&channel, "mfd-eip").await;
-    let draft = finalized_draft(&channel, &token).await;
-    let submitted = print(&channel).submit_job(authed(&token, submit(&draft))).await.unwrap().into_inner();
+    let (_core, _, _, submitted) = pull_job(dir.path(), "5m").await;
     let url = submitted.pull_delivery.unwrap().document_url;
     let shipped =
         std::fs::read(server::config::default_storefront_dir().join("products/fire-action-notice/document.pdf"))

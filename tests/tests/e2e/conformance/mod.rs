@@ -39,19 +39,8 @@ const CARD_PRODUCT: &str = "classic-business-card";
 /// A static product: valid at once, one page, printed as shipped.
 const STATIC_PRODUCT: &str = "fire-action-notice";
 
-/// Values that make the classic business card VALID.
-const CARD: &[(&str, &str)] = &[
-    ("initials", "AK"),
-    ("card_colour", "navy"),
-    ("company", "Keller Architects"),
-    ("tagline", "Architecture & Interiors"),
-    ("name", "Anna Keller"),
-    ("job_title", "Architect"),
-    ("phone", "+49 30 5550 1842"),
-    ("email", "anna@keller-architects.de"),
-    ("website", "keller-architects.de"),
-    ("address", "Lindenstrasse 12\n10969 Berlin"),
-];
+/// Values that make the classic business card valid.
+const CARD: &[(&str, &str)] = tests::client::VALID_CARD;
 
 /// A UUID in its hyphenated form, for `SubmitJobRequest.request_id`.
 const REQUEST_ID: &str = "0b6f0b0e-4c2a-4f1e-9a55-2c7f4f0e8d11";
