@@ -243,7 +243,8 @@ pub struct Watch {
 impl Watch {
     /// The next change; `None` after the terminal one. An error when the session has ended.
     pub async fn next(&mut self) -> Option<CoreResult<Job>> {
-        let mut keep_alive = tokio::time::interval(WATCH_KEEP_ALIVE.min(self.sessions.limits().idle / 2));
+        let every = WATCH_KEEP_ALIVE.min(self.sessions.limits().idle / 2).max(Duration::from_millis(10));
+        let mut keep_alive = tokio::time::interval(every);
         keep_alive.tick().await;
         loop {
             tokio::select! {
