@@ -7,5 +7,29 @@ pub mod v1 {
     tonic::include_proto!("podconnect.v1");
 }
 
+/// A `grpc-timeout` header value as the gRPC wire protocol writes it: 1 to 8 digits and a unit
+/// (H, M, S, m, u or n). `None` when it is not of that form. Read here once for the core and the
+/// gateway alike.
+pub fn grpc_timeout(value: &str) -> Option<std::time::Duration> {
+    use std::time::Duration;
+    if value.len() < 2 || value.len() > 9 {
+        return None;
+    }
+    let (digits, unit) = value.split_at(value.len() - 1);
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let amount: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(amount.saturating_mul(3600)),
+        "M" => Duration::from_secs(amount.saturating_mul(60)),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
+    })
+}
+
 /// The encoded `FileDescriptorSet` of the whole contract, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("podconnect_descriptor");

@@ -289,21 +289,7 @@ fn status_code(headers: &HeaderMap) -> Option<Code> {
 
 /// The `grpc-timeout` header (`<digits><unit>`, at most 8 digits), if present and well formed.
 pub fn grpc_timeout(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(GRPC_TIMEOUT)?.to_str().ok()?;
-    if value.len() < 2 || value.len() > 9 {
-        return None;
-    }
-    let (digits, unit) = value.split_at(value.len() - 1);
-    let amount: u64 = digits.parse().ok()?;
-    Some(match unit {
-        "H" => Duration::from_secs(amount.saturating_mul(3600)),
-        "M" => Duration::from_secs(amount.saturating_mul(60)),
-        "S" => Duration::from_secs(amount),
-        "m" => Duration::from_millis(amount),
-        "u" => Duration::from_micros(amount),
-        "n" => Duration::from_nanos(amount),
-        _ => return None,
-    })
+    proto::grpc_timeout(headers.get(GRPC_TIMEOUT)?.to_str().ok()?)
 }
 
 /// One call's bookkeeping: metrics on the way out, and the concurrency permit while it runs.

@@ -265,24 +265,7 @@ fn caller_deadline(headers: &http::HeaderMap) -> Result<Option<Duration>, Status
     let Some(value) = headers.get("grpc-timeout") else { return Ok(None) };
     let invalid = || Status::invalid_argument("grpc-timeout must be up to 8 digits and a unit (H, M, S, m, u or n)");
     let value = value.to_str().map_err(|_| invalid())?;
-    if value.len() < 2 || value.len() > 9 {
-        return Err(invalid());
-    }
-    let (digits, unit) = value.split_at(value.len() - 1);
-    if !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(invalid());
-    }
-    let amount: u64 = digits.parse().map_err(|_| invalid())?;
-    let deadline = match unit {
-        "H" => Duration::from_secs(amount.saturating_mul(3600)),
-        "M" => Duration::from_secs(amount.saturating_mul(60)),
-        "S" => Duration::from_secs(amount),
-        "m" => Duration::from_millis(amount),
-        "u" => Duration::from_micros(amount),
-        "n" => Duration::from_nanos(amount),
-        _ => return Err(invalid()),
-    };
-    Ok(Some(deadline))
+    proto::grpc_timeout(value).map(Some).ok_or_else(invalid)
 }
 
 /// A request body that must arrive whole before its time limit, and that holds one gRPC
