@@ -45,6 +45,11 @@ impl CoreBuilder {
         self.arg("--session-absolute-timeout").arg(value)
     }
 
+    /// Client certificates from the CA in `ca_file`: `mode` is "required" or "optional".
+    pub fn client_certificates(self, ca_file: &Path, mode: &str) -> Self {
+        self.arg("--client-ca").arg(ca_file.display().to_string()).arg("--client-auth").arg(mode)
+    }
+
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.into(), value.into()));
         self

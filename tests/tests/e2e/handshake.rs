@@ -424,10 +424,7 @@ async fn mtls_core(dir: &Path, ca: &TestCa) -> TestCore {
     let ca_file = dir.join("client-ca.pem");
     ca.write(&ca_file);
     TestCore::builder()
-        .arg("--client-ca")
-        .arg(ca_file.display().to_string())
-        .arg("--client-auth")
-        .arg("required")
+        .client_certificates(&ca_file, "required")
         .spawn()
         .await
         .expect("the core starts with required client certificates")

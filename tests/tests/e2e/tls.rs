@@ -155,10 +155,7 @@ async fn required_client_certificates_must_come_from_the_client_ca() {
     ca.write(&ca_file);
     let foreign = TestCa::new("someone else's CA");
     let core = TestCore::builder()
-        .arg("--client-ca")
-        .arg(ca_file.display().to_string())
-        .arg("--client-auth")
-        .arg("required")
+        .client_certificates(&ca_file, "required")
         .spawn()
         .await
         .expect("the core starts with required client certificates");
@@ -184,10 +181,7 @@ async fn optional_client_certificates_still_refuse_foreign_ones() {
     let ca_file = dir.path().join("client-ca.pem");
     ca.write(&ca_file);
     let core = TestCore::builder()
-        .arg("--client-ca")
-        .arg(ca_file.display().to_string())
-        .arg("--client-auth")
-        .arg("optional")
+        .client_certificates(&ca_file, "optional")
         .spawn()
         .await
         .expect("the core starts with optional client certificates");

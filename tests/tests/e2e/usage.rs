@@ -202,10 +202,7 @@ async fn operators_can_sign_in_with_a_client_certificate() {
     let ca_file = dir.path().join("ca.pem");
     ca.write(&ca_file);
     let core = TestCore::builder()
-        .arg("--client-ca")
-        .arg(ca_file.display().to_string())
-        .arg("--client-auth")
-        .arg("optional")
+        .client_certificates(&ca_file, "optional")
         .arg("--operator-cert-name")
         .arg("ops-console")
         .spawn()

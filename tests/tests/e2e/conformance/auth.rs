@@ -200,15 +200,9 @@ async fn operator_rpcs_with_a_non_operator_client_certificate_are_permission_den
     let ca = TestCa::new("conformance internal callers");
     let ca_file = dir.path().join("ca.pem");
     ca.write(&ca_file);
-    let conf = Conf::with(|b| {
-        b.arg("--client-ca")
-            .arg(ca_file.display().to_string())
-            .arg("--client-auth")
-            .arg("optional")
-            .arg("--operator-cert-name")
-            .arg("ops-console")
-    })
-    .await;
+    let conf =
+        Conf::with(|b| b.client_certificates(&ca_file, "optional").arg("--operator-cert-name").arg("ops-console"))
+            .await;
     let weblet = ca.client("weblet-gateway");
     let channel = conf.core.channel_with(Some((&weblet.cert_pem, &weblet.key_pem))).await.expect("it connects");
     all_fail_with(every_operator_rpc(&channel, None).await, Code::PermissionDenied);

@@ -92,14 +92,7 @@ async fn list_products_query_matches_every_word_in_any_order_case_insensitively(
         let products = found(query).await;
         assert!(!products.is_empty(), "{query:?} finds something in the sample shop");
         for summary in &products {
-            let product = conf
-                .catalog()
-                .get_product(conf.req(pb::GetProductRequest { product_id: summary.id.clone() }))
-                .await
-                .expect("GetProduct")
-                .into_inner()
-                .product
-                .expect("a product");
+            let product = product(&conf, &summary.id).await;
             let text = format!("{}\n{}\n{}", product.display_name, product.short_description, product.description)
                 .to_lowercase();
             for word in query.split_whitespace() {
@@ -115,14 +108,7 @@ async fn every_product_carries_a_kind_a_valid_price_quantity_rule_and_trim_size(
     let category_ids: Vec<String> = categories(&conf).await.into_iter().map(|c| c.id).collect();
     let page = list(&conf, pb::ListProductsRequest { page_size: 100, ..Default::default() }).await.expect("a page");
     for summary in page.products {
-        let product = conf
-            .catalog()
-            .get_product(conf.req(pb::GetProductRequest { product_id: summary.id.clone() }))
-            .await
-            .expect("GetProduct")
-            .into_inner()
-            .product
-            .expect("a product");
+        let product = product(&conf, &summary.id).await;
         let id = &product.id;
         assert_eq!(id, &summary.id);
         assert!(id.len() <= 128);

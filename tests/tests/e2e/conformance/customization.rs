@@ -35,11 +35,6 @@ async fn form(conf: &Conf, product: &str) -> pb::Form {
     response.expect("GetForm succeeds").into_inner().form.expect("a form")
 }
 
-async fn product(conf: &Conf, id: &str) -> pb::Product {
-    let response = conf.catalog().get_product(conf.req(pb::GetProductRequest { product_id: id.into() })).await;
-    response.expect("GetProduct succeeds").into_inner().product.expect("a product")
-}
-
 fn now_seconds() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
 }

@@ -58,6 +58,12 @@ struct Conf {
     _files: tempfile::TempDir,
 }
 
+/// GetProduct of the conformance session, which must succeed.
+async fn product(conf: &Conf, id: &str) -> pb::Product {
+    let response = conf.catalog().get_product(conf.req(pb::GetProductRequest { product_id: id.into() })).await;
+    response.expect("GetProduct succeeds").into_inner().product.expect("a product")
+}
+
 impl Conf {
     /// The options every conformance core gets: an operator token, a spool folder to look into
     /// (what the printer receives) and a spool printer that takes 200 ms per job.
