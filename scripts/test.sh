@@ -29,11 +29,15 @@ python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ig
 step "installing contract tooling (npm: @bufbuild/buf)"
 npm ci --prefix proto --no-audit --no-fund --loglevel=error
 
-step "installing the weblet's tooling (npm: esbuild, Connect-ES, playwright-core)"
+step "installing the weblet's tooling (npm: esbuild, Connect-ES, playwright-core, Biome)"
 npm ci --prefix weblet-gateway/weblet --no-audit --no-fund --loglevel=error
 
 step "checking that rebuilding the weblet changes nothing (generated client and bundle)"
 npm run --prefix weblet-gateway/weblet check
+
+step "formatting and linting the weblet (Biome) and unit-testing its back stack"
+npm run --prefix weblet-gateway/weblet lint
+npm test --prefix weblet-gateway/weblet
 
 step "linting the contract (buf lint)"
 (cd proto && npx --no-install buf lint)
@@ -48,6 +52,22 @@ fi
 step "architecture invariants"
 if grep -rnE '\b(tonic|prost|prost_types|proto)::' server/src/domain; then
     echo "server/src/domain must not use tonic, prost or the generated contract" >&2
+    exit 1
+fi
+if grep -rnE '\bStatus::' server/src | grep -v '^server/src/grpc/status\.rs:'; then
+    echo "only server/src/grpc/status.rs builds a tonic Status: go through CoreError" >&2
+    exit 1
+fi
+if grep -rnE 'crate::grpc\b' server/src/printing server/src/store; then
+    echo "server/src/printing and server/src/store must not import the gRPC edge (crate::grpc)" >&2
+    exit 1
+fi
+if grep -nE 'crate::domain::' server/src/domain/error.rs || grep -nE 'crate::domain::catalog' server/src/domain/usage.rs; then
+    echo "domain::error depends on no domain module, and domain::usage not on domain::catalog (ids live in domain::ids)" >&2
+    exit 1
+fi
+if grep -rnE '\bCode\.' weblet-gateway/weblet/src --include=*.ts | grep -vE '^weblet-gateway/weblet/src/(status\.ts|gen/)'; then
+    echo "only the weblet's status.ts reads status codes" >&2
     exit 1
 fi
 missing=$(find proto server weblet-gateway tests fuzz -name '*.rs' -not -path '*/node_modules/*' -not -path 'fuzz/target/*' \

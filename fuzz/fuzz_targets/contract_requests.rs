@@ -8,8 +8,8 @@ use libfuzzer_sys::fuzz_target;
 use prost::Message;
 use proto::v1 as pb;
 use server::domain::error::CoreResult;
+use server::domain::ids::DeviceId;
 use server::domain::records::check_id;
-use server::domain::session::DeviceId;
 use server::grpc::convert;
 use tonic::Code;
 
@@ -89,10 +89,8 @@ fuzz_target!(|data: &[u8]| {
         }
         // DeviceService
         9 => {
-            if let Some(m) = decode::<pb::RegisterDeviceRequest>(bytes)
-                && let Some(device) = m.device
-            {
-                judged("RegisterDevice", convert::device_from_wire(device));
+            if let Some(m) = decode::<pb::RegisterDeviceRequest>(bytes) {
+                judged("RegisterDevice", convert::register_device(m).and_then(|d| d.check()));
             }
         }
         10 => {
@@ -100,12 +98,16 @@ fuzz_target!(|data: &[u8]| {
                 judged("GetDevice", device_id(&m.device_id));
             }
         }
-        11 => drop(decode::<pb::ListDevicesRequest>(bytes)),
+        11 => {
+            if let Some(m) = decode::<pb::ListDevicesRequest>(bytes) {
+                judged("ListDevices", convert::device_page(&m).map(|_| ()));
+            }
+        }
         12 => {
             if let Some(m) = decode::<pb::UpdateDeviceRequest>(bytes)
                 && let Some(device) = m.device
             {
-                judged("UpdateDevice", convert::device_from_wire(device));
+                judged("UpdateDevice", convert::device_from_wire(device).and_then(|d| d.check()));
             }
         }
         13 => {
@@ -164,6 +166,6 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         // A printer URI as RegisterDevice and UpdateDevice check it.
-        _ => judged("printer_uri", server::domain::printing::check_printer_uri(&String::from_utf8_lossy(bytes))),
+        _ => judged("printer_uri", server::domain::devices::PrinterUri::parse(&String::from_utf8_lossy(bytes))),
     }
 });

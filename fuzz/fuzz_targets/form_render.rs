@@ -1,6 +1,6 @@
 //! Fuzz target: what a person types into a sample product's form, through the same steps a draft
-//! takes (screening, the form's rules, copy fitting, composing the SVG pages) with the shipped
-//! sample storefront and fonts. The typed text must never escape the SVG text layer: the artwork
+//! takes (screening, the form's rules, copy fitting, composing the SVG pages) with the sample
+//! storefront and fonts built into the server. The typed text must never escape the SVG text layer: the artwork
 //! keeps exactly its own elements, the layer holds only `<text>`/`<tspan>` with the attributes the
 //! renderer writes, and the text it draws is exactly the fitted lines.
 #![no_main]
@@ -8,18 +8,16 @@
 use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
-use server::domain::catalog::ProductId;
 use server::domain::customization::DraftRef;
 use server::domain::form::{FieldKind, Values};
+use server::domain::ids::ProductId;
 use server::render::{self, ComposeError};
 use server::storefront::customizer::render_input;
 use server::storefront::embedded::{EmbeddedStorefront, Printable};
 use server::storefront::template::LoadedTemplate;
 
-static STORE: LazyLock<EmbeddedStorefront> = LazyLock::new(|| {
-    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../server/storefront/sample");
-    EmbeddedStorefront::load(std::path::Path::new(sample)).expect("the sample storefront loads")
-});
+static STORE: LazyLock<EmbeddedStorefront> =
+    LazyLock::new(|| EmbeddedStorefront::built_in_sample().expect("the sample storefront loads"));
 
 /// The sample's customizable products, in a fixed order.
 static PRODUCTS: LazyLock<Vec<(ProductId, &'static LoadedTemplate)>> = LazyLock::new(|| {

@@ -10,9 +10,10 @@ use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
-use server::domain::catalog::ProductId;
+use server::domain::ids::ProductId;
 use server::render::{Fonts, PageGeometry};
 use server::storefront::embedded::EmbeddedStorefront;
+use server::storefront::files::StorefrontFiles;
 use server::storefront::template;
 
 const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../server/storefront/sample");
@@ -78,7 +79,8 @@ fuzz_target!(|data: &[u8]| {
         let pages = write_pages(&scratch.card, &pieces[1..pieces.len().min(4)]);
         let geometry = PageGeometry { trim_width_mm: 85.0, trim_height_mm: 55.0, bleed_mm: 0.0, crop_marks: false };
         let id = ProductId::parse("card").expect("a valid id");
-        if let Err(err) = template::load(&scratch.card, &id, geometry, pages, &FONTS) {
+        let files = StorefrontFiles::Folder(scratch.root.clone());
+        if let Err(err) = template::load(&files, "products/card", &id, geometry, pages, &FONTS) {
             names_a_file(&err, &scratch.card);
         }
     } else {

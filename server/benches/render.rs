@@ -9,8 +9,8 @@ use std::hint::black_box;
 use std::path::{Path, PathBuf};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use server::domain::catalog::ProductId;
 use server::domain::form::FieldKind;
+use server::domain::ids::ProductId;
 use server::render::{self, Fonts, RenderInput, Template};
 use server::storefront::embedded::{EmbeddedStorefront, Printable};
 

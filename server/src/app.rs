@@ -26,12 +26,13 @@ use tower::{Layer as _, ServiceExt as _};
 
 use crate::config::{ClientAuth, Config, TlsSettings, Transport};
 use crate::domain::catalog::Catalog;
+use crate::domain::clock::Clock;
 use crate::domain::crypto::Key256;
 use crate::domain::customization::Customization;
+use crate::domain::devices::{DeliveryMode, Device, DeviceStore, Devices};
 use crate::domain::ephemeral::EphemeralStore;
-use crate::domain::jobs::{JobPolicy, Jobs, Printers, PullLinks, UnregisteredDevices};
-use crate::domain::printing::{DeliveryMode, Device, DeviceStore};
-use crate::domain::session::DeviceId;
+use crate::domain::ids::DeviceId;
+use crate::domain::jobs::{JobPolicy, Jobs, JobsDeps, Printers, PullLinks, UnregisteredDevices};
 use crate::domain::session::SessionManager;
 use crate::domain::usage::UsageRecorder;
 use crate::grpc::catalog::CatalogAdapter;
@@ -82,11 +83,14 @@ impl std::fmt::Debug for Services {
 }
 
 /// Serves the core on `listener` until `shutdown` completes, then drains calls in flight for at
-/// most the shutdown grace period, closes what is left, and writes out pending usage events. `on_ready` runs once the core is SERVING.
+/// most the shutdown grace period, closes what is left, and writes out pending usage events.
+/// Session limits are measured by `clock`, which must be the one `ephemeral` expires entries by.
+/// `on_ready` runs once the core is SERVING.
 pub async fn run(
     config: Config,
     listener: TcpListener,
     ephemeral: Arc<dyn EphemeralStore>,
+    clock: Arc<dyn Clock>,
     shutdown: impl Future<Output = ()> + Send + 'static,
     on_ready: impl FnOnce(&Ready),
 ) -> anyhow::Result<()> {
@@ -96,9 +100,12 @@ pub async fn run(
         .with_context(|| format!("cannot create the data folder {}", config.data_dir.display()))?;
 
     let storefront_dir = config.storefront_dir.clone();
-    let storefront = tokio::task::spawn_blocking(move || EmbeddedStorefront::load(&storefront_dir))
-        .await?
-        .context("the storefront could not be loaded")?;
+    let storefront = tokio::task::spawn_blocking(move || match storefront_dir {
+        Some(dir) => EmbeddedStorefront::load(&dir),
+        None => EmbeddedStorefront::built_in_sample(),
+    })
+    .await?
+    .context("the storefront could not be loaded")?;
     let (storefront_name, products) = (storefront.name().to_owned(), storefront.product_count());
     let persistent = SqliteStore::open(&config.database_url)
         .await
@@ -116,8 +123,10 @@ pub async fn run(
     }
 
     // With the in-memory store nothing outlives the process, so a per-process key is enough.
-    let sessions =
-        Arc::new(SessionManager::new(ephemeral.clone(), Key256::generate(), config.sessions, Arc::new(usage.clone())));
+    let sessions = Arc::new(
+        SessionManager::new(ephemeral.clone(), Key256::generate(), config.sessions, Arc::new(usage.clone()))
+            .with_clock(clock),
+    );
     let sweeper = tokio::spawn(sweep_sessions(sessions.clone()));
     let storefront = Arc::new(storefront);
     let catalog = Arc::new(Catalog::new(storefront.clone(), Arc::new(usage.clone())));
@@ -152,25 +161,25 @@ pub async fn run(
         let scheme = if printing.pull_plaintext { "http" } else { "https" };
         format!("{scheme}://{pull_addr}{}", crate::pull::PATH_PREFIX.trim_end_matches('/'))
     });
-    let jobs = Arc::new(Jobs::new(
-        sessions.clone(),
-        customization.clone(),
-        devices.clone(),
+    let jobs = Arc::new(Jobs::new(JobsDeps {
+        sessions: sessions.clone(),
+        customization: customization.clone(),
+        devices: devices.clone(),
         unregistered,
-        Printers {
+        printers: Printers {
             ipp: Arc::new(IppPrinter::new(printing.printer_timeout)),
             spool: Arc::new(SpoolPrinter::new(printing.spool_dir.clone(), printing.spool_print_time)),
         },
-        ephemeral.clone(),
-        persistent.clone(),
-        Arc::new(usage.clone()),
-        JobPolicy {
+        store: ephemeral.clone(),
+        running: persistent.clone(),
+        usage: Arc::new(usage.clone()),
+        policy: JobPolicy {
             poll_every: printing.job_poll,
             deadline: printing.job_deadline,
             pull_link_ttl: printing.pull_link_ttl,
         },
         pull_base_url,
-    ));
+    }));
 
     let (health, health_service) = tonic_health::server::health_reporter();
     let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -199,7 +208,7 @@ pub async fn run(
         .add_service(UsageServiceServer::new(UsageAdapter(usage.clone())))
         .add_service(CustomizationServiceServer::new(CustomizationAdapter(customization.clone())))
         .add_service(PrintServiceServer::new(PrintAdapter(jobs)))
-        .add_service(DeviceServiceServer::new(DeviceAdapter(devices)))
+        .add_service(DeviceServiceServer::new(DeviceAdapter(Arc::new(Devices::new(devices)))))
         .add_service(SsoServiceServer::new(PendingSso))
         .prepare();
     let grpc = gate.layer(routes).map_request(|request: http::Request<Incoming>| request.map(Body::new));

@@ -74,7 +74,7 @@ pub struct Cli {
     #[arg(long, env = "PODCONNECT_INSECURE_PLAINTEXT")]
     pub insecure_plaintext: bool,
 
-    /// Folder of the embedded storefront [default: the sample shop shipped with the server]
+    /// Folder of the embedded storefront [default: the sample shop built into the server]
     #[arg(long, env = "PODCONNECT_STOREFRONT_DIR", value_name = "DIR")]
     pub storefront_dir: Option<PathBuf>,
 
@@ -255,6 +255,10 @@ struct FileConfig {
     log: FileLog,
     #[serde(default)]
     connections: FileConnections,
+    #[serde(default)]
+    printing: FilePrinting,
+    #[serde(default)]
+    pull: FilePull,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -307,6 +311,27 @@ struct FileConnections {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct FilePrinting {
+    devices: Option<PathBuf>,
+    require_registered_devices: Option<bool>,
+    spool_dir: Option<PathBuf>,
+    spool_print_time: Option<String>,
+    printer_timeout: Option<String>,
+    job_poll: Option<String>,
+    job_deadline: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilePull {
+    listen: Option<SocketAddr>,
+    base_url: Option<String>,
+    plaintext: Option<bool>,
+    link_ttl: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct FileStorefront {
     dir: Option<PathBuf>,
 }
@@ -332,7 +357,8 @@ pub struct Config {
     pub transport: Transport,
     pub operators: OperatorAuth,
     pub sessions: SessionLimits,
-    pub storefront_dir: PathBuf,
+    /// `None`: the sample shop built into the binary.
+    pub storefront_dir: Option<PathBuf>,
     pub database_url: String,
     pub max_concurrent_calls: usize,
     pub connections: ConnectionLimits,
@@ -432,9 +458,10 @@ impl Config {
             None => FileConfig::default(),
         };
         let connections = resolve_connections(&cli, &file.connections)?;
-
-        let data_dir = cli.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from(".data/podconnect"));
+        let data_dir = cli.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from(".data/podconnect"));
         let plaintext = cli.insecure_plaintext || file.tls.insecure_plaintext.unwrap_or(false);
+        let printing = resolve_printing(&cli, &file.printing, &file.pull, &data_dir, plaintext)?;
+
         let cert = cli.tls_cert.or(file.tls.cert);
         let key = cli.tls_key.or(file.tls.key);
         let client_ca = cli.client_ca.or(file.tls.client_ca);
@@ -522,33 +549,14 @@ impl Config {
             },
         };
         ensure!(render.concurrent > 0, "max concurrent renders must be at least 1");
-        let pull_listen = cli.pull_listen.unwrap_or_else(|| "127.0.0.1:50480".parse().expect("valid default"));
-        let pull_plaintext = cli.pull_plaintext || matches!(transport, Transport::Plaintext);
-        let printing = PrintingSettings {
-            devices_file: cli.devices,
-            require_registered_devices: cli.require_registered_devices,
-            spool_dir: cli.spool_dir.unwrap_or_else(|| data_dir.join("spool")),
-            spool_print_time: cli.spool_print_time.unwrap_or(Duration::from_secs(2)),
-            pull_listen,
-            pull_base_url: cli.pull_base_url,
-            pull_plaintext,
-            pull_link_ttl: cli.pull_link_ttl.unwrap_or(Duration::from_secs(300)),
-            job_poll: cli.job_poll.unwrap_or(Duration::from_secs(1)),
-            job_deadline: cli.job_deadline.unwrap_or(Duration::from_secs(600)),
-            printer_timeout: cli.printer_timeout.unwrap_or(Duration::from_secs(30)),
-        };
-        ensure!(
-            !printing.job_poll.is_zero() && !printing.pull_link_ttl.is_zero() && !printing.printer_timeout.is_zero(),
-            "job poll, pull link and printer timeout times must be longer than zero"
-        );
-
+        let storefront_dir = cli.storefront_dir.or(file.storefront.dir);
         Ok(Config {
             listen: cli.listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default")),
             data_dir,
             transport,
             operators,
             sessions,
-            storefront_dir: cli.storefront_dir.or(file.storefront.dir).unwrap_or_else(default_storefront_dir),
+            storefront_dir,
             database_url,
             max_concurrent_calls,
             connections,
@@ -558,6 +566,42 @@ impl Config {
             log_filter,
         })
     }
+}
+
+/// Devices, delivery and job following, from flags or the `[printing]` and `[pull]` tables.
+fn resolve_printing(
+    cli: &Cli,
+    file: &FilePrinting,
+    pull: &FilePull,
+    data_dir: &Path,
+    plaintext: bool,
+) -> anyhow::Result<PrintingSettings> {
+    let duration = |flag: Option<Duration>, raw: &Option<String>, key: &str, default: &str| match flag {
+        Some(d) => Ok(d),
+        None => parse_duration(raw.as_deref(), key, default),
+    };
+    let printing = PrintingSettings {
+        devices_file: cli.devices.clone().or_else(|| file.devices.clone()),
+        require_registered_devices: cli.require_registered_devices || file.require_registered_devices.unwrap_or(false),
+        spool_dir: cli.spool_dir.clone().or_else(|| file.spool_dir.clone()).unwrap_or_else(|| data_dir.join("spool")),
+        spool_print_time: duration(cli.spool_print_time, &file.spool_print_time, "printing.spool_print_time", "2s")?,
+        pull_listen: cli
+            .pull_listen
+            .or(pull.listen)
+            .unwrap_or_else(|| "127.0.0.1:50480".parse().expect("valid default")),
+        pull_base_url: cli.pull_base_url.clone().or_else(|| pull.base_url.clone()),
+        // Without TLS on the gRPC listener there is no certificate for the pull links either.
+        pull_plaintext: cli.pull_plaintext || pull.plaintext.unwrap_or(false) || plaintext,
+        pull_link_ttl: duration(cli.pull_link_ttl, &pull.link_ttl, "pull.link_ttl", "5m")?,
+        job_poll: duration(cli.job_poll, &file.job_poll, "printing.job_poll", "1s")?,
+        job_deadline: duration(cli.job_deadline, &file.job_deadline, "printing.job_deadline", "10m")?,
+        printer_timeout: duration(cli.printer_timeout, &file.printer_timeout, "printing.printer_timeout", "30s")?,
+    };
+    ensure!(
+        !printing.job_poll.is_zero() && !printing.pull_link_ttl.is_zero() && !printing.printer_timeout.is_zero(),
+        "job poll, pull link and printer timeout times must be longer than zero"
+    );
+    Ok(printing)
 }
 
 /// The connection and call limits, from flags or the `[connections]` table.
@@ -600,7 +644,8 @@ fn resolve_connections(cli: &Cli, file: &FileConnections) -> anyhow::Result<Conn
     Ok(limits)
 }
 
-/// The sample shop in the source tree, where `cargo run` finds it.
+/// The sample shop's folder in the source tree, which the binary builds in (`--storefront-dir`
+/// defaults to that built-in copy, not to this folder); tests read its files from here.
 pub fn default_storefront_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("storefront/sample")
 }
@@ -689,6 +734,87 @@ mod tests {
         assert_eq!(config.sessions.max_per_device, 3);
         assert!(resolve(&["--max-sessions-per-device", "0"]).is_err());
         assert!(resolve(&["--request-timeout", "0s"]).is_err());
+    }
+
+    /// A configuration file that sets every printing option, and the values it sets.
+    fn printing_file(dir: &Path) -> PathBuf {
+        let file = dir.join("core.toml");
+        std::fs::write(
+            &file,
+            "[printing]\ndevices = \"devices.toml\"\nrequire_registered_devices = true\nspool_dir = \"/srv/spool\"\n\
+             spool_print_time = \"3s\"\nprinter_timeout = \"9s\"\njob_poll = \"2s\"\njob_deadline = \"20m\"\n\
+             [pull]\nlisten = \"127.0.0.1:50481\"\nbase_url = \"https://gw.example/print-files\"\nplaintext = true\n\
+             link_ttl = \"1m\"\n",
+        )
+        .unwrap();
+        file
+    }
+
+    #[test]
+    fn printing_options_come_from_the_file_and_flags_win() {
+        let defaults = resolve(&[]).unwrap().printing;
+        assert_eq!(defaults.printer_timeout, Duration::from_secs(30));
+        assert_eq!(defaults.spool_dir, Path::new(".data/podconnect/spool"));
+        assert!(!defaults.require_registered_devices && !defaults.pull_plaintext);
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = printing_file(dir.path());
+        let path = file.to_str().unwrap();
+        let printing = resolve(&["--config", path]).unwrap().printing;
+        assert_eq!(printing.devices_file.as_deref(), Some(Path::new("devices.toml")));
+        assert!(printing.require_registered_devices);
+        assert_eq!(printing.spool_dir, Path::new("/srv/spool"));
+        assert_eq!(printing.spool_print_time, Duration::from_secs(3));
+        assert_eq!(printing.printer_timeout, Duration::from_secs(9));
+        assert_eq!(printing.job_poll, Duration::from_secs(2));
+        assert_eq!(printing.job_deadline, Duration::from_secs(1200));
+        assert_eq!(printing.pull_listen.port(), 50481);
+        assert_eq!(printing.pull_base_url.as_deref(), Some("https://gw.example/print-files"));
+        assert!(printing.pull_plaintext);
+        assert_eq!(printing.pull_link_ttl, Duration::from_secs(60));
+
+        let flags = ["--config", path, "--printer-timeout", "4s", "--spool-dir", "/tmp/s", "--pull-link-ttl", "2m"];
+        let printing = resolve(&flags).unwrap().printing;
+        assert_eq!(printing.printer_timeout, Duration::from_secs(4));
+        assert_eq!(printing.spool_dir, Path::new("/tmp/s"));
+        assert_eq!(printing.pull_link_ttl, Duration::from_secs(120));
+
+        std::fs::write(&file, "[printing]\nprinter_timeout = \"soon\"\n").unwrap();
+        let err = resolve(&["--config", path]).unwrap_err();
+        assert!(format!("{err:#}").contains("printing.printer_timeout"), "{err:#}");
+        std::fs::write(&file, "[pull]\nlink_ttl = \"0s\"\n").unwrap();
+        assert!(resolve(&["--config", path]).is_err());
+    }
+
+    /// Set in the child run of the test below: the configuration file it resolves.
+    const CHILD_FILE: &str = "PODCONNECT_CONFIG_TEST_CHILD_FILE";
+
+    /// The environment sits between flags and the file. clap applies it, and a test cannot set a
+    /// variable in its own threaded process safely, so the test runs itself again in a child
+    /// process with PODCONNECT_PRINTER_TIMEOUT set, over a file that says otherwise.
+    #[test]
+    fn the_environment_wins_over_the_file_and_flags_over_the_environment() {
+        if let Some(file) = std::env::var_os(CHILD_FILE) {
+            let path = file.to_str().unwrap();
+            assert_eq!(resolve(&["--config", path]).unwrap().printing.printer_timeout, Duration::from_secs(7));
+            let flag = resolve(&["--config", path, "--printer-timeout", "4s"]).unwrap();
+            assert_eq!(flag.printing.printer_timeout, Duration::from_secs(4));
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = printing_file(dir.path());
+        let output = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "config::tests::the_environment_wins_over_the_file_and_flags_over_the_environment",
+                "--exact",
+                "--test-threads=1",
+            ])
+            .env(CHILD_FILE, &file)
+            .env("PODCONNECT_PRINTER_TIMEOUT", "7s")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success() && stdout.contains("1 passed"), "{stdout}");
     }
 
     #[test]

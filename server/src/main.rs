@@ -1,12 +1,15 @@
 //! `podconnect-server`: parses the configuration once, sets up logging, binds the listener and
-//! runs the core until SIGINT or SIGTERM.
+//! runs the core until SIGINT or SIGTERM. Standard output carries one line, the JSON ready line;
+//! everything for people goes to standard error.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
 use server::app::{self, Ready};
 use server::config::{Cli, Config, LogFormat};
+use server::domain::clock::SystemClock;
 use server::store::memory::MemoryStore;
 use tracing_subscriber::EnvFilter;
 
@@ -45,31 +48,50 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .map_err(|err| anyhow::anyhow!("cannot listen on {}: {err}", config.listen))?;
     let store = MemoryStore::new();
     store.spawn_sweeper(Duration::from_secs(30));
-    app::run(config, listener, store, shutdown_signal()?, announce).await
+    let log_format = config.log_format;
+    app::run(config, listener, store, Arc::new(SystemClock), shutdown_signal()?, |ready| announce(ready, log_format))
+        .await
 }
 
-/// Prints where the core listens on standard output (logs go to standard error), so people and
-/// scripts can find it even when port 0 picked the port.
+/// Says where the core listens once every listener is bound: one JSON line on standard output for
+/// scripts and supervisors (the only thing the core ever writes there), and the same for people on
+/// standard error beside the logs.
 #[allow(clippy::print_stdout)]
-fn announce(ready: &Ready) {
-    let scheme = if ready.tls { "https" } else { "http" };
+fn announce(ready: &Ready, log_format: LogFormat) {
+    // A reader started elsewhere can still open the CA file.
+    let dev_ca = ready.dev_ca.as_ref().map(|ca| std::path::absolute(ca).unwrap_or_else(|_| ca.clone()));
     tracing::info!(
         addr = %ready.addr,
+        pull_addr = %ready.pull_addr,
+        dev_ca = dev_ca.as_ref().map(|ca| ca.display().to_string()),
         storefront = %ready.storefront,
         products = ready.products,
         startup_ms = ready.startup.as_secs_f64() * 1000.0,
         "serving"
     );
-    println!("podconnect-server listening on {scheme}://{}", ready.addr);
-    println!("pull links: {}://{}/print-files", if ready.pull_tls { "https" } else { "http" }, ready.pull_addr);
-    if let Some(ca) = &ready.dev_ca {
-        println!(
-            "development CA: {} (for example: grpcurl -cacert {} {} list)",
-            ca.display(),
-            ca.display(),
-            ready.addr
-        );
+    if log_format == LogFormat::Text {
+        let scheme = if ready.tls { "https" } else { "http" };
+        eprintln!("podconnect-server listening on {scheme}://{}", ready.addr);
+        eprintln!("pull links: {}://{}/print-files", if ready.pull_tls { "https" } else { "http" }, ready.pull_addr);
+        if let Some(ca) = &dev_ca {
+            eprintln!(
+                "development CA: {} (for example: grpcurl -cacert {} {} list)",
+                ca.display(),
+                ca.display(),
+                ready.addr
+            );
+        }
     }
+    let line = serde_json::json!({
+        "ready": {
+            "grpc": ready.addr.to_string(),
+            "tls": ready.tls,
+            "pull": ready.pull_addr.to_string(),
+            "pull_tls": ready.pull_tls,
+            "dev_ca": dev_ca.map(|ca| ca.display().to_string()),
+        }
+    });
+    println!("{line}");
 }
 
 fn init_logging(config: &Config) {

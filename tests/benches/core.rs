@@ -2,7 +2,9 @@
 //! GetProduct throughput and latency over TLS, memory held per idle session, the time from
 //! process start to SERVING, and printing against a real IPP printer (`ippeveprinter`, see
 //! `tests::ipp`). Run `cargo build --release -p server` first, then
-//! `cargo bench -p tests --bench core`. Loopback only; stops by itself (about two minutes).
+//! `cargo bench -p tests --bench core`. Loopback only; stops by itself (about two minutes). The
+//! core is started as the tests start it (`tests::core::TestCore` on the release binary): ready
+//! once it prints its ready line.
 //!
 //! Environment: `BENCH_SECONDS` (measured seconds per GetProduct run, default 10; warm-up is 2 s),
 //! `BENCH_SESSIONS` (idle sessions to hold, default 100000), `BENCH_STARTS` (start-ups per data
@@ -12,9 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -26,11 +26,11 @@ use proto::v1::customization_service_client::CustomizationServiceClient;
 use proto::v1::print_service_client::PrintServiceClient;
 use proto::v1::session_service_client::SessionServiceClient;
 use proto::v1::usage_service_client::UsageServiceClient;
+use tests::core::{CoreBuilder, TestCore};
 use tests::ipp::TestPrinter;
-use tokio::process::{Child, Command};
 use tonic::Request;
 use tonic::metadata::{Ascii, MetadataValue};
-use tonic::transport::{Certificate, Channel, ClientTlsConfig};
+use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -41,9 +41,21 @@ const SESSION_STREAMS: usize = 16;
 const SESSION_WARMUP: u64 = 2_000;
 const SESSION_TARGET_BYTES: f64 = 2048.0;
 const STARTUP_TARGET_MS: f64 = 200.0;
-const START_LIMIT: Duration = Duration::from_secs(30);
 const OPERATOR_TOKEN: &str = "bench-operator-token-0123456789abcdef0123";
-const LONG_SESSIONS: [&str; 4] = ["--session-idle-timeout", "1h", "--session-absolute-timeout", "2h"];
+
+/// The release core in `data_dir`, its sessions kept for hours (idle 1h, absolute 2h).
+fn long_sessions(binary: &Path, data_dir: &Path) -> CoreBuilder {
+    TestCore::builder()
+        .binary(binary)
+        .data_dir(data_dir)
+        .session_idle(Duration::from_secs(3600))
+        .session_absolute(Duration::from_secs(7200))
+}
+
+/// The core's process id, for the /proc readings.
+fn pid(core: &TestCore) -> anyhow::Result<u32> {
+    core.pid().context("the core exited")
+}
 
 fn main() -> std::process::ExitCode {
     let result = tokio::runtime::Builder::new_multi_thread()
@@ -160,9 +172,8 @@ struct Throughput {
 
 async fn bench_get_product(binary: &Path, settings: &Settings) -> anyhow::Result<Throughput> {
     let dir = tempfile::tempdir()?;
-    let mut server =
-        Server::spawn(binary, &dir.path().join("data"), &dir.path().join("server.log"), &LONG_SESSIONS, &[]).await?;
-    let (channel, _) = server.wait_serving().await?;
+    let server = long_sessions(binary, &dir.path().join("data")).spawn().await?;
+    let channel = server.channel().await;
 
     let token = start_session(&channel, "mfd-bench").await?;
     let bearer: MetadataValue<Ascii> = format!("Bearer {token}").parse()?;
@@ -179,12 +190,12 @@ async fn bench_get_product(binary: &Path, settings: &Settings) -> anyhow::Result
         ("ref: unknown id seq.", Call::GetMissingProduct, 1),
         ("ref: Health/Check seq.", Call::Health, 1),
     ] {
-        let load = Load { call, streams, measure: settings.measure, server_pid: server.pid };
+        let load = Load { call, streams, measure: settings.measure, server_pid: pid(&server)? };
         runs.push(load.run(&channel, &bearer, &product, label).await?);
     }
-    let server_rss_kib = read_memory(server.pid)?.rss_kib;
+    let server_rss_kib = read_memory(pid(&server)?)?.rss_kib;
     drop(channel);
-    server.stop().await;
+    server.terminate().await?;
 
     println!("1. GetProduct(\"{product}\") over TLS, one connection (one tonic Channel, HTTP/2), release server");
     println!(
@@ -373,30 +384,24 @@ impl MemoryResult {
 async fn bench_session_memory(binary: &Path, sessions: u64, hold: Duration) -> anyhow::Result<MemoryResult> {
     let dir = tempfile::tempdir()?;
     let data_dir = dir.path().join("data");
-    let mut server = Server::spawn(
-        binary,
-        &data_dir,
-        &dir.path().join("server.log"),
-        &LONG_SESSIONS,
-        &[("PODCONNECT_OPERATOR_TOKEN", OPERATOR_TOKEN)],
-    )
-    .await?;
-    let (channel, _) = server.wait_serving().await?;
+    let server = long_sessions(binary, &data_dir).operator_token(OPERATOR_TOKEN).spawn().await?;
+    let channel = server.channel().await;
+    let server_pid = pid(&server)?;
 
     // Warm up the connection, the allocator and the usage writer, so the baseline holds them.
     let warm = start_sessions(&channel, SESSION_WARMUP, SESSION_STREAMS).await?;
     ensure!(warm.errors == 0, "StartSession failed during warm-up: {}", warm.first_error.unwrap_or_default());
     flush_usage(&channel).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let before = read_memory(server.pid)?;
+    let before = read_memory(server_pid)?;
 
     let run = start_sessions(&channel, sessions, SESSION_STREAMS).await?;
     let usage_events = flush_usage(&channel).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let after = read_memory(server.pid)?;
+    let after = read_memory(server_pid)?;
     let held = match hold {
         Duration::ZERO => None,
-        hold => Some(hold_idle(server.pid, hold).await?),
+        hold => Some(hold_idle(server_pid, hold).await?),
     };
     let db_bytes = ["podconnect.db", "podconnect.db-wal", "podconnect.db-shm"]
         .iter()
@@ -404,7 +409,7 @@ async fn bench_session_memory(binary: &Path, sessions: u64, hold: Duration) -> a
         .map(|m| m.len())
         .sum();
     drop(channel);
-    server.stop().await;
+    server.terminate().await?;
 
     let result = MemoryResult {
         sessions: run.ok,
@@ -584,11 +589,18 @@ async fn start_session(channel: &Channel, device_id: &str) -> anyhow::Result<Str
 
 struct StartupSeries {
     label: &'static str,
-    /// Spawn to first SERVING health check, milliseconds, sorted.
+    /// Spawn to the first SERVING health check, milliseconds, sorted.
     wall_ms: Vec<f64>,
+    /// Spawn to the ready line on standard output, milliseconds, sorted.
+    ready_ms: Vec<f64>,
     /// The server's own `startup_ms` log field (from `app::run` to SERVING), sorted.
     server_ms: Vec<f64>,
-    probe_attempts: Vec<u32>,
+}
+
+impl StartupSeries {
+    fn new(label: &'static str) -> Self {
+        StartupSeries { label, wall_ms: vec![], ready_ms: vec![], server_ms: vec![] }
+    }
 }
 
 struct StartupResult {
@@ -598,54 +610,45 @@ struct StartupResult {
 
 async fn bench_startup(binary: &Path, starts: usize) -> anyhow::Result<StartupResult> {
     let root = tempfile::tempdir()?;
-    let mut fresh =
-        StartupSeries { label: "fresh data dir", wall_ms: vec![], server_ms: vec![], probe_attempts: vec![] };
+    let mut fresh = StartupSeries::new("fresh data dir");
     for i in 0..starts {
-        let dir = root.path().join(format!("fresh-{i}"));
-        start_once(binary, &dir, &root.path().join(format!("fresh-{i}.log")), &mut fresh).await?;
+        start_once(binary, &root.path().join(format!("fresh-{i}")), &mut fresh).await?;
     }
     let reused_dir = root.path().join("reused");
     // The first start creates the dev CA and the database; it is not counted.
-    let mut discard = StartupSeries { label: "", wall_ms: vec![], server_ms: vec![], probe_attempts: vec![] };
-    start_once(binary, &reused_dir, &root.path().join("reused-first.log"), &mut discard).await?;
-    let mut reused =
-        StartupSeries { label: "reused data dir", wall_ms: vec![], server_ms: vec![], probe_attempts: vec![] };
-    for i in 0..starts {
-        start_once(binary, &reused_dir, &root.path().join(format!("reused-{i}.log")), &mut reused).await?;
+    start_once(binary, &reused_dir, &mut StartupSeries::new("")).await?;
+    let mut reused = StartupSeries::new("reused data dir");
+    for _ in 0..starts {
+        start_once(binary, &reused_dir, &mut reused).await?;
     }
     for series in [&mut fresh, &mut reused] {
         series.wall_ms.sort_by(f64::total_cmp);
+        series.ready_ms.sort_by(f64::total_cmp);
         series.server_ms.sort_by(f64::total_cmp);
-        series.probe_attempts.sort_unstable();
     }
 
     println!(
-        "3. Start-up: spawn of the release binary to the first grpc.health.v1.Health/Check = SERVING over TLS \
-         (new connection per attempt, 1 ms back-off)"
+        "3. Start-up: spawn of the release binary to its ready line, then to the first \
+         grpc.health.v1.Health/Check = SERVING over a new TLS connection"
     );
     println!(
         "  {:<16} {:>4} {:>9} {:>10} {:>9}   {:>22}   {:>14}  target",
-        "data dir", "n", "min ms", "median ms", "max ms", "server startup_ms med", "probe attempts"
+        "data dir", "n", "min ms", "median ms", "max ms", "server startup_ms med", "ready line med"
     );
     for series in [&fresh, &reused] {
         let server_ms =
             if series.server_ms.is_empty() { "n/a".to_owned() } else { format!("{:.1}", median(&series.server_ms)) };
-        let attempts = format!(
-            "{}..{}",
-            series.probe_attempts.first().copied().unwrap_or(0),
-            series.probe_attempts.last().copied().unwrap_or(0)
-        );
         let mid = median(&series.wall_ms);
         let verdict = if mid < STARTUP_TARGET_MS { "OK" } else { "OVER TARGET" };
         println!(
-            "  {:<16} {:>4} {:>9.1} {:>10.1} {:>9.1}   {:>22}   {:>14}  < {} ms: {verdict}",
+            "  {:<16} {:>4} {:>9.1} {:>10.1} {:>9.1}   {:>22}   {:>14.1}  < {} ms: {verdict}",
             series.label,
             series.wall_ms.len(),
             series.wall_ms.first().copied().unwrap_or(f64::NAN),
             mid,
             series.wall_ms.last().copied().unwrap_or(f64::NAN),
             server_ms,
-            attempts,
+            median(&series.ready_ms),
             STARTUP_TARGET_MS
         );
     }
@@ -656,16 +659,24 @@ async fn bench_startup(binary: &Path, starts: usize) -> anyhow::Result<StartupRe
     Ok(StartupResult { fresh, reused })
 }
 
-async fn start_once(binary: &Path, data_dir: &Path, log: &Path, series: &mut StartupSeries) -> anyhow::Result<()> {
-    let mut server = Server::spawn(binary, data_dir, log, &[], &[]).await?;
-    let (channel, elapsed) = server.wait_serving().await?;
-    series.wall_ms.push(elapsed.as_secs_f64() * 1000.0);
-    series.probe_attempts.push(server.attempts);
-    if let Some(ms) = parse_startup_ms(&std::fs::read_to_string(log).unwrap_or_default()) {
+async fn start_once(binary: &Path, data_dir: &Path, series: &mut StartupSeries) -> anyhow::Result<()> {
+    let spawned = Instant::now();
+    let server = TestCore::builder().binary(binary).data_dir(data_dir).spawn().await?;
+    let ready = spawned.elapsed();
+    let channel = server.channel().await;
+    let status = HealthClient::new(channel.clone())
+        .check(HealthCheckRequest { service: String::new() })
+        .await?
+        .into_inner()
+        .status;
+    ensure!(status == ServingStatus::Serving as i32, "health status {status} after the ready line");
+    series.wall_ms.push(spawned.elapsed().as_secs_f64() * 1000.0);
+    series.ready_ms.push(ready.as_secs_f64() * 1000.0);
+    if let Some(ms) = parse_startup_ms(&server.log()) {
         series.server_ms.push(ms);
     }
     drop(channel);
-    server.stop().await;
+    server.terminate().await?;
     Ok(())
 }
 
@@ -703,7 +714,7 @@ const PRINT_DEVICE: &str = "mfd-ipp";
 /// A static product: its draft is VALID at once and its print file is the shipped PDF.
 const PRINT_PRODUCT: &str = "fire-action-notice";
 const PRINT_PDF: &str = "../server/storefront/sample/products/fire-action-notice/document.pdf";
-const JOB_POLL: &str = "50ms";
+const JOB_POLL: Duration = Duration::from_millis(50);
 const PRINT_SESSIONS: usize = 4;
 /// How long one job may take from SubmitJob to COMPLETED (and to its file at the printer).
 const JOB_TIMEOUT: Duration = Duration::from_secs(20);
@@ -727,7 +738,7 @@ struct JobTiming {
     submit_ns: u64,
     /// SubmitJob calls refused UNAVAILABLE before one was accepted (only when retrying).
     busy_refusals: u64,
-    /// Until the printer's spool held the complete file (polled every 20 ms by the harness).
+    /// Until the printer's spool held the complete file (polled every `tests::wait::INTERVAL`).
     file_ns: u64,
     /// Until WatchJob delivered the COMPLETED message.
     completed_ns: u64,
@@ -810,11 +821,14 @@ async fn bench_printing(binary: &Path, jobs: usize) -> anyhow::Result<PrintResul
             printer.uri
         ),
     )?;
-    let devices = devices.to_str().context("the temporary folder is not UTF-8")?;
-    let log = dir.path().join("server.log");
-    let args = ["--devices", devices, "--job-poll", JOB_POLL, "--pull-listen", "127.0.0.1:0"];
-    let mut server = Server::spawn(binary, &dir.path().join("data"), &log, &args, &[]).await?;
-    let (channel, _) = server.wait_serving().await?;
+    let server = TestCore::builder()
+        .binary(binary)
+        .data_dir(&dir.path().join("data"))
+        .devices_file(&devices)
+        .job_poll(JOB_POLL)
+        .spawn()
+        .await?;
+    let channel = server.channel().await;
 
     let mut bearers = Vec::with_capacity(PRINT_SESSIONS);
     for _ in 0..PRINT_SESSIONS {
@@ -822,11 +836,11 @@ async fn bench_printing(binary: &Path, jobs: usize) -> anyhow::Result<PrintResul
         bearers.push(format!("Bearer {token}").parse::<MetadataValue<Ascii>>()?);
     }
     // One job up front, so a broken setup fails loudly instead of producing a table of errors.
-    let bench = PrintBench { channel, printer, pdf, server_pid: server.pid };
+    let bench = PrintBench { channel, printer, pdf, server_pid: pid(&server)? };
     let first = match print_job(&bench, &bearers[0], false).await {
         Ok(first) => first,
         Err(err) => {
-            let server_log = std::fs::read_to_string(&log).unwrap_or_default();
+            let server_log = server.log();
             bail!(
                 "the first print job failed: {err:#}\n--- server log (tail) ---\n{}\n--- printer log (tail) ---\n{}",
                 tail(&strip_ansi(&server_log), 30),
@@ -838,17 +852,18 @@ async fn bench_printing(binary: &Path, jobs: usize) -> anyhow::Result<PrintResul
     let sequential = print_run(&bench, &bearers[..1], jobs, "sequential (1 session)", false).await?;
     let concurrent = print_run(&bench, &bearers, jobs, "4 sessions in parallel", false).await?;
     let concurrent_retry = print_run(&bench, &bearers, jobs, "4 parallel, retry busy", true).await?;
-    let server_rss_kib = read_memory(server.pid)?.rss_kib;
+    let server_rss_kib = read_memory(pid(&server)?)?.rss_kib;
     let PrintBench { channel, printer, pdf, .. } = bench;
     drop(channel);
-    server.stop().await;
+    server.terminate().await?;
     if let Ok(printer) = Arc::try_unwrap(printer) {
         printer.stop().await;
     }
 
     println!(
         "4. Printing against ippeveprinter: CreateDraft(\"{PRINT_PRODUCT}\") + SubmitJob(draft, 1 copy) + WatchJob to \
-         the end; ipp_push over loopback, --job-poll {JOB_POLL}, {} B PDF, one connection",
+         the end; ipp_push over loopback, --job-poll {}, {} B PDF, one connection",
+        humantime::format_duration(JOB_POLL),
         pdf.len()
     );
     println!(
@@ -913,10 +928,11 @@ async fn bench_printing(binary: &Path, jobs: usize) -> anyhow::Result<PrintResul
     }
     println!(
         "  (times from just before SubmitJob is sent, the first one when retrying; \"submit\" = the accepted \
-         SubmitJob's round trip; \"file\" = the printer's spool holds all {} bytes, polled every 20 ms by the \
+         SubmitJob's round trip; \"file\" = the printer's spool holds all {} bytes, polled every {:?} by the \
          harness; \"srv end\" = the job's end_time - create_time as the server recorded them; p99 of {jobs} jobs \
          is their maximum; \"retry busy\" sends SubmitJob again {} ms after UNAVAILABLE, up to {:?} per job)",
         pdf.len(),
+        tests::wait::INTERVAL,
         BUSY_RETRY.as_millis(),
         JOB_TIMEOUT
     );
@@ -1105,102 +1121,8 @@ async fn print_job(bench: &PrintBench, bearer: &MetadataValue<Ascii>, retry_busy
 }
 
 // ---------------------------------------------------------------------------------------------
-// The server process
+// The server binary
 // ---------------------------------------------------------------------------------------------
-
-struct Server {
-    child: Child,
-    pid: u32,
-    addr: SocketAddr,
-    ca: PathBuf,
-    log: PathBuf,
-    spawned: Instant,
-    /// Connection attempts `wait_serving` made.
-    attempts: u32,
-}
-
-impl Server {
-    /// Starts the binary on a free loopback port with its development CA in `data_dir`.
-    async fn spawn(
-        binary: &Path,
-        data_dir: &Path,
-        log: &Path,
-        extra: &[&str],
-        env: &[(&str, &str)],
-    ) -> anyhow::Result<Server> {
-        // Picking the port here (rather than --listen :0) lets the probe connect before the
-        // server says anything; the tiny window in which another process could take it is fine
-        // on a bench machine.
-        let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
-        let log_file = std::fs::File::create(log)?;
-        let mut command = Command::new(binary);
-        command
-            .arg("--listen")
-            .arg(addr.to_string())
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(extra)
-            .env_remove("PODCONNECT_OPERATOR_TOKEN")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .kill_on_drop(true);
-        let spawned = Instant::now();
-        let child = command.spawn().with_context(|| format!("cannot start {}", binary.display()))?;
-        let pid = child.id().context("the server exited at once")?;
-        Ok(Server {
-            child,
-            pid,
-            addr,
-            ca: data_dir.join("tls").join("dev-ca.pem"),
-            log: log.to_path_buf(),
-            spawned,
-            attempts: 0,
-        })
-    }
-
-    /// Polls with a new TLS connection and a health check until the server answers SERVING;
-    /// returns the connection and the time since spawn.
-    async fn wait_serving(&mut self) -> anyhow::Result<(Channel, Duration)> {
-        loop {
-            self.attempts += 1;
-            if let Ok(Ok(channel)) = tokio::time::timeout(Duration::from_secs(5), probe(self.addr, &self.ca)).await {
-                return Ok((channel, self.spawned.elapsed()));
-            }
-            if let Some(status) = self.child.try_wait()? {
-                let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-                bail!("the server exited ({status}) before SERVING:\n{log}");
-            }
-            if self.spawned.elapsed() > START_LIMIT {
-                bail!("the server did not answer SERVING within {START_LIMIT:?}");
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-    }
-
-    /// SIGTERM, then SIGKILL if it has not exited within 10 s.
-    async fn stop(mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.pid.to_string()]).status().await;
-        if tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await.is_err() {
-            let _ = self.child.kill().await;
-        }
-    }
-}
-
-async fn probe(addr: SocketAddr, ca: &Path) -> anyhow::Result<Channel> {
-    let pem = tokio::fs::read(ca).await?;
-    ensure!(!pem.is_empty(), "the CA file is still empty");
-    let tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)).domain_name("localhost");
-    let channel = Channel::from_shared(format!("https://{addr}"))?.tls_config(tls)?.connect().await?;
-    let status = HealthClient::new(channel.clone())
-        .check(HealthCheckRequest { service: String::new() })
-        .await?
-        .into_inner()
-        .status;
-    ensure!(status == ServingStatus::Serving as i32, "health status {status}");
-    Ok(channel)
-}
 
 /// `target/release/podconnect-server`, next to the folder of this bench executable
 /// (`target/release/deps/core-<hash>`).
@@ -1376,11 +1298,12 @@ fn json_line(
     };
     let series = |s: &StartupSeries| {
         format!(
-            r#"{{"n":{},"min_ms":{},"median_ms":{},"max_ms":{},"server_startup_ms_median":{}}}"#,
+            r#"{{"n":{},"min_ms":{},"median_ms":{},"max_ms":{},"ready_line_ms_median":{},"server_startup_ms_median":{}}}"#,
             s.wall_ms.len(),
             json_number(s.wall_ms.first().copied().unwrap_or(f64::NAN)),
             json_number(median(&s.wall_ms)),
             json_number(s.wall_ms.last().copied().unwrap_or(f64::NAN)),
+            json_number(median(&s.ready_ms)),
             json_number(median(&s.server_ms)),
         )
     };
@@ -1406,8 +1329,9 @@ fn json_line(
         )
     };
     let printing_json = format!(
-        r#"{{"jobs":{},"job_poll":"{JOB_POLL}","pdf_bytes":{},"first_job":{{"submit_ms":{},"file_at_printer_ms":{},"completed_ms":{}}},"sequential":{},"concurrent4":{},"concurrent4_retry_busy":{},"server_rss_kib":{}}}"#,
+        r#"{{"jobs":{},"job_poll":"{}","pdf_bytes":{},"first_job":{{"submit_ms":{},"file_at_printer_ms":{},"completed_ms":{}}},"sequential":{},"concurrent4":{},"concurrent4_retry_busy":{},"server_rss_kib":{}}}"#,
         printing.jobs,
+        humantime::format_duration(JOB_POLL),
         printing.pdf_bytes,
         json_number(ms(printing.first.submit_ns)),
         json_number(ms(printing.first.file_ns)),

@@ -152,25 +152,13 @@ async fn run() -> anyhow::Result<()> {
     let rounds: usize = env_number("BENCH_ROUNDS", 3)?.max(1);
     let connections: usize = env_number("BENCH_CONNECTIONS", 1)?.max(1);
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let core = TestCore::builder()
-        .arg("--session-idle-timeout")
-        .arg("1h")
-        .arg("--max-concurrent-calls")
-        .arg("4096")
-        .spawn()
-        .await?;
+    let core = TestCore::builder().session_idle(Duration::from_secs(3600)).max_concurrent_calls(4096).spawn().await?;
     // One client address drives every call here, over few connections: lift the per-address and
     // per-connection caps that protect browsers from each other, or they would throttle the bench.
-    let mut gateway = TestGateway::builder().args([
-        "--max-concurrent-calls",
-        "4096",
-        "--max-calls-per-peer",
-        "4096",
-        "--max-streams-per-connection",
-        "4096",
-    ]);
+    let mut gateway =
+        TestGateway::builder().max_concurrent_calls(4096).max_calls_per_peer(4096).max_streams_per_connection(4096);
     if let Ok(threads) = std::env::var("BENCH_GATEWAY_THREADS") {
-        gateway = gateway.arg("--worker-threads").arg(threads);
+        gateway = gateway.worker_threads(threads.parse().context("BENCH_GATEWAY_THREADS is a number")?);
     }
     let gateway = gateway.spawn(&core).await?;
     let core_pid = core.pid().context("the core runs as a process")?;

@@ -1,5 +1,6 @@
 //! `TestCore`: starts the core with chosen options and stops it when dropped. Readiness comes from
-//! the server's own "listening on" line (binary) or its ready callback (in-process): no sleeps.
+//! the binary's JSON ready line on standard output, or the ready callback of `app::run` (in-process):
+//! no sleeps, no scraping of logs.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -9,21 +10,28 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Parser as _;
 use server::config::{Cli, Config};
+use server::domain::clock::ShiftedClock;
 use server::store::memory::MemoryStore;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
 
-/// How long a server may take to say it is listening before the test fails.
+/// How long a server may take to print its ready line before the test fails.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Options for a core under test; each becomes a command-line flag.
+/// Options for a core under test, one typed method per option the tests use; each becomes the
+/// command-line flag an operator would type.
 #[derive(Default, Clone)]
 pub struct CoreBuilder {
     args: Vec<String>,
-    env: Vec<(String, String)>,
+    operator_token: Option<String>,
     data_dir: Option<PathBuf>,
     binary: Option<PathBuf>,
+    current_dir: Option<PathBuf>,
+}
+
+/// A duration as the core's flags take it ("1h", "700ms").
+fn flag_duration(value: Duration) -> String {
+    humantime::format_duration(value).to_string()
 }
 
 impl CoreBuilder {
@@ -31,28 +39,138 @@ impl CoreBuilder {
         CoreBuilder::default()
     }
 
-    /// Adds a raw flag (and value), as an operator would type it.
-    pub fn arg(mut self, arg: impl Into<String>) -> Self {
-        self.args.push(arg.into());
+    fn flag(mut self, flag: &str, value: Option<String>) -> Self {
+        self.args.push(flag.to_owned());
+        self.args.extend(value);
         self
     }
 
-    pub fn idle_timeout(self, value: &str) -> Self {
-        self.arg("--session-idle-timeout").arg(value)
+    fn path(path: &Path) -> Option<String> {
+        Some(path.display().to_string())
     }
 
-    pub fn absolute_timeout(self, value: &str) -> Self {
-        self.arg("--session-absolute-timeout").arg(value)
+    /// The operator token, given the way the README asks for it (PODCONNECT_OPERATOR_TOKEN).
+    pub fn operator_token(mut self, token: &str) -> Self {
+        self.operator_token = Some(token.to_owned());
+        self
+    }
+
+    /// A configuration file (`--config`); the harness's own flags win over its values.
+    pub fn config_file(self, file: &Path) -> Self {
+        self.flag("--config", Self::path(file))
+    }
+
+    /// The log filter (`--log`), e.g. "debug".
+    pub fn log_filter(self, filter: &str) -> Self {
+        self.flag("--log", Some(filter.to_owned()))
+    }
+
+    pub fn session_idle(self, limit: Duration) -> Self {
+        self.flag("--session-idle-timeout", Some(flag_duration(limit)))
+    }
+
+    pub fn session_absolute(self, limit: Duration) -> Self {
+        self.flag("--session-absolute-timeout", Some(flag_duration(limit)))
+    }
+
+    pub fn max_sessions(self, sessions: u32) -> Self {
+        self.flag("--max-sessions", Some(sessions.to_string()))
+    }
+
+    pub fn max_sessions_per_device(self, sessions: u32) -> Self {
+        self.flag("--max-sessions-per-device", Some(sessions.to_string()))
+    }
+
+    pub fn max_concurrent_calls(self, calls: u32) -> Self {
+        self.flag("--max-concurrent-calls", Some(calls.to_string()))
+    }
+
+    pub fn max_calls_per_peer(self, calls: u32) -> Self {
+        self.flag("--max-calls-per-peer", Some(calls.to_string()))
+    }
+
+    pub fn max_concurrent_renders(self, renders: u32) -> Self {
+        self.flag("--max-concurrent-renders", Some(renders.to_string()))
+    }
+
+    pub fn request_timeout(self, limit: Duration) -> Self {
+        self.flag("--request-timeout", Some(flag_duration(limit)))
+    }
+
+    pub fn handshake_timeout(self, limit: Duration) -> Self {
+        self.flag("--handshake-timeout", Some(flag_duration(limit)))
+    }
+
+    pub fn idle_connection_timeout(self, limit: Duration) -> Self {
+        self.flag("--idle-connection-timeout", Some(flag_duration(limit)))
+    }
+
+    /// HTTP/2 keep-alive: a PING every `interval`, and the peer is dropped if it does not answer
+    /// within `timeout`.
+    pub fn keepalive(self, interval: Duration, timeout: Duration) -> Self {
+        self.flag("--keepalive-interval", Some(flag_duration(interval)))
+            .flag("--keepalive-timeout", Some(flag_duration(timeout)))
+    }
+
+    pub fn shutdown_grace(self, grace: Duration) -> Self {
+        self.flag("--shutdown-grace", Some(flag_duration(grace)))
+    }
+
+    /// Serves gRPC without TLS (`--insecure-plaintext`).
+    pub fn insecure_plaintext(self) -> Self {
+        self.flag("--insecure-plaintext", None)
     }
 
     /// Client certificates from the CA in `ca_file`: `mode` is "required" or "optional".
     pub fn client_certificates(self, ca_file: &Path, mode: &str) -> Self {
-        self.arg("--client-ca").arg(ca_file.display().to_string()).arg("--client-auth").arg(mode)
+        self.flag("--client-ca", Self::path(ca_file)).flag("--client-auth", Some(mode.to_owned()))
     }
 
-    pub fn env(mut self, key: &str, value: &str) -> Self {
-        self.env.push((key.into(), value.into()));
-        self
+    /// Client certificates with this common name are operators.
+    pub fn operator_cert_name(self, name: &str) -> Self {
+        self.flag("--operator-cert-name", Some(name.to_owned()))
+    }
+
+    pub fn database_url(self, url: &str) -> Self {
+        self.flag("--database-url", Some(url.to_owned()))
+    }
+
+    /// The spool printer's folder.
+    pub fn spool_dir(self, dir: &Path) -> Self {
+        self.flag("--spool-dir", Self::path(dir))
+    }
+
+    /// How long the spool printer takes per job.
+    pub fn spool_print_time(self, time: Duration) -> Self {
+        self.flag("--spool-print-time", Some(flag_duration(time)))
+    }
+
+    /// How often running jobs are polled at their printer.
+    pub fn job_poll(self, every: Duration) -> Self {
+        self.flag("--job-poll", Some(flag_duration(every)))
+    }
+
+    pub fn printer_timeout(self, limit: Duration) -> Self {
+        self.flag("--printer-timeout", Some(flag_duration(limit)))
+    }
+
+    /// Devices registered at start (`--devices`).
+    pub fn devices_file(self, file: &Path) -> Self {
+        self.flag("--devices", Self::path(file))
+    }
+
+    /// Only registered devices may start sessions and print.
+    pub fn require_registered_devices(self) -> Self {
+        self.flag("--require-registered-devices", None)
+    }
+
+    /// Pull links over plain HTTP.
+    pub fn pull_plaintext(self) -> Self {
+        self.flag("--pull-plaintext", None)
+    }
+
+    pub fn pull_link_ttl(self, ttl: Duration) -> Self {
+        self.flag("--pull-link-ttl", Some(flag_duration(ttl)))
     }
 
     /// Reuses a data folder (to test what persists across restarts).
@@ -67,6 +185,12 @@ impl CoreBuilder {
         self
     }
 
+    /// Starts the binary in `dir` (where relative paths and defaults resolve) instead of here.
+    pub fn current_dir(mut self, dir: &Path) -> Self {
+        self.current_dir = Some(dir.to_path_buf());
+        self
+    }
+
     /// Starts the real `podconnect-server` binary.
     pub async fn spawn(self) -> anyhow::Result<TestCore> {
         let temp = tempfile::tempdir()?;
@@ -77,66 +201,32 @@ impl CoreBuilder {
             Some(binary) => binary.clone(),
             None => server_binary()?,
         };
-        let mut command = Command::new(binary);
+        let mut command = crate::process::command(&binary);
+        if let Some(dir) = &self.current_dir {
+            command.current_dir(dir);
+        }
         command
             .args(["--listen", "127.0.0.1:0", "--pull-listen", "127.0.0.1:0", "--data-dir"])
             .arg(&data_dir)
             .args(&self.args)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
+            .envs(self.operator_token.iter().map(|token| ("PODCONNECT_OPERATOR_TOKEN", token)))
             .stdout(Stdio::piped())
-            .stderr(log)
-            .kill_on_drop(true);
-        // A developer's own PODCONNECT_* settings must not leak into the server under test.
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("PODCONNECT_") && !self.env.iter().any(|(k, _)| key == k.as_str()) {
-                command.env_remove(&key);
-            }
-        }
+            .stderr(log);
         let mut child = command.spawn().context("cannot start podconnect-server")?;
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let mut lines = BufReader::new(stdout).lines();
-        let mut dev_ca = None;
-        let mut pull_addr = None;
-        let addr = tokio::time::timeout(START_TIMEOUT, async {
-            let mut addr = None;
-            while let Some(line) = lines.next_line().await? {
-                if let Some(rest) = line.strip_prefix("podconnect-server listening on ") {
-                    let (scheme, host) = rest.split_once("://").unwrap_or(("https", rest));
-                    addr = Some(host.to_owned());
-                    // Over TLS the development CA line follows, unless a certificate was configured;
-                    // the config may say which, so peek at the data folder.
-                    let dev = data_dir.join("tls").join("dev-ca.pem");
-                    if scheme == "http" || !dev.exists() {
-                        break;
-                    }
-                } else if let Some(rest) = line.strip_prefix("pull links: ") {
-                    let host = rest.split("://").nth(1).and_then(|r| r.split('/').next()).unwrap_or_default();
-                    pull_addr = host.parse().ok();
-                } else if let Some(rest) = line.strip_prefix("development CA: ") {
-                    dev_ca = rest.split(" (").next().map(PathBuf::from);
-                    break;
-                }
-            }
-            anyhow::Ok(addr)
-        })
-        .await
-        .context("the server did not report listening in time")??;
-        let Some(addr) = addr else {
+        let Some(ready) = crate::process::ready_line::<ReadyLine>(&mut child, START_TIMEOUT).await? else {
             let status = child.wait().await?;
             let log = std::fs::read_to_string(&log_path).unwrap_or_default();
             bail!("the server exited ({status}) before listening:\n{log}");
         };
-        // Keep draining stdout so the server never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Ok(TestCore {
-            addr: addr.parse()?,
-            pull_addr,
-            dev_ca,
+            addr: ready.grpc,
+            pull_addr: ready.pull,
+            dev_ca: ready.dev_ca,
             data_dir,
             log_path: Some(log_path),
             running: Running::Process(child),
             store: None,
+            clock: None,
             services: None,
             _temp: temp,
         })
@@ -156,16 +246,17 @@ impl CoreBuilder {
             data_dir.display().to_string(),
         ];
         args.extend(self.args.iter().cloned());
-        let operator_token = self.env.iter().find(|(k, _)| k == "PODCONNECT_OPERATOR_TOKEN").map(|(_, v)| v.clone());
-        let config = Config::resolve(Cli::try_parse_from(&args)?, operator_token)?;
+        let config = Config::resolve(Cli::try_parse_from(&args)?, self.operator_token.clone())?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let store = MemoryStore::new();
+        let clock = Arc::new(ShiftedClock::new());
+        let store = MemoryStore::with_clock(clock.clone());
         let (stop, stopped) = oneshot::channel::<()>();
         let (ready_tx, ready_rx) = oneshot::channel();
         let task = tokio::spawn(server::app::run(
             config,
             listener,
             store.clone(),
+            clock.clone(),
             async move {
                 let _ = stopped.await;
             },
@@ -180,16 +271,25 @@ impl CoreBuilder {
         };
         Ok(TestCore {
             addr: ready.addr,
-            pull_addr: Some(ready.pull_addr),
+            pull_addr: ready.pull_addr,
             dev_ca: ready.dev_ca,
             data_dir,
             log_path: None,
             running: Running::Task { stop: Some(stop), task },
             store: Some(store),
+            clock: Some(clock),
             services: Some(ready.services),
             _temp: temp,
         })
     }
+}
+
+/// What the binary's ready line says (see the README); fields the harness does not use are left out.
+#[derive(serde::Deserialize)]
+struct ReadyLine {
+    grpc: std::net::SocketAddr,
+    pull: std::net::SocketAddr,
+    dev_ca: Option<PathBuf>,
 }
 
 enum Running {
@@ -201,13 +301,14 @@ enum Running {
 pub struct TestCore {
     pub addr: std::net::SocketAddr,
     /// The core's pull-link listener (over TLS unless started with --pull-plaintext).
-    pub pull_addr: Option<std::net::SocketAddr>,
+    pub pull_addr: std::net::SocketAddr,
     /// The development CA the core generated (absent with --insecure-plaintext or --tls-cert).
     pub dev_ca: Option<PathBuf>,
     pub data_dir: PathBuf,
     log_path: Option<PathBuf>,
     running: Running,
     store: Option<Arc<MemoryStore>>,
+    clock: Option<Arc<ShiftedClock>>,
     services: Option<server::app::Services>,
     _temp: tempfile::TempDir,
 }
@@ -225,6 +326,11 @@ impl TestCore {
     /// The in-process core's ephemeral store.
     pub fn store(&self) -> &Arc<MemoryStore> {
         self.store.as_ref().expect("only in-process cores expose their store")
+    }
+
+    /// The in-process core's clock: `advance` it to pass a session or store time limit at once.
+    pub fn clock(&self) -> &ShiftedClock {
+        self.clock.as_ref().expect("only in-process cores run on a clock the test moves")
     }
 
     /// The in-process core's domain services.

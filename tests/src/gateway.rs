@@ -19,42 +19,118 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 use tokio_rustls::TlsConnector;
 
 use crate::core::TestCore;
+use crate::wait::try_eventually;
 
-/// How long the gateway may take to say it is listening.
+/// How long the gateway may take to print its ready line.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a wait for the gateway's own bookkeeping may take.
+const WAIT_BOUND: Duration = Duration::from_secs(10);
 
 /// The request body type of `WebClient`.
 pub type ReqBody = BoxBody<Bytes, std::io::Error>;
 
-/// Options for a gateway under test; each becomes a flag.
+/// Options for a gateway under test, one typed method per option the tests use; each becomes a
+/// flag.
 #[derive(Default)]
 pub struct GatewayBuilder {
     args: Vec<String>,
     weblet_dir: Option<PathBuf>,
+    built_in_weblet: bool,
+    binary: Option<PathBuf>,
+    current_dir: Option<PathBuf>,
+    metrics_off: bool,
+}
+
+/// A duration as the gateway's flags take it ("1s", "60s").
+fn flag_duration(value: Duration) -> String {
+    humantime::format_duration(value).to_string()
 }
 
 impl GatewayBuilder {
-    pub fn arg(mut self, arg: impl Into<String>) -> Self {
-        self.args.push(arg.into());
+    fn flag(mut self, flag: &str, value: String) -> Self {
+        self.args.push(flag.to_owned());
+        self.args.push(value);
         self
     }
 
-    pub fn args<const N: usize>(self, args: [&str; N]) -> Self {
-        args.into_iter().fold(self, |builder, arg| builder.arg(arg))
+    pub fn allowed_origin(self, origin: &str) -> Self {
+        self.flag("--allowed-origin", origin.to_owned())
     }
 
-    pub fn allowed_origin(self, origin: &str) -> Self {
-        self.arg("--allowed-origin").arg(origin)
+    pub fn worker_threads(self, threads: usize) -> Self {
+        self.flag("--worker-threads", threads.to_string())
+    }
+
+    pub fn max_concurrent_calls(self, calls: u32) -> Self {
+        self.flag("--max-concurrent-calls", calls.to_string())
+    }
+
+    pub fn max_calls_per_peer(self, calls: u32) -> Self {
+        self.flag("--max-calls-per-peer", calls.to_string())
+    }
+
+    pub fn max_streams_per_connection(self, streams: u32) -> Self {
+        self.flag("--max-streams-per-connection", streams.to_string())
+    }
+
+    pub fn handshake_timeout(self, limit: Duration) -> Self {
+        self.flag("--handshake-timeout", flag_duration(limit))
+    }
+
+    pub fn header_timeout(self, limit: Duration) -> Self {
+        self.flag("--header-timeout", flag_duration(limit))
+    }
+
+    pub fn body_timeout(self, limit: Duration) -> Self {
+        self.flag("--body-timeout", flag_duration(limit))
+    }
+
+    pub fn idle_timeout(self, limit: Duration) -> Self {
+        self.flag("--idle-timeout", flag_duration(limit))
+    }
+
+    /// HTTP/2 keep-alive: a PING every `interval`, and the peer is dropped if it does not answer
+    /// within `timeout`.
+    pub fn keepalive(self, interval: Duration, timeout: Duration) -> Self {
+        self.flag("--keepalive-interval", flag_duration(interval)).flag("--keepalive-timeout", flag_duration(timeout))
+    }
+
+    pub fn shutdown_grace(self, grace: Duration) -> Self {
+        self.flag("--shutdown-grace", flag_duration(grace))
+    }
+
+    /// No operator listener (`--metrics-listen off`); otherwise it is on an ephemeral loopback port.
+    pub fn metrics_off(mut self) -> Self {
+        self.metrics_off = true;
+        self
     }
 
     pub fn weblet_dir(mut self, dir: &Path) -> Self {
         self.weblet_dir = Some(dir.to_path_buf());
+        self
+    }
+
+    /// Serves the weblet built into the binary (no `--weblet-dir`; by default the gateway under
+    /// test serves an empty folder, or the one given with `weblet_dir`).
+    pub fn built_in_weblet(mut self) -> Self {
+        self.built_in_weblet = true;
+        self
+    }
+
+    /// Runs this copy of the `weblet-gateway` binary.
+    pub fn binary(mut self, path: &Path) -> Self {
+        self.binary = Some(path.to_path_buf());
+        self
+    }
+
+    /// Starts the binary in `dir` (where relative paths and defaults resolve) instead of here.
+    pub fn current_dir(mut self, dir: &Path) -> Self {
+        self.current_dir = Some(dir.to_path_buf());
         self
     }
 
@@ -65,13 +141,20 @@ impl GatewayBuilder {
         let ca = core.dev_ca.clone().context("the core must run with its development CA")?;
         let tls = core.data_dir.join("tls");
         let weblet_dir = self.weblet_dir.clone().unwrap_or_else(|| temp.path().join("weblet"));
-        std::fs::create_dir_all(&weblet_dir)?;
         let log_path = temp.path().join("gateway.log");
-        let mut command = Command::new(gateway_binary()?);
-        // Metrics on an ephemeral loopback port, so gateways under test never collide.
-        if !self.args.iter().any(|arg| arg == "--metrics-listen") {
-            command.args(["--metrics-listen", "127.0.0.1:0"]);
+        let mut command = crate::process::command(&match &self.binary {
+            Some(binary) => binary.clone(),
+            None => gateway_binary()?,
+        });
+        if !self.built_in_weblet {
+            std::fs::create_dir_all(&weblet_dir)?;
+            command.arg("--weblet-dir").arg(&weblet_dir);
         }
+        if let Some(dir) = &self.current_dir {
+            command.current_dir(dir);
+        }
+        // Metrics on an ephemeral loopback port, so gateways under test never collide.
+        command.args(["--metrics-listen", if self.metrics_off { "off" } else { "127.0.0.1:0" }]);
         command
             .args(["--listen", "127.0.0.1:0", "--upstream", &format!("https://{}", core.addr), "--upstream-ca"])
             .arg(&ca)
@@ -79,43 +162,25 @@ impl GatewayBuilder {
             .arg(tls.join("localhost.pem"))
             .arg("--tls-key")
             .arg(tls.join("localhost.key"))
-            .arg("--weblet-dir")
-            .arg(&weblet_dir)
-            .args(core.pull_addr.map(|a| ["--pull-upstream".to_string(), format!("https://{a}")]).into_iter().flatten())
+            .arg("--pull-upstream")
+            .arg(format!("https://{}", core.pull_addr))
             .args(&self.args)
-            .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log_path)?)
-            .kill_on_drop(true);
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("PODCONNECT_") {
-                command.env_remove(&key);
-            }
-        }
+            .stderr(std::fs::File::create(&log_path)?);
         let mut child = command.spawn().context("cannot start weblet-gateway")?;
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let mut lines = BufReader::new(stdout).lines();
-        let mut metrics_addr = None;
-        let addr = tokio::time::timeout(START_TIMEOUT, async {
-            while let Some(line) = lines.next_line().await? {
-                if let Some(rest) = line.strip_prefix("weblet-gateway metrics on http://") {
-                    metrics_addr = Some(rest.trim_end_matches("/metrics").parse()?);
-                }
-                if let Some(rest) = line.strip_prefix("weblet-gateway listening on https://") {
-                    return anyhow::Ok(Some(rest.to_owned()));
-                }
-            }
-            anyhow::Ok(None)
-        })
-        .await
-        .context("the gateway did not report listening in time")??;
-        let Some(addr) = addr else {
+        let Some(ready) = crate::process::ready_line::<ReadyLine>(&mut child, START_TIMEOUT).await? else {
             let status = child.wait().await?;
             bail!("the gateway exited ({status}):\n{}", std::fs::read_to_string(&log_path).unwrap_or_default());
         };
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(TestGateway { addr: addr.parse()?, metrics_addr, ca, log_path, child, _temp: temp })
+        Ok(TestGateway { addr: ready.listen, metrics_addr: ready.metrics, ca, log_path, child, _temp: temp })
     }
+}
+
+/// What the gateway's ready line says (see the README); fields the harness does not use are left out.
+#[derive(serde::Deserialize)]
+struct ReadyLine {
+    listen: std::net::SocketAddr,
+    metrics: Option<std::net::SocketAddr>,
 }
 
 /// A running gateway. Dropping it kills the process.
@@ -165,6 +230,22 @@ impl TestGateway {
         let (status, _, body) = self.operator_get("/metrics").await?;
         anyhow::ensure!(status == StatusCode::OK, "metrics answered {status}");
         Ok(String::from_utf8(body.to_vec())?)
+    }
+
+    /// Waits (bounded) until the gateway's metrics count `calls` gRPC calls in flight; panics with
+    /// the gateway's log if they never do.
+    pub async fn wait_in_flight(&self, calls: u32) {
+        const NAME: &str = "weblet_gateway_grpc_calls_in_flight ";
+        let expected = format!("{NAME}{calls}");
+        let counted = try_eventually(&format!("{calls} calls in flight"), WAIT_BOUND, || async {
+            let metrics = self.metrics().await?;
+            let line = metrics.lines().find(|line| line.starts_with(NAME)).unwrap_or_default();
+            anyhow::Ok(if line == expected { Ok(()) } else { Err(line.to_owned()) })
+        })
+        .await;
+        if let Err(err) = counted {
+            panic!("{err:#}; the gateway's log:\n{}", self.log());
+        }
     }
 
     /// `GET path` on the operator listener (plain HTTP/1.1).

@@ -4,13 +4,14 @@
 
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use tokio::process::{Child, Command};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 
 use crate::core::TestCore;
+use crate::wait::try_eventually;
 
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -69,17 +70,19 @@ impl ReferenceProxy {
             .spawn()
             .context("cannot start haproxy")?;
         let mut proxy = ReferenceProxy { addr, ca, child, _temp: temp };
-        let deadline = Instant::now() + START_TIMEOUT;
-        while tokio::net::TcpStream::connect(addr).await.is_err() {
-            if let Some(status) = proxy.child.try_wait()? {
-                let log = std::fs::read_to_string(proxy._temp.path().join("haproxy.log")).unwrap_or_default();
-                bail!("haproxy exited ({status}):\n{log}");
+        let log = proxy._temp.path().join("haproxy.log");
+        let child = &mut proxy.child;
+        try_eventually(&format!("haproxy to listen on {addr}"), START_TIMEOUT, || {
+            let exited = child.try_wait();
+            let log = &log;
+            async move {
+                if let Some(status) = exited? {
+                    bail!("haproxy exited ({status}):\n{}", std::fs::read_to_string(log).unwrap_or_default());
+                }
+                anyhow::Ok(tokio::net::TcpStream::connect(addr).await)
             }
-            if Instant::now() > deadline {
-                bail!("haproxy did not listen on {addr} in time");
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        })
+        .await?;
         Ok(proxy)
     }
 

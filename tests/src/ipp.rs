@@ -20,6 +20,8 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 
+use crate::wait::try_eventually;
+
 /// What to do when the printer tools are missing. Tests fail with it; they never skip.
 pub const INSTALL_HINT: &str = "ippeveprinter, avahi-daemon or dbus-daemon is missing: run the README test command: \
      it installs cups-ipp-utils and avahi-daemon (Debian packages cups-ipp-utils avahi-daemon dbus)";
@@ -283,18 +285,14 @@ impl TestPrinter {
         expected_len: usize,
         timeout: Duration,
     ) -> anyhow::Result<SpooledFile> {
-        let deadline = Instant::now() + timeout;
-        loop {
+        try_eventually(&format!("job {job_id}'s file to reach {expected_len} bytes"), timeout, || async {
             let found = self.spooled_files()?.into_iter().find(|file| file.job_id() == Some(job_id));
-            match found {
-                Some(file) if file.bytes.len() >= expected_len => return Ok(file),
-                found if Instant::now() >= deadline => {
-                    let size = found.map(|f| f.bytes.len());
-                    bail!("job {job_id}'s file did not reach {expected_len} bytes in {timeout:?} (has {size:?})");
-                }
-                _ => tokio::time::sleep(Duration::from_millis(20)).await,
-            }
-        }
+            anyhow::Ok(match found {
+                Some(file) if file.bytes.len() >= expected_len => Ok(file),
+                found => Err(found.map(|f| format!("{} bytes", f.bytes.len())).unwrap_or_else(|| "no file".into())),
+            })
+        })
+        .await
     }
 
     /// What the printer logged so far (`-v`), for failure messages.
@@ -312,21 +310,20 @@ impl TestPrinter {
     /// Polls until the printer answers Get-Printer-Attributes over plain HTTP, or fails if it
     /// exits first (a port clash, a bad option, no Avahi).
     async fn wait_ready(&mut self) -> anyhow::Result<()> {
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            if let Some(child) = self.child.as_mut()
-                && let Some(status) = child.try_wait()?
-            {
-                bail!("ippeveprinter exited ({status}) before answering:\n{}", self.log());
+        let mut child = self.child.take().context("the printer is stopped")?;
+        let this = &*self;
+        let answered = try_eventually("ippeveprinter to answer", START_TIMEOUT, || {
+            let exited = child.try_wait();
+            async move {
+                if let Some(status) = exited? {
+                    bail!("ippeveprinter exited ({status}) before answering");
+                }
+                anyhow::Ok(this.answers_ipp().await.then_some(()))
             }
-            if self.answers_ipp().await {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                bail!("ippeveprinter did not answer within {START_TIMEOUT:?}:\n{}", self.log());
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        })
+        .await;
+        self.child = Some(child);
+        answered.with_context(|| format!("ippeveprinter's log:\n{}", self.log()))
     }
 
     async fn answers_ipp(&self) -> bool {

@@ -9,7 +9,9 @@
 //! - `client`: channels and session helpers.
 //! - `gateway`: `TestGateway`, the running weblet-gateway, and grpc-web clients over HTTP/1.1 and h2.
 //! - `haproxy`: `ReferenceProxy`, a real HAProxy relaying gRPC to the core (the gateway bench's yardstick).
+//! - `process`: how the binaries are started (clean environment) and their JSON ready line.
 //! - `raw`: raw TCP, TLS and HTTP/2 clients with hand-built gRPC bodies, for attacks on the core.
+//! - `wait`: `eventually`, the one poll loop (for what happens in the background).
 
 pub mod client;
 pub mod core;
@@ -17,4 +19,6 @@ pub mod gateway;
 pub mod haproxy;
 pub mod ipp;
 pub mod pki;
+pub mod process;
 pub mod raw;
+pub mod wait;

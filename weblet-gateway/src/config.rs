@@ -122,9 +122,10 @@ pub struct Cli {
     #[arg(long, env = "PODCONNECT_GATEWAY_WORKER_THREADS", default_value_t = 1)]
     pub worker_threads: usize,
 
-    /// Folder of the weblet's built files.
-    #[arg(long, env = "PODCONNECT_GATEWAY_WEBLET_DIR", default_value = default_weblet_dir())]
-    pub weblet_dir: PathBuf,
+    /// Folder of the weblet's built files, served instead of the weblet built into the binary
+    /// [default: the built-in weblet]
+    #[arg(long, env = "PODCONNECT_GATEWAY_WEBLET_DIR", value_name = "DIR")]
+    pub weblet_dir: Option<PathBuf>,
 }
 
 /// Browser-facing TLS files, or none.
@@ -148,7 +149,8 @@ pub struct Config {
     pub limits: Limits,
     pub metrics_listen: Option<SocketAddr>,
     pub worker_threads: usize,
-    pub weblet_dir: PathBuf,
+    /// `None`: the weblet built into the binary.
+    pub weblet_dir: Option<PathBuf>,
 }
 
 /// The bounds on browsers' connections and calls, besides message size and the global call cap.
@@ -268,8 +270,4 @@ impl Config {
             weblet_dir: cli.weblet_dir,
         })
     }
-}
-
-fn default_weblet_dir() -> &'static str {
-    concat!(env!("CARGO_MANIFEST_DIR"), "/weblet/dist")
 }

@@ -1,7 +1,9 @@
-//! `GatewayError`, the gateway's one error enum, and `rescue`, the one edge where failures become
-//! grpc-web answers: the details go to the log, the browser gets a code and a short message.
+//! `GatewayError`, the gateway's one error enum, and `status_headers`, the one place a failure
+//! becomes a grpc-web answer: the details go to the log, the browser gets a code and a short message,
+//! as the response headers of a call that has not answered yet (`rescue`) or as the trailers of one
+//! already streaming.
 
-use http::Response;
+use http::{HeaderMap, HeaderValue, Response, header};
 use tonic::body::Body;
 use tonic::{Code, Status};
 
@@ -70,15 +72,50 @@ impl GatewayError {
     }
 }
 
-/// Turns a gateway failure into a trailers-only gRPC answer (HTTP 200, status in the headers);
-/// the grpc-web edge then adds the matching trailer frame.
-pub fn rescue(method: &str, err: &GatewayError) -> Response<Body> {
+/// Logs a gateway failure with its details and returns what the browser sees of it: the public
+/// code, and the `grpc-status`/`grpc-message` headers that carry it.
+pub fn status_headers(method: &str, err: &GatewayError) -> (Code, HeaderMap) {
     let status = err.public_status();
-    match status.code() {
-        Code::Unavailable => tracing::warn!(method, error = %err, "call failed at the gateway"),
+    match err {
+        GatewayError::Upstream(_) | GatewayError::UpstreamHttp(_) => {
+            tracing::warn!(method, error = %err, "call failed at the gateway")
+        }
         _ => tracing::info!(method, error = %err, "call refused at the gateway"),
     }
-    let mut response = status.into_http::<Body>();
-    response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/grpc"));
-    response
+    let mut headers = HeaderMap::with_capacity(3);
+    // Public messages are plain ASCII, which always makes a header value.
+    let _ = status.add_header(&mut headers);
+    (status.code(), headers)
+}
+
+/// A failure before the core answered, as a trailers-only gRPC answer (HTTP 200, status in the
+/// headers); the grpc-web edge then adds the matching trailer frame.
+pub fn rescue(method: &str, err: &GatewayError) -> (Code, Response<Body>) {
+    let (code, headers) = status_headers(method, err);
+    let mut response = Response::new(Body::empty());
+    *response.headers_mut() = headers;
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    (code, response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_carries_the_public_status_and_never_the_details() {
+        let err = GatewayError::Upstream("connection refused by 10.0.0.7:50443".into());
+        let (code, headers) = status_headers("/podconnect.v1.CatalogService/ListProducts", &err);
+        assert_eq!(code, Code::Unavailable);
+        assert_eq!(headers["grpc-status"], "14");
+        let message = headers["grpc-message"].to_str().unwrap();
+        assert!(message.contains("unavailable") && !message.contains("10.0.0.7"), "{message}");
+
+        // Before the core answered, the same headers are the whole (trailers-only) response.
+        let (code, response) = rescue("/podconnect.v1.CatalogService/ListProducts", &GatewayError::Overloaded(4));
+        assert_eq!(code, Code::ResourceExhausted);
+        assert_eq!(response.status(), http::StatusCode::OK);
+        assert_eq!(response.headers()["grpc-status"], "8");
+        assert_eq!(response.headers()["content-type"], "application/grpc");
+    }
 }

@@ -4,8 +4,9 @@
 //! - `config`: command line and `PODCONNECT_GATEWAY_*` environment, resolved into `Config`.
 //! - `web`: the browser edge of RPC paths (CORS, method, content types, trailer frames).
 //! - `proxy`: the generic forwarder to the core, with the per-call limits.
-//! - `error`: `GatewayError` and `rescue`, the one place failures become grpc-web answers.
-//! - `statics`: the weblet's files with their security and cache headers.
+//! - `error`: `GatewayError` and `status_headers`, the one place failures become grpc-web answers.
+//! - `statics`: the weblet's files (built into the binary, or `--weblet-dir`) with their security and
+//!   cache headers.
 //! - `conn`: connections, with their time, stream and header limits, and the bounded shutdown.
 //! - `health`, `metrics`: `/healthz` (browsers' port) and `/metrics` (operator listener).
 //! - `pull`: one-time print-file downloads for printers that pull, passed to the core.
@@ -50,7 +51,8 @@ pub struct RouterOptions {
     pub max_message_bytes: usize,
     pub max_concurrent_calls: usize,
     pub limits: Limits,
-    pub weblet_dir: PathBuf,
+    /// The weblet's files from this folder; `None`: the ones built into the binary.
+    pub weblet_dir: Option<PathBuf>,
     pub pull: pull::PullForwarder,
 }
 
@@ -79,7 +81,7 @@ pub fn router(options: RouterOptions) -> Router {
     );
     Router(Arc::new(Routes {
         rpc: web::rpc_service(ProxyService(Arc::new(proxy)), options.allowed_origins),
-        files: statics::static_service(&options.weblet_dir),
+        files: statics::static_service(options.weblet_dir.as_deref()),
         health: health::Health::new(options.health_upstream),
         max_header_bytes: options.limits.max_header_bytes,
         metrics,

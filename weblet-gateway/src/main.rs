@@ -1,5 +1,5 @@
-//! `weblet-gateway`: parses the configuration, binds, announces readiness, serves until SIGINT or
-//! SIGTERM. Everything else lives in the library.
+//! `weblet-gateway`: parses the configuration, binds, announces readiness (one JSON line on
+//! standard output), serves until SIGINT or SIGTERM. Everything else lives in the library.
 
 use std::process::ExitCode;
 
@@ -72,26 +72,23 @@ async fn run(config: Config) -> anyhow::Result<()> {
         let _ = stopped.wait_for(|stopped| *stopped).await;
     };
     let scheme = if server_tls.is_some() { "https" } else { "http" };
+    let metrics_addr = metrics_listener.as_ref().map(tokio::net::TcpListener::local_addr).transpose()?;
     let metrics = match metrics_listener {
         Some(listener) => {
-            let metrics_addr = listener.local_addr()?;
-            tracing::info!(addr = %metrics_addr, "metrics ready");
-            // Before the ready line, which is the last thing a supervisor waits for.
-            #[allow(clippy::print_stdout)]
-            {
-                println!("weblet-gateway metrics on http://{metrics_addr}/metrics");
-            }
             let served = serve_metrics(listener, app.metrics(), config.limits.clone(), stopped(stop.subscribe()));
             Some(tokio::spawn(served))
         }
         None => None,
     };
-    tracing::info!(%addr, upstream = %config.upstream, weblet_dir = %config.weblet_dir.display(), "gateway ready");
-    #[allow(clippy::print_stdout)]
-    {
-        println!("weblet-gateway listening on {scheme}://{addr}");
-        println!("open {scheme}://localhost:{}/ in a browser", addr.port());
-    }
+    let weblet = config.weblet_dir.as_ref().map_or_else(|| "built in".to_owned(), |dir| dir.display().to_string());
+    tracing::info!(
+        %addr,
+        metrics_addr = metrics_addr.map(|a| a.to_string()),
+        upstream = %config.upstream,
+        weblet,
+        "gateway ready"
+    );
+    announce(addr, scheme, metrics_addr);
     let browsers = serve(listener, app, server_tls, config.limits.clone(), stopped(stop.subscribe()));
     let browsers = tokio::spawn(browsers);
     signal.await;
@@ -100,6 +97,26 @@ async fn run(config: Config) -> anyhow::Result<()> {
         metrics.await??;
     }
     browsers.await?
+}
+
+/// Says where the gateway listens once both listeners are bound: one JSON line on standard output
+/// for scripts and supervisors (the only thing the gateway writes there), and the same for people
+/// on standard error beside the logs.
+#[allow(clippy::print_stdout)]
+fn announce(addr: std::net::SocketAddr, scheme: &str, metrics_addr: Option<std::net::SocketAddr>) {
+    if let Some(metrics_addr) = metrics_addr {
+        eprintln!("weblet-gateway metrics on http://{metrics_addr}/metrics");
+    }
+    eprintln!("weblet-gateway listening on {scheme}://{addr}");
+    eprintln!("open {scheme}://localhost:{}/ in a browser", addr.port());
+    let line = serde_json::json!({
+        "ready": {
+            "listen": addr.to_string(),
+            "tls": scheme == "https",
+            "metrics": metrics_addr.map(|a| a.to_string()),
+        }
+    });
+    println!("{line}");
 }
 
 /// Resolves on the first SIGINT or SIGTERM.

@@ -27,7 +27,7 @@ use tower::{Service, ServiceExt as _};
 
 use crate::config::Limits;
 use crate::conn::Peer;
-use crate::error::{GatewayError, rescue};
+use crate::error::{GatewayError, rescue, status_headers};
 use crate::metrics::{MethodMetrics, Metrics};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -77,23 +77,18 @@ impl Proxy {
         let header_bytes = header_list_size(&parts.headers) + path.len() + PSEUDO_HEADER_MARGIN;
         if header_bytes > self.max_header_bytes {
             let err = GatewayError::HeadersTooLarge { size: header_bytes, limit: self.max_header_bytes };
-            call.finish(err.public_status().code());
-            return rescue(path, &err);
+            return call.refuse(path, &err);
         }
         // Load shedding: a caller over a cap is told at once instead of queueing. The per-peer cap
         // comes first, so one address cannot take the global slots.
         if let Some(Peer(peer)) = parts.extensions.get::<Peer>() {
             let Some(permit) = self.peers.try_acquire(peer.ip()) else {
-                let err = GatewayError::PeerOverloaded(self.peers.limit);
-                call.finish(err.public_status().code());
-                return rescue(path, &err);
+                return call.refuse(path, &GatewayError::PeerOverloaded(self.peers.limit));
             };
             call.peer = Some(permit);
         }
         let Ok(permit) = self.calls.clone().try_acquire_owned() else {
-            let err = GatewayError::Overloaded(self.max_calls);
-            call.finish(err.public_status().code());
-            return rescue(path, &err);
+            return call.refuse(path, &GatewayError::Overloaded(self.max_calls));
         };
         call.permit = Some(permit);
         let deadline = grpc_timeout(&parts.headers).map(|timeout| tokio::time::Instant::now() + timeout);
@@ -121,10 +116,7 @@ impl Proxy {
                 };
                 Response::from_parts(parts, Body::new(body))
             }
-            Err(err) => {
-                call.finish(err.public_status().code());
-                rescue(path, &err)
-            }
+            Err(err) => call.refuse(path, &err),
         }
     }
 
@@ -308,6 +300,13 @@ impl CallRecord {
         CallRecord { metrics, method, started: Instant::now(), permit: None, peer: None, finished: false }
     }
 
+    /// Ends the call with a gateway failure, answered before the core answered anything.
+    fn refuse(&mut self, path: &str, err: &GatewayError) -> Response<Body> {
+        let (code, response) = rescue(path, err);
+        self.finish(code);
+        response
+    }
+
     fn finish(&mut self, code: Code) {
         if !self.finished {
             self.finished = true;
@@ -446,13 +445,11 @@ struct Guarded {
 }
 
 impl Guarded {
+    /// Ends a call already streaming with a gateway failure, as its trailers.
     fn end_with(&mut self, err: &GatewayError) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
-        let status = err.public_status();
-        let method = self.call.as_ref().map(|call| call.method.label().to_owned()).unwrap_or_default();
-        tracing::warn!(method, error = %err, "call ended at the gateway");
-        self.finish(status.code());
-        let mut trailers = HeaderMap::new();
-        let _ = status.add_header(&mut trailers);
+        let method = self.call.as_ref().map(|call| call.method.label()).unwrap_or_default();
+        let (code, trailers) = status_headers(method, err);
+        self.finish(code);
         Poll::Ready(Some(Ok(Frame::trailers(trailers))))
     }
 

@@ -11,6 +11,8 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use crate::domain::error::{CoreError, CoreResult};
+// Re-exported so storefront backends can name a catalog's ids from the catalog.
+pub use crate::domain::ids::{CategoryId, ProductId};
 use crate::domain::usage::{UsageEvent, UsageKind, UsageSink};
 
 /// Default number of products per page.
@@ -19,52 +21,6 @@ pub const DEFAULT_PAGE_SIZE: u32 = 20;
 pub const MAX_PAGE_SIZE: u32 = 100;
 /// Longest accepted search text, in characters.
 pub const MAX_QUERY_CHARS: usize = 200;
-
-macro_rules! catalog_id {
-    ($(#[$doc:meta])* $name:ident, $what:literal) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub struct $name(String);
-
-        impl $name {
-            /// Checks an id from the outside: 1 to 64 characters of `A-Z a-z 0-9 . _ -`
-            /// (embedded slugs and uStore GUIDs both fit).
-            pub fn parse(raw: &str) -> CoreResult<Self> {
-                let ok = !raw.is_empty()
-                    && raw.len() <= 64
-                    && raw.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-                if !ok {
-                    return Err(CoreError::InvalidArgument(format!(
-                        "{} must be 1 to 64 characters of letters, digits, '.', '_' or '-'",
-                        $what
-                    )));
-                }
-                Ok($name(raw.to_owned()))
-            }
-
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-    };
-}
-
-catalog_id!(
-    /// A category's id in its storefront.
-    CategoryId,
-    "category_id"
-);
-catalog_id!(
-    /// A product's id in its storefront.
-    ProductId,
-    "product_id"
-);
 
 /// Whether a product prints as is or is filled in first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

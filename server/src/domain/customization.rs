@@ -13,9 +13,10 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::domain::catalog::{Price, Product, ProductId, ProductKind, Shopper, Storefront, TrimSize};
+use crate::domain::catalog::{Price, Product, ProductKind, Shopper, Storefront, TrimSize};
 use crate::domain::error::{CoreError, CoreResult};
 use crate::domain::form::{FieldError, Form, Values, check_quantity, normalize};
+use crate::domain::ids::ProductId;
 use crate::domain::records::{check_id, from_ms, new_id, now_ms};
 use crate::domain::session::{Session, SessionManager};
 use crate::domain::usage::{UsageEvent, UsageKind, UsageSink};
@@ -565,7 +566,8 @@ mod tests {
 
     use super::*;
     use crate::domain::crypto::Key256;
-    use crate::domain::session::{DeviceId, SessionLimits};
+    use crate::domain::ids::DeviceId;
+    use crate::domain::session::SessionLimits;
     use crate::store::memory::MemoryStore;
     use crate::storefront::embedded::EmbeddedStorefront;
 

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::domain::error::CoreError;
+
 /// Result of an ephemeral store call.
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -14,6 +16,18 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub enum StoreError {
     #[error("the ephemeral store is unavailable: {0}")]
     Unavailable(String),
+}
+
+// Here rather than in `error`, so the error module depends on nothing in the domain.
+impl From<StoreError> for CoreError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Unavailable(detail) => {
+                tracing::error!(%detail, "ephemeral store unavailable");
+                CoreError::Unavailable("session storage is unavailable; try again shortly".into())
+            }
+        }
+    }
 }
 
 /// Owner-scoped key-value storage where every entry expires.

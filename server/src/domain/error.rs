@@ -35,6 +35,10 @@ pub enum CoreError {
     /// A dependency (store, storefront backend, printer) cannot be reached right now.
     #[error("{0}")]
     Unavailable(String),
+    /// The call ran out of time: its request did not arrive in time, or the caller's deadline
+    /// passed before it finished.
+    #[error("{0}")]
+    DeadlineExceeded(String),
     /// The call exists in the contract but this build does not implement it yet.
     #[error("{0}")]
     Unimplemented(String),
@@ -57,16 +61,5 @@ pub struct Detail(pub String);
 impl fmt::Display for Detail {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
-    }
-}
-
-impl From<crate::domain::ephemeral::StoreError> for CoreError {
-    fn from(err: crate::domain::ephemeral::StoreError) -> Self {
-        match err {
-            crate::domain::ephemeral::StoreError::Unavailable(detail) => {
-                tracing::error!(%detail, "ephemeral store unavailable");
-                CoreError::Unavailable("session storage is unavailable; try again shortly".into())
-            }
-        }
     }
 }

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use regex::Regex;
 
-use crate::domain::catalog::{Image, ProductId, QuantityRule};
+use crate::domain::catalog::{Image, QuantityRule};
+use crate::domain::ids::ProductId;
 
 /// Field values as the person typed them, by field id.
 pub type Values = BTreeMap<String, String>;

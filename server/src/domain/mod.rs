@@ -2,11 +2,14 @@
 //! prost; the `grpc` module adapts it to the wire.
 
 pub mod catalog;
+pub mod clock;
 pub mod crypto;
 pub mod customization;
+pub mod devices;
 pub mod ephemeral;
 pub mod error;
 pub mod form;
+pub mod ids;
 pub mod jobs;
 pub mod printing;
 pub mod records;

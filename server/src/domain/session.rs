@@ -21,9 +21,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::domain::clock::{Clock, SystemClock};
 use crate::domain::crypto::{Key256, random_bytes};
 use crate::domain::ephemeral::EphemeralStore;
 use crate::domain::error::{CoreError, CoreResult};
+use crate::domain::ids::DeviceId;
 use crate::domain::usage::{UsageEvent, UsageKind, UsageSink};
 
 /// Scope of the session records, each named by the hex SHA-256 of its token.
@@ -84,26 +86,6 @@ impl fmt::Debug for SessionToken {
     }
 }
 
-/// The id of the printer a session runs on: 1 to 64 characters of `A-Z a-z 0-9 . _ -`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeviceId(String);
-
-impl DeviceId {
-    pub fn parse(raw: &str) -> CoreResult<Self> {
-        let ok_chars = raw.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-        if raw.is_empty() || raw.len() > 64 || !ok_chars {
-            return Err(CoreError::InvalidArgument(
-                "device_id must be 1 to 64 characters of letters, digits, '.', '_' or '-'".into(),
-            ));
-        }
-        Ok(DeviceId(raw.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
 /// An authenticated session, as the handlers of one call see it.
 #[derive(Clone)]
 pub struct Session {
@@ -135,8 +117,8 @@ impl Session {
         format!("session-{}", hex::encode(self.id))
     }
 
-    fn remaining(&self) -> Duration {
-        self.expires_at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO)
+    fn remaining(&self, now: SystemTime) -> Duration {
+        self.expires_at.duration_since(now).unwrap_or(Duration::ZERO)
     }
 }
 
@@ -151,7 +133,7 @@ impl fmt::Debug for Session {
 struct StoredSession {
     id: [u8; 16],
     data_key: [u8; 32],
-    device_id: String,
+    device_id: DeviceId,
     expires_at_ms: u64,
 }
 
@@ -162,6 +144,7 @@ pub struct SessionManager {
     limits: SessionLimits,
     usage: Arc<dyn UsageSink>,
     open: Mutex<OpenSessions>,
+    clock: Arc<dyn Clock>,
 }
 
 /// The sessions this instance opened and has not seen end, by device, for the caps. An entry is
@@ -243,7 +226,14 @@ impl SessionManager {
         limits: SessionLimits,
         usage: Arc<dyn UsageSink>,
     ) -> Self {
-        SessionManager { store, record_key, limits, usage, open: Mutex::new(OpenSessions::default()) }
+        let clock = Arc::new(SystemClock);
+        SessionManager { store, record_key, limits, usage, open: Mutex::new(OpenSessions::default()), clock }
+    }
+
+    /// Measures the limits by `clock` (the store's entries must expire by the same one).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     fn open(&self) -> MutexGuard<'_, OpenSessions> {
@@ -253,7 +243,7 @@ impl SessionManager {
 
     /// Sessions this instance has open, in total and on one device.
     pub fn open_sessions(&self, device: Option<&DeviceId>) -> usize {
-        let now = Instant::now();
+        let now = self.clock.instant();
         let mut open = self.open();
         open.prune_all(now, self.limits.idle);
         match device {
@@ -266,7 +256,7 @@ impl SessionManager {
     /// recently used session when the device is at its cap (returned, to be ended), or refuses
     /// when the server is at its total cap.
     fn admit(&self, device: &DeviceId, token_hash: &str) -> CoreResult<Option<String>> {
-        let (now, idle) = (Instant::now(), self.limits.idle);
+        let (now, idle) = (self.clock.instant(), self.limits.idle);
         let mut open = self.open();
         open.prune_device(device.as_str(), now, idle);
         let on_device = open.devices.get(device.as_str()).map_or(0, Vec::len);
@@ -301,7 +291,7 @@ impl SessionManager {
         if let Some(session) =
             open.devices.get_mut(device.as_str()).and_then(|l| l.iter_mut().find(|s| s.token_hash == token_hash))
         {
-            session.last_active = Instant::now();
+            session.last_active = self.clock.instant();
         }
     }
 
@@ -318,7 +308,7 @@ impl SessionManager {
             token_hash: hash_token(token.expose()),
             data_key: Key256::generate(),
             device_id,
-            expires_at: SystemTime::now() + self.limits.absolute,
+            expires_at: self.clock.system() + self.limits.absolute,
         };
         if let Some(pushed_out) = self.admit(&session.device_id, &session.token_hash)? {
             // The record goes first, so the pushed-out token stops working at once.
@@ -357,7 +347,7 @@ impl SessionManager {
     /// Counts as activity of an open session (an open WatchJob stream keeps its session alive):
     /// resets the idle limit. False once the session has ended, which then finishes ending it.
     pub async fn keep_alive(&self, session: &Session) -> CoreResult<bool> {
-        let ttl = session.remaining().min(self.limits.idle);
+        let ttl = session.remaining(self.clock.system()).min(self.limits.idle);
         if !ttl.is_zero() && self.store.touch(TOKEN_SCOPE, &session.token_hash, ttl).await? {
             return Ok(true);
         }
@@ -396,10 +386,10 @@ impl SessionManager {
             id: stored.id,
             token_hash,
             data_key,
-            device_id: DeviceId(stored.device_id),
+            device_id: stored.device_id.clone(),
             expires_at: UNIX_EPOCH + Duration::from_millis(stored.expires_at_ms),
         };
-        let remaining = session.remaining();
+        let remaining = session.remaining(self.clock.system());
         if remaining.is_zero() {
             self.close(&session).await?;
             return Err(expired());
@@ -436,7 +426,7 @@ impl SessionManager {
                 ended += 1;
             }
         }
-        self.open().prune_all(Instant::now(), self.limits.idle);
+        self.open().prune_all(self.clock.instant(), self.limits.idle);
         Ok(ended)
     }
 
@@ -454,21 +444,21 @@ impl SessionManager {
 
     /// The encrypted, session-scoped view of the ephemeral store.
     pub fn data(&self, session: &Session) -> SessionData {
-        SessionData { store: self.store.clone(), session: session.clone() }
+        SessionData { store: self.store.clone(), session: session.clone(), clock: self.clock.clone() }
     }
 
     async fn write_record(&self, session: &Session) -> CoreResult<()> {
         let mut stored = StoredSession {
             id: session.id,
             data_key: *session.data_key.as_bytes(),
-            device_id: session.device_id.0.clone(),
+            device_id: session.device_id.clone(),
             expires_at_ms: session.expires_at.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64,
         };
         let encoded = postcard::to_allocvec(&stored);
         zeroize::Zeroize::zeroize(&mut stored.data_key);
         let plain = zeroize::Zeroizing::new(encoded.map_err(|e| CoreError::internal("cannot encode session", e))?);
         let sealed = self.record_key.seal(record_aad(&session.token_hash).as_bytes(), &plain);
-        let ttl = self.limits.idle.min(session.remaining());
+        let ttl = self.limits.idle.min(session.remaining(self.clock.system()));
         Ok(self.store.put(TOKEN_SCOPE, &session.token_hash, sealed, ttl).await?)
     }
 }
@@ -478,13 +468,14 @@ impl SessionManager {
 pub struct SessionData {
     store: Arc<dyn EphemeralStore>,
     session: Session,
+    clock: Arc<dyn Clock>,
 }
 
 impl SessionData {
     pub async fn put(&self, name: &str, value: &[u8]) -> CoreResult<()> {
         let scope = self.session.scope();
         let sealed = self.session.data_key.seal(data_aad(&scope, name).as_bytes(), value);
-        let ttl = self.session.remaining();
+        let ttl = self.session.remaining(self.clock.system());
         Ok(self.store.put(&scope, name, sealed, ttl).await?)
     }
 
@@ -546,21 +537,27 @@ mod tests {
     }
 
     fn manager(idle: Duration, absolute: Duration) -> (Arc<MemoryStore>, SessionManager) {
-        let (store, manager, _) = counted(idle, absolute);
+        let (store, manager, _, _) = counted(idle, absolute);
         (store, manager)
     }
 
-    fn counted(idle: Duration, absolute: Duration) -> (Arc<MemoryStore>, SessionManager, Arc<Count>) {
-        let store = MemoryStore::new();
+    /// A manager and its store on a clock the test moves, and what it counted.
+    fn counted(
+        idle: Duration,
+        absolute: Duration,
+    ) -> (Arc<MemoryStore>, SessionManager, Arc<Count>, Arc<crate::domain::clock::ShiftedClock>) {
+        let clock = Arc::new(crate::domain::clock::ShiftedClock::new());
+        let store = MemoryStore::with_clock(clock.clone());
         let limits = SessionLimits { idle, absolute, max_per_device: 32, max_total: 1000 };
         let count = Arc::new(Count::default());
-        let manager = SessionManager::new(store.clone(), Key256::generate(), limits, count.clone());
-        (store, manager, count)
+        let manager =
+            SessionManager::new(store.clone(), Key256::generate(), limits, count.clone()).with_clock(clock.clone());
+        (store, manager, count, clock)
     }
 
     #[tokio::test]
     async fn every_session_end_is_counted_once_and_deletes_its_data() {
-        let (store, manager, count) = counted(Duration::from_millis(50), Duration::from_secs(600));
+        let (store, manager, count, clock) = counted(Duration::from_secs(60), Duration::from_secs(600));
         let (closed, a) = manager.start(device(), "").await.unwrap();
         let (expired_used, b) = manager.start(device(), "").await.unwrap();
         let (_expired_idle, c) = manager.start(device(), "").await.unwrap();
@@ -569,7 +566,7 @@ mod tests {
         }
         manager.close(&manager.authenticate(closed.expose()).await.unwrap()).await.unwrap();
         assert_eq!(count.closed(), 1);
-        tokio::time::sleep(Duration::from_millis(80)).await;
+        clock.advance(Duration::from_secs(61));
 
         // A call with an idle-expired token ends that session at once.
         assert!(manager.authenticate(expired_used.expose()).await.is_err());
@@ -618,10 +615,13 @@ mod tests {
 
     #[tokio::test]
     async fn absolute_limit_ends_session_even_when_active() {
-        let (_, manager) = manager(Duration::from_secs(60), Duration::from_millis(80));
+        let (_, manager, _, clock) = counted(Duration::from_secs(60), Duration::from_secs(150));
         let (token, _) = manager.start(device(), "").await.unwrap();
-        manager.authenticate(token.expose()).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(120)).await;
+        for _ in 0..2 {
+            clock.advance(Duration::from_secs(50));
+            manager.authenticate(token.expose()).await.expect("activity keeps it past the idle limit");
+        }
+        clock.advance(Duration::from_secs(50));
         assert!(matches!(manager.authenticate(token.expose()).await, Err(CoreError::Unauthenticated(_))));
     }
 

@@ -8,7 +8,7 @@ use tonic::{Request, Response};
 
 use crate::domain::catalog::{Catalog, Shopper};
 use crate::grpc::convert;
-use crate::grpc::session::session;
+use crate::grpc::gate::session;
 use crate::grpc::status::GrpcResult;
 
 pub struct CatalogAdapter(pub Arc<Catalog>);

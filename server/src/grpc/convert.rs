@@ -6,18 +6,19 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use proto::v1 as pb;
 
 use crate::domain::catalog::{
-    Category, CategoryId, ImageInfo, ListProducts, Price, Product, ProductId, ProductKind, ProductPage, ProductSummary,
-    QuantityRule, TrimSize,
+    Category, ImageInfo, ListProducts, Price, Product, ProductKind, ProductPage, ProductSummary, QuantityRule, TrimSize,
 };
 use crate::domain::customization::{Draft, DraftChanges, DraftState, PageImage, PrintFile};
+use crate::domain::devices::{
+    Capabilities, ColorMode, DeliveryMode, Device, Media, PrinterUri, Sides, existing_device_id, parse_pin,
+};
 use crate::domain::error::{CoreError, CoreResult};
 use crate::domain::form::{ChoiceOption, Field, FieldError, FieldErrorCode, FieldKind, Form, Values};
+use crate::domain::ids::DeviceId;
+use crate::domain::ids::{CategoryId, ProductId};
 use crate::domain::jobs::{DocumentRef, Job, SubmitRequest};
-use crate::domain::printing::{
-    Capabilities, ColorMode, DeliveryMode, Device, JobState, Media, PrinterJobStatus, Sides, parse_pin,
-};
+use crate::domain::printing::{JobState, PrinterJobStatus};
 use crate::domain::records::check_opaque_id;
-use crate::domain::session::DeviceId;
 use crate::domain::usage::{UsageGrouping, UsageKind, UsageQuery, UsageReport};
 
 pub fn timestamp(at: SystemTime) -> prost_types::Timestamp {
@@ -547,8 +548,8 @@ pub fn job(job: &Job) -> pb::Job {
         state_message: job.message.clone(),
         file_id: job.file_id.clone(),
         draft_id: job.draft_id.clone(),
-        product_id: job.product_id.clone(),
-        device_id: job.device_id.clone(),
+        product_id: job.product_id.as_str().to_owned(),
+        device_id: job.device_id.as_str().to_owned(),
         delivery_mode: wire_delivery(job.delivery),
         copies: count(job.copies),
         sides: wire_sides(job.sides),
@@ -622,7 +623,7 @@ pub fn device(d: &Device) -> pb::Device {
         display_name: d.display_name.clone(),
         model: d.model.clone(),
         delivery_mode: wire_delivery(d.delivery),
-        printer_uri: d.printer_uri.clone().unwrap_or_default(),
+        printer_uri: d.printer_uri.as_ref().map(|uri| uri.as_str().to_owned()).unwrap_or_default(),
         pinned_certificate_sha256: d.pinned_certificate_sha256.map(hex::encode).unwrap_or_default(),
         location: d.location.clone(),
         capabilities: d.capabilities.as_ref().map(capabilities),
@@ -631,7 +632,8 @@ pub fn device(d: &Device) -> pb::Device {
     }
 }
 
-/// A device from the wire, checked against every rule of the contract's `Device`.
+/// A device from the wire, its fields parsed (the registry, `domain::devices::Devices`, checks
+/// the whole device before storing it).
 pub fn device_from_wire(d: pb::Device) -> CoreResult<Device> {
     let delivery = match pb::DeliveryMode::try_from(d.delivery_mode) {
         Ok(pb::DeliveryMode::IppPush) => DeliveryMode::IppPush,
@@ -648,15 +650,67 @@ pub fn device_from_wire(d: pb::Device) -> CoreResult<Device> {
         display_name: d.display_name,
         model: d.model,
         delivery,
-        printer_uri: Some(d.printer_uri).filter(|u| !u.is_empty()),
+        printer_uri: match d.printer_uri.as_str() {
+            "" => None,
+            raw => Some(PrinterUri::parse(raw)?),
+        },
         pinned_certificate_sha256: pin,
         location: d.location,
         capabilities: d.capabilities.map(capabilities_from_wire).transpose()?,
         registered_at: None,
         updated_at: None,
     };
-    device.check()?;
     Ok(device)
+}
+
+/// RegisterDevice's device.
+pub fn register_device(req: pb::RegisterDeviceRequest) -> CoreResult<Device> {
+    device_from_wire(req.device.ok_or_else(|| CoreError::InvalidArgument("device is required".into()))?)
+}
+
+/// ListDevices' page size (0: the default) and page token.
+pub fn device_page(req: &pb::ListDevicesRequest) -> CoreResult<(u32, &str)> {
+    let size = u32::try_from(req.page_size)
+        .map_err(|_| CoreError::InvalidArgument("page_size must not be negative".into()))?;
+    Ok((size, req.page_token.as_str()))
+}
+
+/// UpdateDevice's request, checked in the contract's order: the device and the mask are
+/// required, the id must name a device, and the mask must name a field.
+pub fn device_update(req: pb::UpdateDeviceRequest) -> CoreResult<(DeviceId, pb::Device, Vec<String>)> {
+    let wire = req.device.ok_or_else(|| CoreError::InvalidArgument("device is required".into()))?;
+    let mask = req.update_mask.ok_or_else(|| CoreError::InvalidArgument("update_mask is required".into()))?;
+    let id = existing_device_id(&wire.id)?;
+    if mask.paths.is_empty() {
+        return Err(CoreError::InvalidArgument(
+            "update_mask names no field; name the fields to change, e.g. \"location\", or \"*\" for all".into(),
+        ));
+    }
+    Ok((id, wire, mask.paths))
+}
+
+/// The registered device with the fields `paths` names taken from `wire`.
+pub fn merge_device(current: &Device, wire: pb::Device, paths: &[String]) -> CoreResult<Device> {
+    let mut merged = device(current);
+    for path in paths {
+        match path.as_str() {
+            "*" => merged = wire.clone(),
+            "display_name" => merged.display_name = wire.display_name.clone(),
+            "model" => merged.model = wire.model.clone(),
+            "delivery_mode" => merged.delivery_mode = wire.delivery_mode,
+            "printer_uri" => merged.printer_uri = wire.printer_uri.clone(),
+            "pinned_certificate_sha256" => merged.pinned_certificate_sha256 = wire.pinned_certificate_sha256.clone(),
+            "location" => merged.location = wire.location.clone(),
+            "capabilities" => merged.capabilities = wire.capabilities.clone(),
+            other => {
+                return Err(CoreError::InvalidArgument(format!(
+                    "update_mask names \"{other}\", which cannot be changed"
+                )));
+            }
+        }
+    }
+    merged.id = current.id.as_str().to_owned();
+    device_from_wire(merged)
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use tonic::{Request, Response};
 use crate::domain::catalog::Shopper;
 use crate::domain::customization::Customization;
 use crate::grpc::convert;
-use crate::grpc::session::session;
+use crate::grpc::gate::session;
 use crate::grpc::status::GrpcResult;
 
 pub struct CustomizationAdapter(pub Arc<Customization>);

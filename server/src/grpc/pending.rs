@@ -5,10 +5,12 @@
 use proto::v1 as pb;
 use tonic::{Request, Status};
 
+use crate::domain::error::CoreError;
 use crate::grpc::status::GrpcResult;
 
 fn pending(call: &str, arrives_with: &str) -> Status {
-    Status::unimplemented(format!("{call} is not implemented in this build yet; it arrives with {arrives_with}"))
+    CoreError::Unimplemented(format!("{call} is not implemented in this build yet; it arrives with {arrives_with}"))
+        .into()
 }
 
 const SSO: &str = "single sign-on";

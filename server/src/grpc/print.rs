@@ -4,21 +4,16 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures::{Stream, StreamExt as _};
 use proto::v1 as pb;
 use proto::v1::device_service_server::DeviceService;
 use proto::v1::print_service_server::PrintService;
 use tonic::{Request, Response, Status};
 
-use crate::domain::error::CoreError;
+use crate::domain::devices::{DeliveryMode, Devices};
 use crate::domain::jobs::Jobs;
-use crate::domain::printing::{DeliveryMode, DeviceStore};
-use crate::domain::session::DeviceId;
 use crate::grpc::convert;
-use crate::grpc::gate::Operator;
-use crate::grpc::session::session;
+use crate::grpc::gate::{operator, session};
 use crate::grpc::status::GrpcResult;
 
 pub struct PrintAdapter(pub Arc<Jobs>);
@@ -77,7 +72,7 @@ impl PrintService for PrintAdapter {
                     let rest = (!job.state.is_terminal()).then_some(watch);
                     Some((Ok(pb::WatchJobResponse { job: Some(convert::job(&job)) }), rest))
                 }
-                Err(err) => Some((Err(Status::from(err)), None)),
+                Err(err) => Some((Err(err.into()), None)),
             }
         });
         Ok(Response::new(Box::pin(first.chain(changes))))
@@ -101,22 +96,8 @@ impl PrintService for PrintAdapter {
     }
 }
 
-pub struct DeviceAdapter(pub Arc<dyn DeviceStore>);
-
-fn operator<T>(request: &Request<T>) -> Result<(), Status> {
-    match request.extensions().get::<Operator>() {
-        Some(_) => Ok(()),
-        None => Err(Status::internal("internal error: the call was not authenticated as an operator")),
-    }
-}
-
-/// A device id naming an existing device: required; one no device could have names none.
-fn device_id(raw: &str) -> Result<DeviceId, Status> {
-    if raw.is_empty() {
-        return Err(CoreError::InvalidArgument("device_id is required".into()).into());
-    }
-    DeviceId::parse(raw).map_err(|_| CoreError::NotFound(format!("no device has the id \"{raw}\"")).into())
-}
+/// The operators' device registry.
+pub struct DeviceAdapter(pub Arc<Devices>);
 
 #[tonic::async_trait]
 impl DeviceService for DeviceAdapter {
@@ -125,109 +106,38 @@ impl DeviceService for DeviceAdapter {
         request: Request<pb::RegisterDeviceRequest>,
     ) -> GrpcResult<pb::RegisterDeviceResponse> {
         operator(&request)?;
-        let wire = request.into_inner().device.ok_or_else(|| Status::invalid_argument("device is required"))?;
-        let device = convert::device_from_wire(wire)?;
-        self.0.insert(&device).await?;
-        let stored = self.0.get(&device.id).await?.unwrap_or(device);
-        Ok(Response::new(pb::RegisterDeviceResponse { device: Some(convert::device(&stored)) }))
+        let device = self.0.register(convert::register_device(request.into_inner())?).await?;
+        Ok(Response::new(pb::RegisterDeviceResponse { device: Some(convert::device(&device)) }))
     }
 
     async fn get_device(&self, request: Request<pb::GetDeviceRequest>) -> GrpcResult<pb::GetDeviceResponse> {
         operator(&request)?;
-        let id = device_id(&request.get_ref().device_id)?;
-        let device = self
-            .0
-            .get(&id)
-            .await?
-            .ok_or_else(|| CoreError::NotFound(format!("device \"{}\" is not registered", id.as_str())))?;
+        let device = self.0.get(&request.get_ref().device_id).await?;
         Ok(Response::new(pb::GetDeviceResponse { device: Some(convert::device(&device)) }))
     }
 
     async fn list_devices(&self, request: Request<pb::ListDevicesRequest>) -> GrpcResult<pb::ListDevicesResponse> {
         operator(&request)?;
-        let request = request.into_inner();
-        let limit = match request.page_size {
-            n if n < 0 => return Err(Status::invalid_argument("page_size must not be negative")),
-            0 => 50,
-            n => (n as u32).min(500),
-        };
-        let after = match request.page_token.as_str() {
-            "" => None,
-            token => {
-                let raw = URL_SAFE_NO_PAD
-                    .decode(token)
-                    .ok()
-                    .and_then(|b| String::from_utf8(b).ok())
-                    .and_then(|s| DeviceId::parse(&s).ok())
-                    .ok_or_else(|| Status::invalid_argument("page_token is not one this server issued"))?;
-                Some(raw)
-            }
-        };
-        let mut devices = self.0.list(after.as_ref(), limit + 1).await?;
-        let next_page_token = if devices.len() > limit as usize {
-            devices.truncate(limit as usize);
-            devices.last().map(|d| URL_SAFE_NO_PAD.encode(d.id.as_str())).unwrap_or_default()
-        } else {
-            String::new()
-        };
-        let total = self.0.device_count().await?;
+        let (page_size, page_token) = convert::device_page(request.get_ref())?;
+        let page = self.0.list(page_size, page_token).await?;
         Ok(Response::new(pb::ListDevicesResponse {
-            total_size: i32::try_from(total).unwrap_or(i32::MAX),
-            devices: devices.iter().map(convert::device).collect(),
-            next_page_token,
+            total_size: i32::try_from(page.total).unwrap_or(i32::MAX),
+            devices: page.devices.iter().map(convert::device).collect(),
+            next_page_token: page.next_page_token,
         }))
     }
 
     async fn update_device(&self, request: Request<pb::UpdateDeviceRequest>) -> GrpcResult<pb::UpdateDeviceResponse> {
         operator(&request)?;
-        let request = request.into_inner();
-        let wire = request.device.ok_or_else(|| Status::invalid_argument("device is required"))?;
-        let mask = request.update_mask.ok_or_else(|| Status::invalid_argument("update_mask is required"))?;
-        let id = device_id(&wire.id)?;
-        if mask.paths.is_empty() {
-            return Err(CoreError::InvalidArgument(
-                "update_mask names no field; name the fields to change, e.g. \"location\", or \"*\" for all".into(),
-            )
-            .into());
-        }
-        let current = self
-            .0
-            .get(&id)
-            .await?
-            .ok_or_else(|| CoreError::NotFound(format!("device \"{}\" is not registered", id.as_str())))?;
-        let mut merged = convert::device(&current);
-        for path in &mask.paths {
-            match path.as_str() {
-                "*" => merged = wire.clone(),
-                "display_name" => merged.display_name = wire.display_name.clone(),
-                "model" => merged.model = wire.model.clone(),
-                "delivery_mode" => merged.delivery_mode = wire.delivery_mode,
-                "printer_uri" => merged.printer_uri = wire.printer_uri.clone(),
-                "pinned_certificate_sha256" => {
-                    merged.pinned_certificate_sha256 = wire.pinned_certificate_sha256.clone()
-                }
-                "location" => merged.location = wire.location.clone(),
-                "capabilities" => merged.capabilities = wire.capabilities.clone(),
-                other => {
-                    return Err(Status::invalid_argument(format!(
-                        "update_mask names \"{other}\", which cannot be changed"
-                    )));
-                }
-            }
-        }
-        merged.id = current.id.as_str().to_owned();
-        let device = convert::device_from_wire(merged)?;
-        self.0.update(&device).await?;
-        let stored = self.0.get(&device.id).await?.unwrap_or(device);
-        Ok(Response::new(pb::UpdateDeviceResponse { device: Some(convert::device(&stored)) }))
+        let (id, wire, paths) = convert::device_update(request.into_inner())?;
+        let current = self.0.get(id.as_str()).await?;
+        let device = self.0.update(convert::merge_device(&current, wire, &paths)?).await?;
+        Ok(Response::new(pb::UpdateDeviceResponse { device: Some(convert::device(&device)) }))
     }
 
     async fn delete_device(&self, request: Request<pb::DeleteDeviceRequest>) -> GrpcResult<pb::DeleteDeviceResponse> {
         operator(&request)?;
-        let id = device_id(&request.get_ref().device_id)?;
-        if !self.0.delete(&id).await? {
-            return Err(CoreError::NotFound(format!("device \"{}\" is not registered", id.as_str())).into());
-        }
+        self.0.delete(&request.get_ref().device_id).await?;
         Ok(Response::new(pb::DeleteDeviceResponse {}))
     }
 }

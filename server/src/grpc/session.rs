@@ -4,25 +4,17 @@ use std::sync::Arc;
 
 use proto::v1 as pb;
 use proto::v1::session_service_server::SessionService;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response};
 
 use crate::domain::error::CoreError;
 use crate::domain::jobs::Jobs;
-use crate::domain::session::{Session, SessionManager};
+use crate::domain::session::SessionManager;
 use crate::grpc::convert;
+use crate::grpc::gate::session;
 use crate::grpc::status::GrpcResult;
 
 /// Sessions, and the print service that knows which devices may start one.
 pub struct SessionAdapter(pub Arc<SessionManager>, pub Arc<Jobs>);
-
-/// The session the gate authenticated for this call.
-pub fn session<T>(request: &Request<T>) -> Result<Session, Status> {
-    request
-        .extensions()
-        .get::<Session>()
-        .cloned()
-        .ok_or_else(|| Status::internal("internal error: the call was not authenticated"))
-}
 
 #[tonic::async_trait]
 impl SessionService for SessionAdapter {
@@ -50,16 +42,19 @@ impl SessionService for SessionAdapter {
     }
 
     async fn login(&self, _request: Request<pb::LoginRequest>) -> GrpcResult<pb::LoginResponse> {
-        Err(Status::unimplemented(
+        Err(CoreError::Unimplemented(
             "SessionService.Login is not available yet: the embedded storefront has no accounts; storefront \
-             login arrives with the XMPie uStore backend and single sign-on",
-        ))
+             login arrives with the XMPie uStore backend and single sign-on"
+                .into(),
+        )
+        .into())
     }
 
     async fn logout(&self, _request: Request<pb::LogoutRequest>) -> GrpcResult<pb::LogoutResponse> {
-        Err(Status::unimplemented(
-            "SessionService.Logout is not available yet: storefront login arrives with the XMPie uStore backend",
-        ))
+        Err(CoreError::Unimplemented(
+            "SessionService.Logout is not available yet: storefront login arrives with the XMPie uStore backend".into(),
+        )
+        .into())
     }
 
     async fn close_session(&self, request: Request<pb::CloseSessionRequest>) -> GrpcResult<pb::CloseSessionResponse> {

@@ -1,6 +1,8 @@
 //! The one place where domain errors become gRPC statuses. Internal details are logged here and
 //! never sent to the caller.
 
+use tonic::body::Body;
+use tonic::codegen::http;
 use tonic::{Code, Status};
 
 use crate::domain::error::CoreError;
@@ -17,6 +19,7 @@ impl From<CoreError> for Status {
             CoreError::ResourceExhausted(_) => Code::ResourceExhausted,
             CoreError::Unavailable(_) => Code::Unavailable,
             CoreError::Unimplemented(_) => Code::Unimplemented,
+            CoreError::DeadlineExceeded(_) => Code::DeadlineExceeded,
             CoreError::Internal { public, detail } => {
                 tracing::error!(%detail, public = %public, "internal error");
                 Code::Internal
@@ -24,6 +27,12 @@ impl From<CoreError> for Status {
         };
         Status::new(code, err.to_string())
     }
+}
+
+/// A whole gRPC answer (trailers only) for a call refused before any handler runs: the gate
+/// answers HTTP itself.
+pub fn refusal(err: CoreError) -> http::Response<Body> {
+    Status::from(err).into_http()
 }
 
 /// Shorthand for handler results.

@@ -2,11 +2,11 @@
 
 use proto::v1 as pb;
 use proto::v1::usage_service_server::UsageService;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response};
 
 use crate::domain::usage::UsageRecorder;
 use crate::grpc::convert;
-use crate::grpc::gate::Operator;
+use crate::grpc::gate::operator;
 use crate::grpc::status::GrpcResult;
 
 pub struct UsageAdapter(pub UsageRecorder);
@@ -17,9 +17,7 @@ impl UsageService for UsageAdapter {
         &self,
         request: Request<pb::CountUsageEventsRequest>,
     ) -> GrpcResult<pb::CountUsageEventsResponse> {
-        if request.extensions().get::<Operator>().is_none() {
-            return Err(Status::internal("internal error: the call was not authenticated as an operator"));
-        }
+        operator(&request)?;
         let query = convert::usage_query(request.into_inner())?;
         let counts = self.0.count(&query).await?;
         Ok(Response::new(convert::usage_counts(counts)))

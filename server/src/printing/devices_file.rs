@@ -6,8 +6,8 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
-use crate::domain::printing::{DeliveryMode, Device, parse_pin};
-use crate::domain::session::DeviceId;
+use crate::domain::devices::{DeliveryMode, Device, PrinterUri, parse_pin};
+use crate::domain::ids::DeviceId;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -40,12 +40,9 @@ pub fn load(path: &Path) -> anyhow::Result<Vec<Device>> {
     for entry in file.devices {
         let at = format!("{}: device \"{}\"", path.display(), entry.id);
         let id = DeviceId::parse(&entry.id).map_err(|e| anyhow::anyhow!("{at}: {e}"))?;
-        let delivery = match entry.delivery.as_str() {
-            "ipp_push" => DeliveryMode::IppPush,
-            "device_pull" => DeliveryMode::DevicePull,
-            "spool_folder" => DeliveryMode::SpoolFolder,
-            other => bail!("{at}: delivery \"{other}\" must be ipp_push, device_pull or spool_folder"),
-        };
+        let delivery = DeliveryMode::from_name(&entry.delivery).map_err(|e| anyhow::anyhow!("{at}: {e}"))?;
+        let printer_uri = entry.printer_uri.as_deref().map(PrinterUri::parse).transpose();
+        let printer_uri = printer_uri.map_err(|e| anyhow::anyhow!("{at}: {e}"))?;
         let pin = entry.pinned_certificate_sha256.as_deref().map(parse_pin).transpose();
         let pin = pin.map_err(|e| anyhow::anyhow!("{at}: {e}"))?;
         if devices.iter().any(|d: &Device| d.id == id) {
@@ -56,7 +53,7 @@ pub fn load(path: &Path) -> anyhow::Result<Vec<Device>> {
             display_name: entry.display_name,
             model: entry.model,
             delivery,
-            printer_uri: entry.printer_uri,
+            printer_uri,
             pinned_certificate_sha256: pin,
             location: entry.location,
             capabilities: None,

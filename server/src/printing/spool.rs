@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use crate::domain::crypto::random_bytes;
+use crate::domain::devices::{Capabilities, Device, default_capabilities};
 use crate::domain::error::{CoreError, CoreResult};
-use crate::domain::jobs::default_capabilities;
 use crate::domain::printing::{
-    Capabilities, Device, JobDocument, JobState, JobTicket, Printer, PrinterJobRef, PrinterJobStatus,
+    JobDocument, JobState, JobTicket, Printer, PrinterJobRef, PrinterJobStatus, Refusal, Refused,
 };
 
 /// Writes documents into a folder.
@@ -45,9 +45,16 @@ impl Printer for SpoolPrinter {
         Ok(device.capabilities.clone().unwrap_or_else(default_capabilities))
     }
 
-    async fn submit(&self, _device: &Device, ticket: &JobTicket, document: JobDocument) -> CoreResult<PrinterJobRef> {
+    async fn submit(
+        &self,
+        _device: &Device,
+        ticket: &JobTicket,
+        document: JobDocument,
+    ) -> Result<PrinterJobRef, Refused> {
         let JobDocument::Bytes(pdf) = document else {
-            return Err(CoreError::FailedPrecondition("a spool folder cannot fetch documents from a link".into()));
+            return Err(
+                CoreError::FailedPrecondition("a spool folder cannot fetch documents from a link".into()).into()
+            );
         };
         let name = format!("{}-{}.pdf", job_file_stem(ticket), hex::encode(random_bytes::<6>()));
         let final_path = self.dir.join(&name);
@@ -69,9 +76,10 @@ impl Printer for SpoolPrinter {
         .map_err(|e| CoreError::internal("spooling failed", e))?
         .map_err(|e| {
             tracing::error!(error = %e, dir = %self.dir.display(), "cannot write to the spool folder");
-            CoreError::Unavailable(
+            let error = CoreError::Unavailable(
                 "the spool folder cannot be written; an operator must check its disk and permissions".into(),
-            )
+            );
+            Refused::new(Refusal::Unreachable, error)
         })?;
         self.jobs().insert(name.clone(), SpoolJob { started: Instant::now(), canceled: false });
         Ok(PrinterJobRef(name))
@@ -117,8 +125,8 @@ mod tests {
     use std::os::unix::fs::PermissionsExt as _;
 
     use super::*;
-    use crate::domain::printing::{ColorMode, DeliveryMode, Sides};
-    use crate::domain::session::DeviceId;
+    use crate::domain::devices::{ColorMode, DeliveryMode, Sides};
+    use crate::domain::ids::DeviceId;
 
     fn mode(path: &std::path::Path) -> u32 {
         std::fs::metadata(path).unwrap().permissions().mode() & 0o777

@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 use anyhow::{Context, ensure};
 use regex::Regex;
 
-use super::compose::{ATTRIBUTE, COMMENT, HEX_COLOR, PLACEHOLDER, TEMPLATE_COLOR, image_data_uri, substitute};
+use super::compose::{ATTRIBUTE, COMMENT, HEX_COLOR, PLACEHOLDER, TEMPLATE_COLOR, is_image_uri, substitute};
 use super::fit;
 use super::fonts::Fonts;
 use super::{BoxColor, ChoiceAsset, Template, TextBox};
@@ -47,8 +47,7 @@ pub fn check_template(
                 );
             }
             if let Some(image) = &option.image {
-                image_data_uri(&template.base_dir, image)
-                    .map_err(|e| anyhow::anyhow!("choice {field:?} option {}: {e}", i + 1))?;
+                ensure!(is_image_uri(image), "choice {field:?} option {}: the image is not a PNG or JPEG", i + 1);
             }
         }
     }
@@ -218,7 +217,7 @@ fn check_page(
                 (f.clone(), opts[round.min(opts.len() - 1)].clone())
             })
             .collect();
-        let svg = substitute(page, &choices, &template.base_dir).map_err(anyhow::Error::msg)?;
+        let svg = substitute(page, &choices).map_err(anyhow::Error::msg)?;
         let tree =
             usvg::Tree::from_str(&svg, &options).with_context(|| format!("parsing with option {}", round + 1))?;
         let (w, h) = (f64::from(tree.size().width()) * 25.4 / 96.0, f64::from(tree.size().height()) * 25.4 / 96.0);

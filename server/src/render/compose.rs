@@ -3,8 +3,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::path::{Component, Path};
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use base64::Engine as _;
 use regex::Regex;
@@ -15,9 +14,6 @@ use super::{
     Align, BoxColor, ChoiceAsset, ComposeError, Document, FitProblem, FittedText, RenderInput, Template, TextBox,
     VAlign, pt_to_mm,
 };
-
-/// Largest image a choice option may embed.
-const MAX_IMAGE_BYTES: u64 = 32 * 1024 * 1024;
 
 /// An attribute and its quoted value (templates are trusted SVG; this only locates placeholders).
 pub(super) static ATTRIBUTE: LazyLock<Regex> =
@@ -66,7 +62,7 @@ fn compose_with(
     let options = fonts.usvg_options();
     let indexed: Vec<(usize, &String)> = template.pages.iter().enumerate().collect();
     let built = super::par_map(&indexed, |&(index, page)| {
-        let svg = page_svg(page, index, template, fonts, input, &placed).map_err(ComposeError::Internal)?;
+        let svg = page_svg(page, index, fonts, input, &placed).map_err(ComposeError::Internal)?;
         let tree = usvg::Tree::from_str(&svg, &options)
             .map_err(|e| ComposeError::Internal(format!("page {}: {e}", index + 1)))?;
         Ok::<_, ComposeError>((tree, svg))
@@ -120,13 +116,12 @@ fn merge_problem(problems: &mut Vec<FitProblem>, problem: FitProblem) {
 fn page_svg(
     page: &str,
     index: usize,
-    template: &Template,
     fonts: &Fonts,
     input: &RenderInput,
     placed: &[(&TextBox, Fitted)],
 ) -> Result<String, String> {
     let page_no = index + 1;
-    let artwork = substitute(page, &input.choices, &template.base_dir).map_err(|e| format!("page {page_no}: {e}"))?;
+    let artwork = substitute(page, &input.choices).map_err(|e| format!("page {page_no}: {e}"))?;
     let on_page: Vec<&(&TextBox, Fitted)> = placed.iter().filter(|(b, _)| b.page == index).collect();
     if on_page.is_empty() {
         return Ok(artwork.into_owned());
@@ -149,11 +144,7 @@ fn root_close(svg: &str) -> Option<usize> {
 
 /// Replaces `{{field}}` inside attribute values: an image data URI in `href`s, a colour elsewhere.
 /// Substituted values are a validated `#rrggbb` or base64, so they can not change the markup.
-pub(super) fn substitute<'a>(
-    page: &'a str,
-    choices: &HashMap<String, ChoiceAsset>,
-    base_dir: &Path,
-) -> Result<Cow<'a, str>, String> {
+pub(super) fn substitute<'a>(page: &'a str, choices: &HashMap<String, ChoiceAsset>) -> Result<Cow<'a, str>, String> {
     if !page.contains("{{") {
         return Ok(Cow::Borrowed(page));
     }
@@ -166,15 +157,14 @@ pub(super) fn substitute<'a>(
         }
         let name = &caps[1];
         let mut error = None;
-        let replaced = PLACEHOLDER.replace_all(value.as_str(), |p: &regex::Captures<'_>| {
-            match resolve(name, &p[1], choices, base_dir) {
+        let replaced =
+            PLACEHOLDER.replace_all(value.as_str(), |p: &regex::Captures<'_>| match resolve(name, &p[1], choices) {
                 Ok(v) => v,
                 Err(e) => {
                     error.get_or_insert(e);
                     String::new()
                 }
-            }
-        });
+            });
         if let Some(e) = error {
             return Err(e);
         }
@@ -186,16 +176,12 @@ pub(super) fn substitute<'a>(
     Ok(Cow::Owned(out))
 }
 
-fn resolve(
-    attribute: &str,
-    field: &str,
-    choices: &HashMap<String, ChoiceAsset>,
-    base_dir: &Path,
-) -> Result<String, String> {
+fn resolve(attribute: &str, field: &str, choices: &HashMap<String, ChoiceAsset>) -> Result<String, String> {
     let is_href = attribute == "href" || attribute.ends_with(":href");
     match choices.get(field) {
         Some(asset) if is_href => match &asset.image {
-            Some(image) => image_data_uri(base_dir, image),
+            Some(image) if is_image_uri(image) => Ok(image.to_string()),
+            Some(_) => Err(format!("choice {field:?} has an image that is not a PNG or JPEG data URI")),
             None => Err(format!("choice {field:?} has no image for {attribute}")),
         },
         Some(asset) => match &asset.color {
@@ -210,33 +196,19 @@ fn resolve(
     }
 }
 
-/// Reads a PNG or JPEG that lies inside `base_dir` and returns it as a data URI.
-pub(super) fn image_data_uri(base_dir: &Path, relative: &Path) -> Result<String, String> {
-    let shown = relative.display();
-    if relative.as_os_str().is_empty()
-        || !relative.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
-    {
-        return Err(format!("image {shown:?} must be a relative path inside the product folder"));
-    }
-    let base = base_dir.canonicalize().map_err(|e| format!("product folder {}: {e}", base_dir.display()))?;
-    let path = base.join(relative).canonicalize().map_err(|e| format!("image {shown:?}: {e}"))?;
-    // A symlink could still point elsewhere.
-    if !path.starts_with(&base) {
-        return Err(format!("image {shown:?} lies outside the product folder"));
-    }
-    let size = std::fs::metadata(&path).map_err(|e| format!("image {shown:?}: {e}"))?.len();
-    if size > MAX_IMAGE_BYTES {
-        return Err(format!("image {shown:?} is larger than {MAX_IMAGE_BYTES} bytes"));
-    }
-    let data = std::fs::read(&path).map_err(|e| format!("image {shown:?}: {e}"))?;
-    let mime = if data.starts_with(b"\x89PNG\r\n\x1a\n") {
-        "image/png"
-    } else if data.starts_with(&[0xFF, 0xD8, 0xFF]) {
-        "image/jpeg"
-    } else {
-        return Err(format!("image {shown:?} is not a PNG or JPEG file"));
-    };
-    Ok(format!("data:{mime};base64,{}", base64::engine::general_purpose::STANDARD.encode(&data)))
+/// A PNG or JPEG as a `data:` URI, for a choice option's image.
+pub fn data_uri(content_type: &str, data: &[u8]) -> Arc<str> {
+    format!("data:{content_type};base64,{}", base64::engine::general_purpose::STANDARD.encode(data)).into()
+}
+
+/// Whether an option's image is what `data_uri` makes of a PNG or JPEG: base64 after the prefix,
+/// so it can not change the markup it is substituted into.
+pub(super) fn is_image_uri(image: &str) -> bool {
+    ["data:image/png;base64,", "data:image/jpeg;base64,"].iter().any(|prefix| {
+        image
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'='))
+    })
 }
 
 /// The text colour of a box, checked so that it can only ever be a colour.

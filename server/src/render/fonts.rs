@@ -100,25 +100,35 @@ pub(super) fn css_family(family: &str) -> Option<String> {
 impl Fonts {
     /// Every .ttf/.otf/.ttc under `dir`; no system fonts. Error if none.
     pub fn load(dir: &Path) -> anyhow::Result<Fonts> {
-        let mut files = Vec::new();
-        collect_font_files(dir, &mut files, 0).with_context(|| format!("reading fonts in {}", dir.display()))?;
+        let mut paths = Vec::new();
+        collect_font_files(dir, &mut paths, 0).with_context(|| format!("reading fonts in {}", dir.display()))?;
         // Sorted so that fallback order (and so output) does not depend on directory order.
-        files.sort();
+        paths.sort();
+        let mut files = Vec::with_capacity(paths.len());
+        for path in &paths {
+            let bytes = std::fs::read(path).with_context(|| format!("reading font {}", path.display()))?;
+            files.push((path.display().to_string(), bytes));
+        }
+        Fonts::from_files(files).with_context(|| format!("fonts in {}", dir.display()))
+    }
+
+    /// Fonts from files already read, as (name for errors, bytes), in the order given: that order
+    /// is the fallback order, so callers sort it.
+    pub fn from_files(files: Vec<(String, Vec<u8>)>) -> anyhow::Result<Fonts> {
         let mut db = Database::new();
         let mut datas: HashMap<fontdb::ID, Arc<Vec<u8>>> = HashMap::new();
-        for path in &files {
-            let bytes = std::fs::read(path).with_context(|| format!("reading font {}", path.display()))?;
+        for (name, bytes) in files {
             let data = Arc::new(bytes);
             let ids = db.load_font_source(Source::Binary(data.clone()));
             if ids.is_empty() {
-                bail!("{} is not a usable font file", path.display());
+                bail!("{name} is not a usable font file");
             }
             for id in ids {
                 datas.insert(id, data.clone());
             }
         }
         if db.is_empty() {
-            bail!("no fonts (.ttf, .otf, .ttc) found in {}", dir.display());
+            bail!("no fonts (.ttf, .otf, .ttc) found");
         }
         // fontdb's generic families default to system names that are not shipped; point them at ours.
         let first_family = db.faces().next().and_then(|f| f.families.first()).map(|f| f.0.clone());

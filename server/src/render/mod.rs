@@ -18,11 +18,11 @@ mod tests;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub use check::check_template;
-pub use compose::{compose, compose_preview};
+pub use compose::{compose, compose_preview, data_uri};
 pub use fonts::Fonts;
 pub use pdf::pdf;
 pub use preview::{MAX_PREVIEW_HEIGHT, MAX_PREVIEW_WIDTH, MIN_PREVIEW_WIDTH, PreviewImage, preview};
@@ -58,8 +58,6 @@ pub struct Template {
     /// SVG source of each page, in order.
     pub pages: Vec<String>,
     pub boxes: Vec<TextBox>,
-    /// The product folder: images named by choice options resolve inside it and nowhere else.
-    pub base_dir: PathBuf,
 }
 
 /// A rectangle on a page that prints one text field.
@@ -123,8 +121,9 @@ pub struct RenderInput {
 pub struct ChoiceAsset {
     /// `#rrggbb`.
     pub color: Option<String>,
-    /// A PNG or JPEG file, relative to the template's `base_dir`.
-    pub image: Option<PathBuf>,
+    /// A PNG or JPEG as a `data:` URI (`data_uri`), loaded by the storefront at start-up: the
+    /// renderer reads no file.
+    pub image: Option<Arc<str>>,
 }
 
 /// Why a field's value can not be printed; shown to the customer next to the field.

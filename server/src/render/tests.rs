@@ -72,7 +72,6 @@ fn card() -> Template {
         geometry: PageGeometry { trim_width_mm: 85.0, trim_height_mm: 55.0, bleed_mm: 3.0, crop_marks: false },
         pages: vec![FRONT.into(), BACK.into()],
         boxes: vec![name, title, address, phone, slogan],
-        base_dir: testdata(),
     }
 }
 
@@ -466,15 +465,15 @@ fn pdf_text_is_extractable_when_poppler_is_installed() {
     }
 }
 
-fn write_png(path: &Path) {
+/// A small red PNG as the storefront hands it over.
+fn red_png() -> std::sync::Arc<str> {
     let mut pixmap = tiny_skia::Pixmap::new(4, 4).unwrap();
     pixmap.fill(tiny_skia::Color::from_rgba8(200, 30, 30, 255));
-    std::fs::write(path, pixmap.encode_png().unwrap()).unwrap();
+    super::data_uri("image/png", &pixmap.encode_png().unwrap())
 }
 
-fn logo_template(dir: &Path) -> Template {
+fn logo_template() -> Template {
     let mut template = card();
-    template.base_dir = dir.to_path_buf();
     template.pages[1] = r##"<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink"
         width="91mm" height="61mm" viewBox="0 0 91 61">
       <image x="10" y="10" width="20" height="20" xlink:href="{{logo}}"/>
@@ -484,20 +483,20 @@ fn logo_template(dir: &Path) -> Template {
 }
 
 #[test]
-fn choice_images_are_embedded_from_the_product_folder_only() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("logos")).unwrap();
-    write_png(&dir.path().join("logos/red.png"));
-    write_png(&dir.path().join("outside.png"));
-    let product = dir.path().join("logos");
-    let template = logo_template(&product);
+fn choice_images_are_embedded_as_loaded_and_no_file_is_read() {
+    // The storefront loads option images from inside the product folder at start-up
+    // (`storefront::files::inside`); the renderer only embeds what it was handed.
+    let template = logo_template();
     let mut values = full_input();
-    values.choices.insert("logo".into(), ChoiceAsset { color: None, image: Some("red.png".into()) });
+    values.choices.insert("logo".into(), ChoiceAsset { color: None, image: Some(red_png()) });
     let document = compose(&template, fonts(), &values).unwrap();
     assert!(has_image(&document.pages[1]));
-    for escape in ["../outside.png", "/etc/passwd", "missing.png"] {
-        values.choices.insert("logo".into(), ChoiceAsset { color: None, image: Some(escape.into()) });
-        assert!(matches!(compose(&template, fonts(), &values), Err(ComposeError::Internal(_))), "{escape}");
+    for not_an_image in
+        ["../outside.png", "/etc/passwd", "data:image/svg+xml;base64,PHN2Zz4=", "data:image/png;base64,\"/>"]
+    {
+        values.choices.insert("logo".into(), ChoiceAsset { color: None, image: Some(not_an_image.into()) });
+        let composed = compose(&template, fonts(), &values);
+        assert!(matches!(composed, Err(ComposeError::Internal(_))), "{not_an_image}");
     }
     // Hrefs written in a template never read files either.
     let mut template = card();
@@ -520,13 +519,11 @@ fn choice_options() -> HashMap<String, Vec<ChoiceAsset>> {
 #[test]
 fn check_template_accepts_a_good_template() {
     check_template(&card(), fonts(), &choice_options()).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    write_png(&dir.path().join("a.png"));
     let mut options = choice_options();
-    options.insert("logo".into(), vec![ChoiceAsset { color: None, image: Some("a.png".into()) }]);
-    check_template(&logo_template(dir.path()), fonts(), &options).unwrap();
+    options.insert("logo".into(), vec![ChoiceAsset { color: None, image: Some(red_png()) }]);
+    check_template(&logo_template(), fonts(), &options).unwrap();
     options.insert("logo".into(), vec![ChoiceAsset { color: None, image: Some("b.png".into()) }]);
-    assert!(check_template(&logo_template(dir.path()), fonts(), &options).is_err());
+    assert!(check_template(&logo_template(), fonts(), &options).is_err());
 }
 
 #[test]

@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
+use crate::domain::clock::{Clock, SystemClock};
+
 use async_trait::async_trait;
 
 use crate::domain::ephemeral::{EphemeralStore, StoreResult};
@@ -18,14 +20,19 @@ type Scopes = HashMap<Box<str>, HashMap<Box<str>, Entry>>;
 
 /// An [`EphemeralStore`] held in process memory. Lost on restart, which is what "ephemeral"
 /// promises.
-#[derive(Default)]
 pub struct MemoryStore {
     scopes: Mutex<Scopes>,
+    clock: Arc<dyn Clock>,
 }
 
 impl MemoryStore {
     pub fn new() -> Arc<Self> {
-        Arc::new(MemoryStore::default())
+        Self::with_clock(Arc::new(SystemClock))
+    }
+
+    /// A store whose entries expire by `clock`.
+    pub fn with_clock(clock: Arc<dyn Clock>) -> Arc<Self> {
+        Arc::new(MemoryStore { scopes: Mutex::default(), clock })
     }
 
     /// Starts a background task that purges expired entries every `every`. It stops by itself
@@ -45,7 +52,7 @@ impl MemoryStore {
 
     /// Removes every expired entry now; returns how many went.
     pub fn purge_expired(&self) -> usize {
-        let now = Instant::now();
+        let now = self.clock.instant();
         let mut scopes = self.lock();
         let mut removed = 0;
         scopes.retain(|_, entries| {
@@ -76,7 +83,7 @@ fn live<'a>(scopes: &'a mut Scopes, scope: &str, name: &str, now: Instant) -> Op
 #[async_trait]
 impl EphemeralStore for MemoryStore {
     async fn put(&self, scope: &str, name: &str, value: Vec<u8>, ttl: Duration) -> StoreResult<()> {
-        let entry = Entry { value, expires_at: Instant::now() + ttl };
+        let entry = Entry { value, expires_at: self.clock.instant() + ttl };
         let mut scopes = self.lock();
         scopes.entry(scope.into()).or_default().insert(name.into(), entry);
         Ok(())
@@ -84,11 +91,11 @@ impl EphemeralStore for MemoryStore {
 
     async fn get(&self, scope: &str, name: &str) -> StoreResult<Option<Vec<u8>>> {
         let mut scopes = self.lock();
-        Ok(live(&mut scopes, scope, name, Instant::now()).map(|entry| entry.value.clone()))
+        Ok(live(&mut scopes, scope, name, self.clock.instant()).map(|entry| entry.value.clone()))
     }
 
     async fn touch(&self, scope: &str, name: &str, ttl: Duration) -> StoreResult<bool> {
-        let now = Instant::now();
+        let now = self.clock.instant();
         let mut scopes = self.lock();
         Ok(match live(&mut scopes, scope, name, now) {
             Some(entry) => {
@@ -100,7 +107,7 @@ impl EphemeralStore for MemoryStore {
     }
 
     async fn take(&self, scope: &str, name: &str) -> StoreResult<Option<Vec<u8>>> {
-        let now = Instant::now();
+        let now = self.clock.instant();
         let mut scopes = self.lock();
         let Some(entries) = scopes.get_mut(scope) else { return Ok(None) };
         let taken = entries.remove(name).filter(|entry| entry.expires_at > now);
@@ -126,14 +133,14 @@ impl EphemeralStore for MemoryStore {
     }
 
     async fn names(&self, scope: &str) -> StoreResult<Vec<String>> {
-        let now = Instant::now();
+        let now = self.clock.instant();
         let scopes = self.lock();
         let Some(entries) = scopes.get(scope) else { return Ok(Vec::new()) };
         Ok(entries.iter().filter(|(_, e)| e.expires_at > now).map(|(name, _)| name.to_string()).collect())
     }
 
     async fn scopes(&self) -> StoreResult<Vec<String>> {
-        let now = Instant::now();
+        let now = self.clock.instant();
         let scopes = self.lock();
         Ok(scopes
             .iter()
@@ -173,6 +180,17 @@ mod tests {
         store.put("s", "other", b"v".to_vec(), LONG).await.unwrap();
         assert_eq!(store.purge_expired(), 1);
         assert!(store.touch("s", "other", LONG).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn entries_expire_by_the_stores_clock() {
+        let clock = Arc::new(crate::domain::clock::ShiftedClock::new());
+        let store = MemoryStore::with_clock(clock.clone());
+        store.put("s", "x", b"v".to_vec(), LONG).await.unwrap();
+        clock.advance(LONG - Duration::from_secs(1));
+        assert!(store.get("s", "x").await.unwrap().is_some(), "not yet");
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(store.get("s", "x").await.unwrap(), None, "expired on the store's clock");
     }
 
     #[tokio::test]

@@ -10,10 +10,10 @@ use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, SqlitePool};
 
+use crate::domain::devices::{Capabilities, DeliveryMode, Device, DeviceStore, PrinterUri, parse_pin};
 use crate::domain::error::{CoreError, CoreResult};
+use crate::domain::ids::DeviceId;
 use crate::domain::jobs::{RunningJob, RunningJobs};
-use crate::domain::printing::{Capabilities, DeliveryMode, Device, DeviceStore};
-use crate::domain::session::DeviceId;
 use crate::domain::usage::{UsageCount, UsageEvent, UsageGrouping, UsageKind, UsageQuery, UsageStore};
 
 /// A SQLite database holding the persistent store.
@@ -137,30 +137,15 @@ impl UsageStore for SqliteStore {
     }
 }
 
-fn delivery_name(mode: DeliveryMode) -> &'static str {
-    match mode {
-        DeliveryMode::IppPush => "ipp_push",
-        DeliveryMode::DevicePull => "device_pull",
-        DeliveryMode::SpoolFolder => "spool_folder",
-    }
-}
-
 fn device_from_row(row: &sqlx::sqlite::SqliteRow) -> CoreResult<Device> {
     let corrupt = |what: &str| CoreError::internal("the device registry is unreadable", format!("bad {what}"));
     let id: String = row.try_get("id").map_err(db_error)?;
-    let delivery = match row.try_get::<String, _>("delivery").map_err(db_error)?.as_str() {
-        "ipp_push" => DeliveryMode::IppPush,
-        "device_pull" => DeliveryMode::DevicePull,
-        "spool_folder" => DeliveryMode::SpoolFolder,
-        _ => return Err(corrupt("delivery")),
-    };
+    let delivery = row.try_get::<String, _>("delivery").map_err(db_error)?;
+    let delivery = DeliveryMode::from_name(&delivery).map_err(|_| corrupt("delivery"))?;
+    let printer_uri: Option<String> = row.try_get("printer_uri").map_err(db_error)?;
+    let printer_uri = printer_uri.as_deref().map(PrinterUri::parse).transpose().map_err(|_| corrupt("printer URI"))?;
     let pin: Option<String> = row.try_get("pinned_certificate_sha256").map_err(db_error)?;
-    let pin = match pin {
-        Some(hex_pin) => {
-            Some(hex::decode(&hex_pin).ok().and_then(|b| <[u8; 32]>::try_from(b).ok()).ok_or_else(|| corrupt("pin"))?)
-        }
-        None => None,
-    };
+    let pin = pin.as_deref().map(parse_pin).transpose().map_err(|_| corrupt("pin"))?;
     let capabilities: Option<Vec<u8>> = row.try_get("capabilities").map_err(db_error)?;
     let capabilities = match capabilities {
         Some(bytes) => Some(decode_capabilities(&bytes).ok_or_else(|| corrupt("capabilities"))?),
@@ -175,7 +160,7 @@ fn device_from_row(row: &sqlx::sqlite::SqliteRow) -> CoreResult<Device> {
         display_name: row.try_get("display_name").map_err(db_error)?,
         model: row.try_get("model").map_err(db_error)?,
         delivery,
-        printer_uri: row.try_get("printer_uri").map_err(db_error)?,
+        printer_uri,
         pinned_certificate_sha256: pin,
         location: row.try_get("location").map_err(db_error)?,
         capabilities,
@@ -188,10 +173,10 @@ fn device_from_row(row: &sqlx::sqlite::SqliteRow) -> CoreResult<Device> {
 fn decode_capabilities(bytes: &[u8]) -> Option<Capabilities> {
     #[derive(serde::Deserialize)]
     struct Before {
-        media: Vec<crate::domain::printing::Media>,
+        media: Vec<crate::domain::devices::Media>,
         default_media: Option<String>,
-        sides: Vec<crate::domain::printing::Sides>,
-        color_modes: Vec<crate::domain::printing::ColorMode>,
+        sides: Vec<crate::domain::devices::Sides>,
+        color_modes: Vec<crate::domain::devices::ColorMode>,
         copies_max: u32,
         document_formats: Vec<String>,
         accepting_jobs: bool,
@@ -240,8 +225,8 @@ impl SqliteStore {
             .bind(device.id.as_str())
             .bind(&device.display_name)
             .bind(&device.model)
-            .bind(delivery_name(device.delivery))
-            .bind(&device.printer_uri)
+            .bind(device.delivery.name())
+            .bind(device.printer_uri.as_ref().map(PrinterUri::as_str))
             .bind(device.pinned_certificate_sha256.map(hex::encode))
             .bind(&device.location)
             .bind(capabilities)
@@ -365,7 +350,7 @@ fn column(group: UsageGrouping) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::catalog::ProductId;
+    use crate::domain::ids::ProductId;
 
     #[tokio::test]
     async fn counts_group_by_kind_product_and_day() {

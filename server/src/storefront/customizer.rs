@@ -4,7 +4,6 @@
 //! at once and refuses callers that would wait too long, so renders never starve other calls.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -229,10 +228,9 @@ impl Customizer for EmbeddedCustomizer {
 
     async fn print_ready(&self, _shopper: &Shopper, draft: DraftRef<'_>) -> CoreResult<PrintReady> {
         if let Printable::Static { document, pages, .. } = self.store.printable(draft.product)? {
-            let (path, page_count): (PathBuf, u32) = (document.clone(), *pages);
-            let pdf =
-                tokio::fs::read(&path).await.map_err(|e| CoreError::internal("the product's PDF is unreadable", e))?;
-            return Ok(PrintReady { pdf: Bytes::from(pdf), page_count });
+            let pdf = (self.store.files().read_async(document).await)
+                .map_err(|e| CoreError::internal("the product's PDF is unreadable", e))?;
+            return Ok(PrintReady { pdf, page_count: *pages });
         }
         let store = self.store.clone();
         let draft = OwnedDraft::of(&draft);

@@ -1,9 +1,10 @@
-//! The embedded storefront: a folder of products shipped with the server, loaded and validated
-//! once at start-up, so a broken product file is a start-up error naming the file rather than a
-//! surprise at the printer. The folder format is documented in `server/storefront/README.md`.
+//! The embedded storefront: a folder of products (the sample shop built into the server, or one
+//! given with `--storefront-dir`), loaded and validated once at start-up, so a broken product file
+//! is a start-up error naming the file rather than a surprise at the printer. The folder format is
+//! documented in `server/storefront/README.md`.
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Component, Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, bail, ensure};
 use async_trait::async_trait;
@@ -16,6 +17,7 @@ use crate::domain::catalog::{
 };
 use crate::domain::error::{CoreError, CoreResult};
 use crate::render::{self, Fonts, PageGeometry};
+use crate::storefront::files::{StorefrontFiles, inside};
 use crate::storefront::template::{self, LoadedTemplate};
 
 /// Largest accepted thumbnail file.
@@ -96,13 +98,15 @@ struct Entry {
 pub enum Printable {
     /// Filled in through a form and laid out by the renderer.
     Customizable(LoadedTemplate),
-    /// Printed from its shipped PDF; `preview` holds the pages it was made from, for previews.
-    Static { preview: render::Template, document: PathBuf, pages: u32 },
+    /// Printed from its shipped PDF (`document`, a path in the storefront's files); `preview` holds
+    /// the pages it was made from, for previews.
+    Static { preview: render::Template, document: String, pages: u32 },
 }
 
-/// A storefront read from a folder at start-up and served from memory.
+/// A storefront read from its files at start-up and served from memory.
 pub struct EmbeddedStorefront {
     name: String,
+    files: StorefrontFiles,
     fonts: Fonts,
     roots: Vec<Category>,
     categories: HashSet<CategoryId>,
@@ -123,23 +127,30 @@ impl std::fmt::Debug for EmbeddedStorefront {
 impl EmbeddedStorefront {
     /// Loads and validates the storefront folder `root`. Every error names the file at fault.
     pub fn load(root: &Path) -> anyhow::Result<Self> {
-        let fonts_dir = root.join("fonts");
-        let fonts =
-            Fonts::load(&fonts_dir).with_context(|| format!("{}: cannot load the fonts", fonts_dir.display()))?;
-        let index_path = root.join("storefront.toml");
-        let index: StorefrontFile = read_toml(&index_path)?;
-        ensure!(!index.name.trim().is_empty(), "{}: name must not be empty", index_path.display());
+        Self::load_files(StorefrontFiles::Folder(root.to_path_buf()))
+    }
+
+    /// Loads the sample shop built into the binary.
+    pub fn built_in_sample() -> anyhow::Result<Self> {
+        Self::load_files(StorefrontFiles::BuiltInSample)
+    }
+
+    /// Loads and validates a storefront's files. Every error names the file at fault.
+    pub fn load_files(files: StorefrontFiles) -> anyhow::Result<Self> {
+        let fonts = load_fonts(&files).with_context(|| format!("{}: cannot load the fonts", files.shown("fonts")))?;
+        let index_path = files.shown("storefront.toml");
+        let index: StorefrontFile = read_toml(&files, "storefront.toml")?;
+        ensure!(!index.name.trim().is_empty(), "{index_path}: name must not be empty");
         ensure!(
             index.currency.len() == 3 && index.currency.chars().all(|c| c.is_ascii_uppercase()),
-            "{}: currency must be an ISO 4217 code such as \"EUR\"",
-            index_path.display()
+            "{index_path}: currency must be an ISO 4217 code such as \"EUR\""
         );
 
         let mut category_order = Vec::new();
         let mut parents: HashMap<String, Option<String>> = HashMap::new();
         let mut category_info: HashMap<String, (String, String)> = HashMap::new();
         for category in &index.categories {
-            let where_ = format!("{}: category \"{}\"", index_path.display(), category.id);
+            let where_ = format!("{index_path}: category \"{}\"", category.id);
             check_slug(&category.id).with_context(|| where_.clone())?;
             ensure!(!category.name.trim().is_empty(), "{where_}: name must not be empty");
             ensure!(!parents.contains_key(&category.id), "{where_}: declared twice");
@@ -151,21 +162,15 @@ impl EmbeddedStorefront {
             category_order.push(category.id.clone());
         }
 
-        let products_dir = root.join("products");
-        let mut folders: Vec<PathBuf> = std::fs::read_dir(&products_dir)
-            .with_context(|| format!("{}: cannot read the products folder", products_dir.display()))?
-            .map(|entry| entry.map(|e| e.path()))
-            .collect::<Result<_, _>>()
-            .with_context(|| format!("{}: cannot list the products folder", products_dir.display()))?;
-        folders.retain(|path| path.is_dir());
-        folders.sort();
-
+        let folders = files
+            .folders("products")
+            .with_context(|| format!("{}: cannot list the products folder", files.shown("products")))?;
         let mut products = Vec::with_capacity(folders.len());
         for folder in folders {
-            let entry = load_product(&folder, &index.currency, &parents, &fonts)?;
+            let entry = load_product(&files, &folder, &index.currency, &parents, &fonts)?;
             products.push(entry);
         }
-        ensure!(!products.is_empty(), "{}: the storefront has no products", products_dir.display());
+        ensure!(!products.is_empty(), "{}: the storefront has no products", files.shown("products"));
         products.sort_by(|a, b| {
             (a.product.summary.name.as_str(), a.product.summary.id.as_str())
                 .cmp(&(b.product.summary.name.as_str(), b.product.summary.id.as_str()))
@@ -178,7 +183,12 @@ impl EmbeddedStorefront {
         let roots = build_tree(None, &category_order, &parents, &category_info, &direct_counts);
         let by_id = products.iter().enumerate().map(|(i, e)| (e.product.summary.id.clone(), i)).collect();
         let categories = category_order.iter().map(|id| CategoryId::parse(id).expect("checked slug")).collect();
-        Ok(EmbeddedStorefront { name: index.name, fonts, roots, categories, products, by_id })
+        Ok(EmbeddedStorefront { name: index.name, files, fonts, roots, categories, products, by_id })
+    }
+
+    /// Where the storefront's files are, for the static products' PDFs.
+    pub fn files(&self) -> &StorefrontFiles {
+        &self.files
     }
 
     pub fn name(&self) -> &str {
@@ -249,9 +259,25 @@ impl Storefront for EmbeddedStorefront {
     }
 }
 
-fn read_toml<T: for<'de> Deserialize<'de>>(path: &Path) -> anyhow::Result<T> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("{}: invalid", path.display()))
+/// A TOML file of the storefront, named by its path in errors.
+pub(crate) fn read_toml<T: for<'de> Deserialize<'de>>(files: &StorefrontFiles, path: &str) -> anyhow::Result<T> {
+    let shown = files.shown(path);
+    let bytes = files.read(path).with_context(|| format!("{shown}: cannot read"))?;
+    let text = std::str::from_utf8(&bytes).with_context(|| format!("{shown}: cannot read"))?;
+    toml::from_str(text).with_context(|| format!("{shown}: invalid"))
+}
+
+/// Every .ttf/.otf/.ttc under `fonts/`, sorted by path.
+fn load_fonts(files: &StorefrontFiles) -> anyhow::Result<Fonts> {
+    let mut fonts = Vec::new();
+    for path in files.files_below("fonts")? {
+        let ext = path.rsplit_once('.').map(|(_, ext)| ext.to_ascii_lowercase());
+        if matches!(ext.as_deref(), Some("ttf" | "otf" | "ttc")) {
+            let data = files.read(&path).with_context(|| format!("reading font {}", files.shown(&path)))?;
+            fonts.push((files.shown(&path), data.into_owned()));
+        }
+    }
+    Fonts::from_files(fonts)
 }
 
 fn check_slug(id: &str) -> anyhow::Result<()> {
@@ -262,29 +288,19 @@ fn check_slug(id: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Resolves a file named in a product file, refusing anything that could leave the folder.
-pub(crate) fn inside(folder: &Path, name: &str) -> anyhow::Result<PathBuf> {
-    let relative = Path::new(name);
-    let plain = relative.components().all(|c| matches!(c, Component::Normal(_)));
-    ensure!(plain && !name.is_empty(), "\"{name}\" must be a file name inside the product folder");
-    let path = folder.join(relative);
-    let meta = std::fs::symlink_metadata(&path).with_context(|| format!("\"{name}\" does not exist"))?;
-    ensure!(meta.is_file(), "\"{name}\" must be a regular file, not a link or folder");
-    Ok(path)
-}
-
 fn load_product(
-    folder: &Path,
+    files: &StorefrontFiles,
+    folder_name: &str,
     currency: &str,
     categories: &HashMap<String, Option<String>>,
     fonts: &Fonts,
 ) -> anyhow::Result<Entry> {
-    let path = folder.join("product.toml");
-    let file: ProductFile = read_toml(&path)?;
-    let at = |what: &str| format!("{}: {what}", path.display());
+    let folder = format!("products/{folder_name}");
+    let path = files.shown(&format!("{folder}/product.toml"));
+    let file: ProductFile = read_toml(files, &format!("{folder}/product.toml"))?;
+    let at = |what: &str| format!("{path}: {what}");
 
     check_slug(&file.id).with_context(|| at("id"))?;
-    let folder_name = folder.file_name().and_then(|n| n.to_str()).unwrap_or_default();
     ensure!(
         file.id == folder_name,
         "{}",
@@ -329,7 +345,8 @@ fn load_product(
         ensure!(q.options.contains(&q.default), "{}", at("quantity default must be one of the options"));
     }
 
-    let thumbnail = load_image(folder, &file.thumbnail, MAX_THUMBNAIL_BYTES).with_context(|| at("thumbnail"))?;
+    let thumbnail =
+        load_image(files, &folder, &file.thumbnail, MAX_THUMBNAIL_BYTES).with_context(|| at("thumbnail"))?;
     let kind = match file.kind {
         KindFile::Static => ProductKind::Static,
         KindFile::Customizable => ProductKind::Customizable,
@@ -343,21 +360,20 @@ fn load_product(
     };
     let printable = match (file.kind, &file.pdf) {
         (KindFile::Static, Some(name)) => {
-            let document = check_pdf(folder, name, &geometry, trim.pages).with_context(|| at("pdf"))?;
+            let document = check_pdf(files, &folder, name, &geometry, trim.pages).with_context(|| at("pdf"))?;
             let preview = render::Template {
                 geometry,
-                pages: template::load_pages(folder, trim.pages)?,
+                pages: template::load_pages(files, &folder, trim.pages)?,
                 boxes: Vec::new(),
-                base_dir: folder.to_path_buf(),
             };
             render::check_template(&preview, fonts, &HashMap::new())
-                .with_context(|| format!("{}: preview pages", folder.display()))?;
+                .with_context(|| format!("{}: preview pages", files.shown(&folder)))?;
             Printable::Static { preview, document, pages: trim.pages }
         }
         (KindFile::Static, None) => bail!("{}", at("a static product needs pdf = \"<file>.pdf\"")),
         (KindFile::Customizable, Some(_)) => bail!("{}", at("pdf is only for static products")),
         (KindFile::Customizable, None) => {
-            Printable::Customizable(template::load(folder, &id, geometry, trim.pages, fonts)?)
+            Printable::Customizable(template::load(files, &folder, &id, geometry, trim.pages, fonts)?)
         }
     };
     let haystack = format!("{}\n{}\n{}", file.name, file.short_description, file.description).to_lowercase();
@@ -385,11 +401,10 @@ fn load_product(
 
 /// A PNG or JPEG file named in a product file: inside the product folder, at most `max_bytes`,
 /// with a readable size of 1 to 4096 pixels a side.
-pub(crate) fn load_image(folder: &Path, name: &str, max_bytes: u64) -> anyhow::Result<Image> {
-    let path = inside(folder, name)?;
-    let size = std::fs::metadata(&path)?.len();
+pub(crate) fn load_image(files: &StorefrontFiles, folder: &str, name: &str, max_bytes: u64) -> anyhow::Result<Image> {
+    let (path, size) = inside(files, folder, name)?;
     ensure!(size <= max_bytes, "\"{name}\" is larger than {} KiB", max_bytes / 1024);
-    let data = std::fs::read(&path)?;
+    let data = files.read(&path)?.into_owned();
     let content_type = match imagesize::image_type(&data) {
         Ok(imagesize::ImageType::Png) => "image/png",
         Ok(imagesize::ImageType::Jpeg) => "image/jpeg",
@@ -419,11 +434,16 @@ const BOX_TOLERANCE_MM: f64 = 0.2;
 /// page count, and on every page a TrimBox of the trim size and a BleedBox of the trim plus the
 /// bleed on all four sides, centred on it, inside the MediaBox. A PDF that lacks a real TrimBox
 /// (many design tools write only a MediaBox) is refused by name rather than printed wrongly.
-fn check_pdf(folder: &Path, name: &str, geometry: &PageGeometry, pages: u32) -> anyhow::Result<PathBuf> {
-    let path = inside(folder, name)?;
-    let size = std::fs::metadata(&path)?.len();
+fn check_pdf(
+    files: &StorefrontFiles,
+    folder: &str,
+    name: &str,
+    geometry: &PageGeometry,
+    pages: u32,
+) -> anyhow::Result<String> {
+    let (path, size) = inside(files, folder, name)?;
     ensure!(size <= MAX_PDF_BYTES, "\"{name}\" is larger than {MAX_PDF_BYTES} bytes");
-    let bytes = std::fs::read(&path)?;
+    let bytes = files.read(&path)?;
     ensure!(bytes.starts_with(b"%PDF-"), "\"{name}\" is not a PDF file");
     let document = lopdf::Document::load_mem(&bytes).with_context(|| format!("\"{name}\" is not a readable PDF"))?;
     let found = document.get_pages();
@@ -540,6 +560,8 @@ fn build_tree(
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
 
     fn sample() -> PathBuf {
@@ -551,6 +573,45 @@ mod tests {
         let shop = EmbeddedStorefront::load(&sample()).unwrap();
         assert!(shop.product_count() >= 10);
         assert!(shop.roots.iter().any(|c| !c.children.is_empty()), "a nested category");
+    }
+
+    #[tokio::test]
+    async fn the_built_in_sample_is_the_sample_folder() {
+        let (folder, built_in) =
+            (EmbeddedStorefront::load(&sample()).unwrap(), EmbeddedStorefront::built_in_sample().unwrap());
+        let shopper = Shopper::Anonymous;
+        let all =
+            |shop: &EmbeddedStorefront| shop.products.iter().map(|entry| entry.product.clone()).collect::<Vec<_>>();
+        assert_eq!(format!("{:?}", all(&built_in)), format!("{:?}", all(&folder)));
+        assert_eq!(format!("{:?}", built_in.roots), format!("{:?}", folder.roots));
+        // A static product's PDF and a customizable product's option pictures come from memory.
+        let id = ProductId::parse("fire-action-notice").unwrap();
+        let Printable::Static { document, .. } = built_in.printable(&id).unwrap() else { panic!("a static product") };
+        let pdf = built_in.files().read_async(document).await.unwrap();
+        assert_eq!(pdf, std::fs::read(sample().join("products/fire-action-notice/document.pdf")).unwrap());
+        let postcard = ProductId::parse("a6-postcard").unwrap();
+        let Printable::Customizable(loaded) = built_in.printable(&postcard).unwrap() else { panic!("customizable") };
+        assert!(loaded.choices.values().flat_map(|options| options.values()).any(|asset| asset.image.is_some()));
+        assert_eq!(
+            built_in.thumbnail(&shopper, &id).await.unwrap().data,
+            folder.thumbnail(&shopper, &id).await.unwrap().data
+        );
+    }
+
+    #[test]
+    fn an_option_image_outside_its_product_folder_or_behind_a_link_is_refused() {
+        for (image, why) in [("../../../storefront.toml", "inside the product folder"), ("link.png", "not a link")] {
+            let err = broken_copy(|root| {
+                let product = root.join("products/a6-postcard");
+                std::os::unix::fs::symlink(product.join("thumbnail.png"), product.join("link.png")).unwrap();
+                let path = product.join("template.toml");
+                let text = std::fs::read_to_string(&path).unwrap();
+                let text = text.replacen("image = \"images/picture-lake.png\"", &format!("image = \"{image}\""), 1);
+                std::fs::write(&path, text).unwrap();
+            });
+            let message = format!("{err:#}");
+            assert!(message.contains("template.toml") && message.contains(why), "{message}");
+        }
     }
 
     /// Copies the sample into a temporary folder so a test can break one file.

@@ -2,4 +2,5 @@
 
 pub mod customizer;
 pub mod embedded;
+pub mod files;
 pub mod template;

@@ -3,7 +3,6 @@
 //! rule is checked at start-up, and an error names the file and the entry at fault.
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail, ensure};
 use regex::Regex;
@@ -12,6 +11,8 @@ use serde::Deserialize;
 use crate::domain::catalog::{Image, ProductId};
 use crate::domain::form::{ChoiceOption, Condition, Field, FieldKind, Form, Section};
 use crate::render::{self, Align, BoxColor, ChoiceAsset, Fonts, PageGeometry, TextBox, VAlign};
+use crate::storefront::embedded::read_toml;
+use crate::storefront::files::StorefrontFiles;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -159,31 +160,38 @@ pub struct LoadedTemplate {
 }
 
 /// Reads `pages/page-1.svg` … `pages/page-N.svg` of a product folder.
-pub fn load_pages(folder: &Path, pages: u32) -> anyhow::Result<Vec<String>> {
+pub fn load_pages(files: &StorefrontFiles, folder: &str, pages: u32) -> anyhow::Result<Vec<String>> {
     let mut sources = Vec::with_capacity(pages as usize);
     for n in 1..=pages {
-        let path = folder.join("pages").join(format!("page-{n}.svg"));
-        let meta = std::fs::symlink_metadata(&path).with_context(|| format!("{}: missing", path.display()))?;
-        ensure!(meta.is_file(), "{}: must be a regular file", path.display());
-        sources.push(std::fs::read_to_string(&path).with_context(|| format!("{}: unreadable", path.display()))?);
+        let name = format!("page-{n}.svg");
+        let (path, _) = crate::storefront::files::inside(files, &format!("{folder}/pages"), &name)
+            .with_context(|| files.shown(&format!("{folder}/pages/{name}")))?;
+        let bytes = files.read(&path).with_context(|| format!("{}: unreadable", files.shown(&path)))?;
+        let text =
+            String::from_utf8(bytes.into_owned()).with_context(|| format!("{}: unreadable", files.shown(&path)))?;
+        sources.push(text);
     }
-    let extra = folder.join("pages").join(format!("page-{}.svg", pages + 1));
-    ensure!(!extra.exists(), "{}: the product declares {pages} pages but has more page files", extra.display());
+    let extra = format!("{folder}/pages/page-{}.svg", pages + 1);
+    ensure!(
+        !files.exists(&extra),
+        "{}: the product declares {pages} pages but has more page files",
+        files.shown(&extra)
+    );
     Ok(sources)
 }
 
 /// Loads and checks `template.toml` and the pages of a customizable product.
 pub fn load(
-    folder: &Path,
+    files: &StorefrontFiles,
+    folder: &str,
     product: &ProductId,
     geometry: PageGeometry,
     pages: u32,
     fonts: &Fonts,
 ) -> anyhow::Result<LoadedTemplate> {
-    let path = folder.join("template.toml");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("{}: cannot read", path.display()))?;
-    let file: TemplateFile = toml::from_str(&text).with_context(|| format!("{}: invalid", path.display()))?;
-    let at = |what: String| format!("{}: {what}", path.display());
+    let file: TemplateFile = read_toml(files, &format!("{folder}/template.toml"))?;
+    let path = files.shown(&format!("{folder}/template.toml"));
+    let at = |what: String| format!("{path}: {what}");
 
     let mut section_ids = HashSet::new();
     let mut sections = Vec::new();
@@ -208,17 +216,17 @@ pub fn load(
     let mut fields: Vec<Field> = Vec::new();
     let mut choices = HashMap::new();
     for spec in &file.fields {
-        let field = load_field(folder, spec, &section_ids).with_context(|| at(format!("field \"{}\"", spec.id)))?;
+        let field =
+            load_field(files, folder, spec, &section_ids).with_context(|| at(format!("field \"{}\"", spec.id)))?;
         ensure!(fields.iter().all(|f| f.id != field.id), "{}", at(format!("field \"{}\" is declared twice", field.id)));
         if field.kind == FieldKind::Choice {
-            let assets = spec
+            // The option's picture, loaded above for the form, is what prints: no file is read later.
+            let assets = field
                 .options
                 .iter()
                 .map(|o| {
-                    (
-                        o.value.clone(),
-                        ChoiceAsset { color: o.color.clone(), image: o.image.as_ref().map(PathBuf::from) },
-                    )
+                    let image = o.image.as_ref().map(|image| render::data_uri(&image.info.content_type, &image.data));
+                    (o.value.clone(), ChoiceAsset { color: o.swatch_color.clone(), image })
                 })
                 .collect();
             choices.insert(field.id.clone(), assets);
@@ -260,9 +268,8 @@ pub fn load(
 
     let template = render::Template {
         geometry: PageGeometry { crop_marks: file.crop_marks, ..geometry },
-        pages: load_pages(folder, pages)?,
+        pages: load_pages(files, folder, pages)?,
         boxes,
-        base_dir: folder.to_path_buf(),
     };
     let options: HashMap<String, Vec<ChoiceAsset>> = choices
         .iter()
@@ -282,7 +289,12 @@ fn check_color(color: &str) -> bool {
     color.len() == 7 && color.starts_with('#') && color[1..].chars().all(|c| c.is_ascii_hexdigit())
 }
 
-fn load_field(folder: &Path, spec: &FieldFile, sections: &HashSet<String>) -> anyhow::Result<Field> {
+fn load_field(
+    files: &StorefrontFiles,
+    folder: &str,
+    spec: &FieldFile,
+    sections: &HashSet<String>,
+) -> anyhow::Result<Field> {
     ensure!(check_name(&spec.id), "the id must be 1 to 32 of a-z 0-9 _");
     ensure!(!spec.label.trim().is_empty(), "the label must not be empty");
     if let Some(section) = &spec.section {
@@ -332,7 +344,9 @@ fn load_field(folder: &Path, spec: &FieldFile, sections: &HashSet<String>) -> an
             ensure!(check_color(color), "option \"{}\": color must be #rrggbb", option.value);
         }
         let image = match &option.image {
-            Some(name) => Some(option_image(folder, name).with_context(|| format!("option \"{}\"", option.value))?),
+            Some(name) => {
+                Some(option_image(files, folder, name).with_context(|| format!("option \"{}\"", option.value))?)
+            }
             None => None,
         };
         options.push(ChoiceOption {
@@ -370,8 +384,9 @@ fn load_field(folder: &Path, spec: &FieldFile, sections: &HashSet<String>) -> an
 }
 
 /// The option's picture, shown in the form: a PNG or JPEG of at most 512 KiB in the product folder.
-fn option_image(folder: &Path, name: &str) -> anyhow::Result<Image> {
-    crate::storefront::embedded::load_image(folder, name, 512 * 1024).with_context(|| format!("image \"{name}\""))
+fn option_image(files: &StorefrontFiles, folder: &str, name: &str) -> anyhow::Result<Image> {
+    crate::storefront::embedded::load_image(files, folder, name, 512 * 1024)
+        .with_context(|| format!("image \"{name}\""))
 }
 
 fn load_box(spec: &BoxFile, form: &Form, pages: u32) -> anyhow::Result<TextBox> {

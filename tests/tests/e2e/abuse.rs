@@ -12,6 +12,7 @@ use tests::raw::{
     H2_PREFACE, HEALTH_CHECK, START_SESSION, grpc_code, grpc_request, h2_frame, h2_from, h2_request_headers,
     health_message, stalled_body, start_session_message, tcp_from, tls_to, unary,
 };
+use tests::wait::eventually;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::sync::mpsc;
 use tonic::Code;
@@ -22,12 +23,9 @@ const BOUND: Duration = Duration::from_secs(20);
 #[tokio::test]
 async fn stalled_calls_cannot_lock_out_other_callers_or_health_checks() {
     let core = TestCore::builder()
-        .arg("--max-concurrent-calls")
-        .arg("64")
-        .arg("--max-calls-per-peer")
-        .arg("16")
-        .arg("--request-timeout")
-        .arg("5s")
+        .max_concurrent_calls(64)
+        .max_calls_per_peer(16)
+        .request_timeout(Duration::from_secs(5))
         .spawn()
         .await
         .expect("the core starts");
@@ -116,17 +114,11 @@ async fn one_request_message_per_unary_call_and_deadlines_answer_deadline_exceed
 
 #[tokio::test]
 async fn a_session_flood_is_capped_per_device_and_in_total() {
-    let core = TestCore::builder()
-        .arg("--max-sessions-per-device")
-        .arg("4")
-        .arg("--max-sessions")
-        .arg("10")
-        .in_process()
-        .await
-        .expect("the core starts");
+    let core =
+        TestCore::builder().max_sessions_per_device(4).max_sessions(10).in_process().await.expect("the core starts");
     let channel = core.channel().await;
     let open_on = |device: &str| {
-        let device = server::domain::session::DeviceId::parse(device).expect("a device id");
+        let device = server::domain::ids::DeviceId::parse(device).expect("a device id");
         core.services().sessions.open_sessions(Some(&device))
     };
 
@@ -189,14 +181,12 @@ async fn closed_by_server(mut stream: impl AsyncRead + AsyncWrite + Unpin) -> Du
 #[tokio::test]
 async fn silent_and_idle_connections_are_closed_on_both_listeners() {
     let core = TestCore::builder()
-        .arg("--handshake-timeout")
-        .arg("1s")
-        .arg("--idle-connection-timeout")
-        .arg("2s")
+        .handshake_timeout(Duration::from_secs(1))
+        .idle_connection_timeout(Duration::from_secs(2))
         .spawn()
         .await
         .expect("the core starts");
-    let pull = core.pull_addr.expect("the pull listener's address");
+    let pull = core.pull_addr;
 
     // TCP that never says hello, and TLS that never says anything after the handshake.
     for addr in [core.addr, pull] {
@@ -215,14 +205,10 @@ async fn silent_and_idle_connections_are_closed_on_both_listeners() {
 #[tokio::test]
 async fn sigterm_drains_within_the_grace_period_with_attackers_connected() {
     let core = TestCore::builder()
-        .arg("--shutdown-grace")
-        .arg("1s")
-        .arg("--request-timeout")
-        .arg("60s")
-        .arg("--handshake-timeout")
-        .arg("60s")
-        .arg("--max-calls-per-peer")
-        .arg("1")
+        .shutdown_grace(Duration::from_secs(1))
+        .request_timeout(Duration::from_secs(60))
+        .handshake_timeout(Duration::from_secs(60))
+        .max_calls_per_peer(1)
         .spawn()
         .await
         .expect("the core starts");
@@ -281,10 +267,8 @@ async fn state_folders_and_secret_files_are_private_to_the_server_user() {
 #[tokio::test]
 async fn rapid_reset_and_settings_and_ping_floods_end_the_flooding_connection_only() {
     let core = TestCore::builder()
-        .arg("--idle-connection-timeout")
-        .arg("2s")
-        .arg("--shutdown-grace")
-        .arg("1s")
+        .idle_connection_timeout(Duration::from_secs(2))
+        .shutdown_grace(Duration::from_secs(1))
         .spawn()
         .await
         .expect("the core starts");
@@ -357,7 +341,7 @@ async fn rapid_reset_and_settings_and_ping_floods_end_the_flooding_connection_on
 
 #[tokio::test]
 async fn open_streams_count_against_the_call_caps_until_they_end() {
-    let core = TestCore::builder().arg("--max-calls-per-peer").arg("4").spawn().await.expect("the core starts");
+    let core = TestCore::builder().max_calls_per_peer(4).spawn().await.expect("the core starts");
     let channel = core.channel().await;
     let watch = || {
         let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
@@ -376,26 +360,20 @@ async fn open_streams_count_against_the_call_caps_until_they_end() {
 
     // Ending one stream gives its slot back.
     drop(open.pop());
-    let admitted = tokio::time::timeout(BOUND, async {
-        loop {
-            match watch().await {
-                Ok(stream) => return stream,
-                Err(status) if status.code() == Code::ResourceExhausted => tokio::task::yield_now().await,
-                Err(status) => panic!("unexpected {status:?}"),
-            }
+    eventually("a stream to be admitted once another ended", BOUND, || async {
+        match watch().await {
+            Err(status) if status.code() == Code::ResourceExhausted => Err(status),
+            Err(status) => panic!("unexpected {status:?}"),
+            Ok(stream) => Ok(stream),
         }
     })
     .await;
-    assert!(admitted.is_ok(), "a stream is admitted once another ended");
 }
 
 #[tokio::test]
 async fn a_peer_that_stops_answering_pings_is_disconnected_even_with_a_stream_open() {
     let core = TestCore::builder()
-        .arg("--keepalive-interval")
-        .arg("1s")
-        .arg("--keepalive-timeout")
-        .arg("1s")
+        .keepalive(Duration::from_secs(1), Duration::from_secs(1))
         .spawn()
         .await
         .expect("the core starts");

@@ -13,6 +13,7 @@ use proto::v1::print_service_client::PrintServiceClient;
 use proto::v1::usage_service_client::UsageServiceClient;
 use tests::client::{authed, start_session};
 use tests::core::TestCore;
+use tests::wait::eventually;
 use tokio::time::{Instant, timeout};
 use tonic::Code;
 use tonic::transport::Channel;
@@ -50,15 +51,11 @@ async fn usage_total(channel: &Channel, kind: pb::UsageEventKind) -> i64 {
 /// Usage events are written in batches off the request path: waits (bounded) until `kind` counts
 /// `expected`.
 async fn wait_for_usage(channel: &Channel, kind: pb::UsageEventKind, expected: i64) {
-    let deadline = Instant::now() + STEP;
-    loop {
+    eventually(&format!("{kind:?} to count {expected}"), STEP, || async {
         let total = usage_total(channel, kind).await;
-        if total == expected {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{kind:?} counts {total}, expected {expected}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        if total == expected { Ok(()) } else { Err(total) }
+    })
+    .await;
 }
 
 /// Every file below `dir`, recursively.
@@ -87,15 +84,11 @@ async fn a_core_killed_mid_render_mid_print_and_mid_watch_restarts_clean_and_rep
     let start = || {
         TestCore::builder()
             .data_dir(&data.path().join("data"))
-            .env("PODCONNECT_OPERATOR_TOKEN", OPERATOR_TOKEN)
-            .arg("--spool-dir")
-            .arg(spool.to_str().unwrap())
-            .arg("--spool-print-time")
-            .arg("1h")
-            .arg("--job-poll")
-            .arg("50ms")
-            .arg("--max-concurrent-renders")
-            .arg("1")
+            .operator_token(OPERATOR_TOKEN)
+            .spool_dir(&spool)
+            .spool_print_time(Duration::from_secs(3600))
+            .job_poll(Duration::from_millis(50))
+            .max_concurrent_renders(1)
             .spawn()
     };
     let core = start().await.unwrap();
@@ -190,14 +183,8 @@ async fn a_printer_that_stops_answering_is_unavailable_within_the_printer_timeou
         ),
     )
     .unwrap();
-    let core = TestCore::builder()
-        .arg("--devices")
-        .arg(devices.to_str().unwrap())
-        .arg("--printer-timeout")
-        .arg("1s")
-        .spawn()
-        .await
-        .unwrap();
+    let core =
+        TestCore::builder().devices_file(&devices).printer_timeout(Duration::from_secs(1)).spawn().await.unwrap();
     let channel = core.channel().await;
     let token = start_session(&channel, "mfd-hang").await;
     let draft = finalized_static_draft(&channel, &token).await;
@@ -259,11 +246,9 @@ async fn a_full_spool_disk_refuses_the_job_clearly_leaves_no_partial_file_and_se
     // Smaller than the static product's PDF (about 17 KB).
     let disk = SmallDisk::mount(&spool, "8k");
     let core = TestCore::builder()
-        .env("PODCONNECT_OPERATOR_TOKEN", OPERATOR_TOKEN)
-        .arg("--spool-dir")
-        .arg(spool.to_str().unwrap())
-        .arg("--job-poll")
-        .arg("50ms")
+        .operator_token(OPERATOR_TOKEN)
+        .spool_dir(&spool)
+        .job_poll(Duration::from_millis(50))
         .spawn()
         .await
         .unwrap();
@@ -290,29 +275,31 @@ async fn a_full_database_disk_loses_only_usage_events_says_so_and_recovers() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let disk = SmallDisk::mount(&data, "4m");
-    let core =
-        TestCore::builder().data_dir(&data).env("PODCONNECT_OPERATOR_TOKEN", OPERATOR_TOKEN).spawn().await.unwrap();
+    let core = TestCore::builder().data_dir(&data).operator_token(OPERATOR_TOKEN).spawn().await.unwrap();
     let channel = core.channel().await;
     let filler = disk.fill();
 
     // People keep browsing while usage events cannot be written.
-    let deadline = Instant::now() + STEP;
-    while !core.log().contains("could not write usage events") {
-        assert!(Instant::now() < deadline, "a full disk is logged:\n{}", core.log());
+    eventually("a full disk to be logged", STEP, || async {
+        if core.log().contains("could not write usage events") {
+            return Some(());
+        }
         let token = start_session(&channel, "mfd-lobby").await;
         let request = authed(&token, pb::GetProductRequest { product_id: "classic-business-card".into() });
         CatalogServiceClient::new(channel.clone()).get_product(request).await.expect("browsing works");
-    }
+        None
+    })
+    .await;
 
     // Room again: new events are counted.
     std::fs::remove_file(filler).unwrap();
     let before = usage_total(&channel, pb::UsageEventKind::SessionStarted).await;
     start_session(&channel, "mfd-lobby").await;
-    let deadline = Instant::now() + STEP;
-    while usage_total(&channel, pb::UsageEventKind::SessionStarted).await <= before {
-        assert!(Instant::now() < deadline, "events are written again once the disk has room");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually("events to be written again once the disk has room", STEP, || async {
+        let total = usage_total(&channel, pb::UsageEventKind::SessionStarted).await;
+        if total > before { Ok(()) } else { Err(total) }
+    })
+    .await;
     drop(channel);
     drop(core);
     drop(disk);
@@ -325,8 +312,7 @@ async fn a_database_that_cannot_be_opened_stops_the_start_with_a_clear_error() {
     std::fs::write(dir.path().join("not-a-folder"), b"").unwrap();
     let missing = dir.path().join("not-a-folder").join("podconnect.db");
     let err = TestCore::builder()
-        .arg("--database-url")
-        .arg(format!("sqlite://{}", missing.display()))
+        .database_url(&format!("sqlite://{}", missing.display()))
         .spawn()
         .await
         .err()

@@ -88,7 +88,7 @@ async fn a_call_whose_url_has_a_query_string_reaches_its_method() {
 async fn a_gateway_on_a_thread_pool_forwards_the_same_and_zero_threads_is_refused() {
     let core = TestCore::start().await;
     // The default is one thread; a dedicated gateway host may ask for a pool.
-    let gateway = TestGateway::builder().arg("--worker-threads").arg("3").spawn(&core).await.unwrap();
+    let gateway = TestGateway::builder().worker_threads(3).spawn(&core).await.unwrap();
     for http in [Http::H1, Http::H2] {
         let mut client = gateway.client(http).await;
         let token = session(&mut client, Mode::Binary).await;
@@ -96,15 +96,19 @@ async fn a_gateway_on_a_thread_pool_forwards_the_same_and_zero_threads_is_refuse
         assert_eq!(reply.grpc_status(), Some(0), "{http:?}: {reply:?}");
         assert!(!reply.message::<pb::ListProductsResponse>().products.is_empty(), "{http:?}");
     }
-    let refused = TestGateway::builder().arg("--worker-threads").arg("0").spawn(&core).await;
+    let refused = TestGateway::builder().worker_threads(0).spawn(&core).await;
     let err = format!("{:#}", refused.err().expect("zero threads cannot serve"));
     assert!(err.contains("--worker-threads must be at least 1"), "{err}");
 }
 
 #[tokio::test]
 async fn a_server_stream_arrives_as_frames_then_a_trailer_frame_over_http1_and_http2() {
-    let core =
-        TestCore::builder().arg("--spool-print-time").arg("300ms").arg("--job-poll").arg("50ms").spawn().await.unwrap();
+    let core = TestCore::builder()
+        .spool_print_time(Duration::from_millis(300))
+        .job_poll(Duration::from_millis(50))
+        .spawn()
+        .await
+        .unwrap();
     let gateway = TestGateway::start(&core).await;
     for (http, mode) in [(Http::H1, Mode::Text), (Http::H2, Mode::Binary), (Http::H2, Mode::Text)] {
         let mut client = gateway.client(http).await;
@@ -380,7 +384,7 @@ async fn metrics_count_calls_per_method_and_status() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_over_the_cap_are_shed_at_once() {
     let core = TestCore::start().await;
-    let gateway = TestGateway::builder().arg("--max-concurrent-calls").arg("1").spawn(&core).await.unwrap();
+    let gateway = TestGateway::builder().max_concurrent_calls(1).spawn(&core).await.unwrap();
     let mut client = gateway.client(Http::H2).await;
     let token = session(&mut client, Mode::Binary).await;
     // A call whose body stops after one byte holds the only slot.
@@ -401,16 +405,7 @@ async fn calls_over_the_cap_are_shed_at_once() {
         response.into_body().collect().await?;
         anyhow::Ok(status)
     });
-    // Wait (bounded) until the gateway counts it in flight.
-    let mut in_flight = false;
-    for _ in 0..400 {
-        if gateway.metrics().await.unwrap().contains("weblet_gateway_grpc_calls_in_flight 1") {
-            in_flight = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    assert!(in_flight, "the held call never started:\n{}", gateway.log());
+    gateway.wait_in_flight(1).await;
     let reply = client.call(LIST, Some(&token), &pb::ListProductsRequest::default(), Mode::Binary).await.unwrap();
     assert_eq!(reply.header_status(), Some(8), "RESOURCE_EXHAUSTED at once: {reply:?}");
     assert_eq!(reply.grpc_status(), Some(8));
@@ -424,8 +419,12 @@ async fn calls_over_the_cap_are_shed_at_once() {
 
 #[tokio::test]
 async fn grpc_timeout_bounds_a_whole_server_stream() {
-    let core =
-        TestCore::builder().arg("--spool-print-time").arg("30s").arg("--job-poll").arg("50ms").spawn().await.unwrap();
+    let core = TestCore::builder()
+        .spool_print_time(Duration::from_secs(30))
+        .job_poll(Duration::from_millis(50))
+        .spawn()
+        .await
+        .unwrap();
     let gateway = TestGateway::start(&core).await;
     let mut client = gateway.client(Http::H2).await;
     let token = session(&mut client, Mode::Binary).await;
@@ -456,7 +455,7 @@ async fn printers_pull_their_document_through_the_gateway_once() {
         "[[device]]\nid = \"gateway-test\"\ndisplay_name = \"EIP device\"\nmodel = \"Xerox VersaLink C7130\"\ndelivery = \"device_pull\"\n",
     )
     .unwrap();
-    let core = TestCore::builder().arg("--devices").arg(devices.to_str().unwrap()).spawn().await.unwrap();
+    let core = TestCore::builder().devices_file(&devices).spawn().await.unwrap();
     let gateway = TestGateway::start(&core).await;
     let mut client = gateway.client(Http::H1).await;
     let token = session(&mut client, Mode::Binary).await;

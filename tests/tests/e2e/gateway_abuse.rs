@@ -65,8 +65,10 @@ async fn closed_by_peer(stream: &mut (impl tokio::io::AsyncRead + Unpin)) -> boo
 async fn stalled_calls_from_one_address_cannot_lock_out_other_browsers_or_healthz() {
     let core = TestCore::start().await;
     let gateway = TestGateway::builder()
-        .args(["--max-concurrent-calls", "100", "--max-calls-per-peer", "40", "--max-streams-per-connection", "20"])
-        .args(["--body-timeout", "2s"])
+        .max_concurrent_calls(100)
+        .max_calls_per_peer(40)
+        .max_streams_per_connection(20)
+        .body_timeout(Duration::from_secs(2))
         .spawn(&core)
         .await
         .unwrap();
@@ -93,16 +95,8 @@ async fn stalled_calls_from_one_address_cannot_lock_out_other_browsers_or_health
             }));
         }
     }
-    // Bounded wait until the address's cap is full.
-    let mut full_cap = false;
-    for _ in 0..400 {
-        if gateway.metrics().await.unwrap().contains("weblet_gateway_grpc_calls_in_flight 40") {
-            full_cap = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(full_cap, "the stalled calls never filled the per-address cap:\n{}", gateway.log());
+    // The stalled calls fill the address's cap.
+    gateway.wait_in_flight(40).await;
 
     // Another browser is served at once, and so is the health check.
     let mut other = WebClient::connect_from(Some(OTHER_PEER), gateway.addr, &gateway.ca, Http::H2).await.unwrap();
@@ -140,7 +134,7 @@ async fn stalled_calls_from_one_address_cannot_lock_out_other_browsers_or_health
 #[tokio::test]
 async fn the_per_address_cap_refuses_with_a_message_and_frees_its_slots() {
     let core = TestCore::start().await;
-    let gateway = TestGateway::builder().args(["--max-calls-per-peer", "1"]).spawn(&core).await.unwrap();
+    let gateway = TestGateway::builder().max_calls_per_peer(1).spawn(&core).await.unwrap();
     let mut holder = gateway.client(Http::H2).await;
     let (tx, body) = stalled_body();
     let request = grpc_web(&holder, START, body);
@@ -150,15 +144,7 @@ async fn the_per_address_cap_refuses_with_a_message_and_frees_its_slots() {
         let body = response.into_body().collect().await?.to_bytes();
         anyhow::Ok((status, body))
     });
-    let mut held_in_flight = false;
-    for _ in 0..400 {
-        if gateway.metrics().await.unwrap().contains("weblet_gateway_grpc_calls_in_flight 1") {
-            held_in_flight = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(held_in_flight);
+    gateway.wait_in_flight(1).await;
     let mut client = gateway.client(Http::H1).await;
     let reply = client.call(START, None, &start_session(), Mode::Binary).await.unwrap();
     assert_eq!(reply.grpc_status(), Some(8), "{reply:?}");
@@ -183,8 +169,11 @@ async fn the_per_address_cap_refuses_with_a_message_and_frees_its_slots() {
 async fn silent_and_dead_peers_are_disconnected() {
     let core = TestCore::start().await;
     let gateway = TestGateway::builder()
-        .args(["--handshake-timeout", "1s", "--header-timeout", "1s", "--idle-timeout", "2s"])
-        .args(["--keepalive-interval", "1s", "--keepalive-timeout", "1s", "--body-timeout", "60s"])
+        .handshake_timeout(Duration::from_secs(1))
+        .header_timeout(Duration::from_secs(1))
+        .idle_timeout(Duration::from_secs(2))
+        .keepalive(Duration::from_secs(1), Duration::from_secs(1))
+        .body_timeout(Duration::from_secs(60))
         .spawn(&core)
         .await
         .unwrap();
@@ -252,8 +241,11 @@ fn h2_preface_and_stalled_post(path: &str) -> Vec<u8> {
 async fn sigterm_closes_handshake_only_idle_and_stalled_connections_within_the_grace_period() {
     let core = TestCore::start().await;
     let mut gateway = TestGateway::builder()
-        .args(["--shutdown-grace", "2s", "--handshake-timeout", "60s", "--header-timeout", "60s"])
-        .args(["--idle-timeout", "60s", "--body-timeout", "60s"])
+        .shutdown_grace(Duration::from_secs(2))
+        .handshake_timeout(Duration::from_secs(60))
+        .header_timeout(Duration::from_secs(60))
+        .idle_timeout(Duration::from_secs(60))
+        .body_timeout(Duration::from_secs(60))
         .spawn(&core)
         .await
         .unwrap();
@@ -270,12 +262,7 @@ async fn sigterm_closes_handshake_only_idle_and_stalled_connections_within_the_g
         let request = grpc_web(&client, START, body);
         stalled.push(tokio::spawn(async move { client.send(request).await.map(|r| r.status()) }));
     }
-    for _ in 0..400 {
-        if gateway.metrics().await.unwrap().contains("weblet_gateway_grpc_calls_in_flight 2") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    gateway.wait_in_flight(2).await;
 
     let signalled = Instant::now();
     gateway.signal_terminate().await.unwrap();
@@ -404,7 +391,7 @@ async fn every_answer_says_nosniff() {
         "[[device]]\nid = \"abuse-test\"\ndisplay_name = \"EIP device\"\nmodel = \"Xerox VersaLink C7130\"\ndelivery = \"device_pull\"\n",
     )
     .unwrap();
-    let core = TestCore::builder().arg("--devices").arg(devices.to_str().unwrap()).spawn().await.unwrap();
+    let core = TestCore::builder().devices_file(&devices).spawn().await.unwrap();
     let weblet = tempfile::tempdir().unwrap();
     std::fs::write(weblet.path().join("index.html"), "<!doctype html><title>weblet</title>").unwrap();
     let origin = "https://mfd.example:8443";
@@ -496,7 +483,7 @@ async fn metrics_are_served_on_the_operator_listener_and_not_to_browsers() {
     assert!(gateway.metrics_addr.unwrap().ip().is_loopback());
 
     // Off: no operator listener at all, and still nothing on the browsers' port.
-    let gateway = TestGateway::builder().args(["--metrics-listen", "off"]).spawn(&core).await.unwrap();
+    let gateway = TestGateway::builder().metrics_off().spawn(&core).await.unwrap();
     assert!(gateway.metrics_addr.is_none());
     let mut client = gateway.client(Http::H2).await;
     let (status, _, _) =

@@ -53,12 +53,7 @@ async fn system() -> System {
     let listeners = vec![
         Listener { name: "core", addr: core.addr, ca: ca.clone(), alpn: &["h2"] },
         Listener { name: "gateway", addr: gateway.addr, ca: gateway.ca.clone(), alpn: &["h2", "http/1.1"] },
-        Listener {
-            name: "pull links",
-            addr: core.pull_addr.expect("the core serves pull links"),
-            ca,
-            alpn: &["http/1.1"],
-        },
+        Listener { name: "pull links", addr: core.pull_addr, ca, alpn: &["http/1.1"] },
     ];
     System { _core: core, _gateway: gateway, listeners }
 }
@@ -450,7 +445,7 @@ async fn pull_links_need_no_client_certificate_even_when_the_core_requires_them(
     let core = mtls_core(dir.path(), &ca).await;
     let listener = Listener {
         name: "pull links of a core with required mTLS",
-        addr: core.pull_addr.expect("a pull-link listener"),
+        addr: core.pull_addr,
         ca: core.dev_ca.clone().expect("a development CA"),
         alpn: &["http/1.1"],
     };

@@ -6,19 +6,19 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use server::domain::devices::{ColorMode, DeliveryMode, Device, PrinterUri, Sides};
 use server::domain::error::CoreError;
+use server::domain::ids::DeviceId;
 use server::domain::printing::{
-    ColorMode, DeliveryMode, Device, JobDocument, JobState, JobTicket, Printer, PrinterJobRef, PrinterJobStatus,
-    PullSource, Sides,
+    JobDocument, JobState, JobTicket, Printer, PrinterJobRef, PrinterJobStatus, PullSource, Refusal, Refused,
 };
-use server::domain::session::DeviceId;
 use server::printing::ipp::IppPrinter;
 use tests::ipp::{TestPrinter, TestPrinterBuilder};
+use tests::wait::eventually;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A job on an idle loopback printer finishes within this; a poll loop never runs longer.
 const JOB_TIMEOUT: Duration = Duration::from_secs(30);
-const POLL_INTERVAL: Duration = Duration::from_millis(50);
 
 async fn start(builder: TestPrinterBuilder) -> TestPrinter {
     builder.start().await.unwrap_or_else(|err| panic!("the test printer must start: {err:#}"))
@@ -36,7 +36,7 @@ fn device(uri: &str, pin: Option<[u8; 32]>) -> Device {
         display_name: "IPP e2e".into(),
         model: "ippeveprinter".into(),
         delivery: DeliveryMode::IppPush,
-        printer_uri: Some(uri.into()),
+        printer_uri: Some(PrinterUri::parse(uri).expect("a valid printer URI")),
         pinned_certificate_sha256: pin,
         location: "loopback".into(),
         capabilities: None,
@@ -65,19 +65,17 @@ fn sample_pdf() -> Vec<u8> {
 
 /// Polls the job until it is terminal (bounded), returning the last status and every state seen.
 async fn wait_terminal(ipp: &IppPrinter, device: &Device, job: &PrinterJobRef) -> (PrinterJobStatus, Vec<JobState>) {
-    let deadline = Instant::now() + JOB_TIMEOUT;
-    let mut seen = Vec::new();
-    loop {
+    let seen = std::cell::RefCell::new(Vec::new());
+    let status = eventually(&format!("job {} to end", job.0), JOB_TIMEOUT, || async {
         let status = ipp.status(device, job).await.expect("Get-Job-Attributes works");
+        let mut seen = seen.borrow_mut();
         if seen.last() != Some(&status.state) {
             seen.push(status.state);
         }
-        if status.state.is_terminal() {
-            return (status, seen);
-        }
-        assert!(Instant::now() < deadline, "job {} not terminal after {JOB_TIMEOUT:?}: {status:?}", job.0);
-        tokio::time::sleep(POLL_INTERVAL).await;
-    }
+        if status.state.is_terminal() { Ok(status) } else { Err(status) }
+    })
+    .await;
+    (status, seen.into_inner())
 }
 
 fn assert_completed(status: &PrinterJobStatus) {
@@ -143,8 +141,9 @@ async fn a_pdf_prints_over_ipps_only_with_the_pinned_certificate() {
     wrong[0] ^= 0xff;
     let err = ipp.submit(&device(&ipps_uri, Some(wrong)), &ticket(), JobDocument::Bytes(pdf.clone().into())).await;
     match err {
-        Err(CoreError::FailedPrecondition(message)) => {
+        Err(Refused { why, error: CoreError::FailedPrecondition(message) }) => {
             assert!(message.contains("not the pinned one") && message.contains(&hex(&pin)), "{message}");
+            assert_eq!(why, Refusal::CertificateMismatch, "the job's reason is the pin mismatch");
         }
         other => panic!("a wrong pin must be refused, got {other:?}"),
     }
@@ -182,14 +181,10 @@ async fn a_job_canceled_right_away_ends_canceled() {
     // Canceling a finished job is refused with a reason, not ignored. ippeveprinter reports the
     // job canceled slightly before its print engine has wound down and still takes a Cancel-Job
     // in that window, so ask until it settles (bounded).
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let again = loop {
-        match ipp.cancel(&device, &job).await {
-            Err(err) => break err,
-            Ok(()) if std::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
-            Ok(()) => panic!("the printer still accepts Cancel-Job for a canceled job after 10 s"),
-        }
-    };
+    let again = eventually("the printer to refuse Cancel-Job for a canceled job", Duration::from_secs(10), || async {
+        ipp.cancel(&device, &job).await.err()
+    })
+    .await;
     assert!(matches!(again, CoreError::FailedPrecondition(_)), "{again:?}");
 }
 
@@ -203,7 +198,9 @@ async fn a_format_the_printer_does_not_take_is_refused_by_name() {
     assert!(!caps.document_formats.iter().any(|f| f == "application/pdf"), "{caps:?}");
     for format in ["application/pdf", "text/plain"] {
         let ticket = JobTicket { document_format: format.into(), ..ticket() };
-        let err = ipp.submit(&device, &ticket, JobDocument::Bytes(sample_pdf().into())).await.expect_err("refused");
+        let refused = ipp.submit(&device, &ticket, JobDocument::Bytes(sample_pdf().into())).await.expect_err("refused");
+        assert_eq!(refused.why, Refusal::DocumentFormat, "{format}");
+        let err = refused.error;
         let expected = format!("does not accept {format} documents");
         assert!(matches!(&err, CoreError::FailedPrecondition(m) if m.contains(&expected)), "{format}: {err:?}");
     }
@@ -223,7 +220,8 @@ async fn a_printer_that_is_down_is_unavailable_quickly() {
     let expected = format!("the printer at {closed} cannot be reached; check it is on and connected");
     assert!(matches!(&err, CoreError::Unavailable(m) if *m == expected), "{err:?}");
     assert!(refused_after < Duration::from_secs(2), "took {refused_after:?}");
-    let err = ipp.submit(&device_down, &ticket(), JobDocument::Bytes(sample_pdf().into())).await.expect_err("down");
+    let err =
+        ipp.submit(&device_down, &ticket(), JobDocument::Bytes(sample_pdf().into())).await.expect_err("down").error;
     assert!(matches!(&err, CoreError::Unavailable(m) if m.contains(&closed.to_string())), "{err:?}");
 
     // Something accepts but never answers: the request timeout bounds the wait.
@@ -254,12 +252,13 @@ async fn copies_over_the_printers_limit_are_refused_naming_copies() {
     let caps = ipp.capabilities(&device).await.expect("Get-Printer-Attributes works");
 
     let too_many = JobTicket { copies: caps.copies_max + 1, ..ticket() };
-    let err = ipp.submit(&device, &too_many, JobDocument::Bytes(sample_pdf().into())).await.expect_err("refused");
+    let err = ipp.submit(&device, &too_many, JobDocument::Bytes(sample_pdf().into())).await.expect_err("refused").error;
     let expected = format!("copies={}", caps.copies_max + 1);
     assert!(matches!(&err, CoreError::InvalidArgument(m) if m.contains(&expected)), "{err:?}");
 
     let odd_media = JobTicket { media: Some("iso_a0_841x1189mm".into()), ..ticket() };
-    let err = ipp.submit(&device, &odd_media, JobDocument::Bytes(sample_pdf().into())).await.expect_err("refused");
+    let err =
+        ipp.submit(&device, &odd_media, JobDocument::Bytes(sample_pdf().into())).await.expect_err("refused").error;
     assert!(matches!(&err, CoreError::InvalidArgument(m) if m.contains("media=iso_a0_841x1189mm")), "{err:?}");
     assert!(printer.spooled_files().expect("the spool folder is readable").is_empty(), "no job may arrive");
 }
@@ -285,7 +284,7 @@ async fn print_uri_makes_the_printer_fetch_the_pdf() {
 
     // An expired one-time URL never reaches the printer.
     let expired = PullSource { url: source.url.clone(), expires_at: SystemTime::now() - Duration::from_secs(1) };
-    let err = ipp.submit(&device, &ticket(), JobDocument::Pull(expired)).await.expect_err("expired");
+    let err = ipp.submit(&device, &ticket(), JobDocument::Pull(expired)).await.expect_err("expired").error;
     assert!(matches!(err, CoreError::FailedPrecondition(_)), "{err:?}");
 }
 
@@ -308,8 +307,9 @@ async fn twenty_jobs_in_a_row_all_complete() {
     let total = started.elapsed();
     submits.sort();
     eprintln!(
-        "20 jobs in {total:?} ({:.0} jobs/min, polling every {POLL_INTERVAL:?}); submit median {:?}, max {:?}",
+        "20 jobs in {total:?} ({:.0} jobs/min, polling every {:?}); submit median {:?}, max {:?}",
         20.0 / total.as_secs_f64() * 60.0,
+        tests::wait::INTERVAL,
         submits[10],
         submits[19]
     );

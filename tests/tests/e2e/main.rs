@@ -9,6 +9,7 @@ mod gateway;
 mod gateway_abuse;
 mod grpcurl;
 mod handshake;
+mod installed;
 mod ipp_printer;
 mod printing;
 mod printing_ipp;

@@ -12,6 +12,7 @@ use proto::v1::session_service_client::SessionServiceClient;
 use server::domain::ephemeral::EphemeralStore as _;
 use tests::client::{authed, start_session};
 use tests::core::TestCore;
+use tests::wait::eventually;
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -56,12 +57,9 @@ async fn watch(channel: &Channel, token: &str, job_id: &str) -> Vec<pb::Job> {
 async fn a_spooled_job_streams_every_state_then_its_files_are_gone() {
     let spool = tempfile::tempdir().unwrap();
     let core = TestCore::builder()
-        .arg("--spool-dir")
-        .arg(spool.path().to_str().unwrap())
-        .arg("--spool-print-time")
-        .arg("600ms")
-        .arg("--job-poll")
-        .arg("100ms")
+        .spool_dir(spool.path())
+        .spool_print_time(Duration::from_millis(600))
+        .job_poll(Duration::from_millis(100))
         .in_process()
         .await
         .unwrap();
@@ -112,7 +110,7 @@ async fn a_spooled_job_streams_every_state_then_its_files_are_gone() {
 
 #[tokio::test]
 async fn requests_are_checked_against_the_printer_first() {
-    let core = TestCore::builder().arg("--spool-print-time").arg("5s").spawn().await.unwrap();
+    let core = TestCore::builder().spool_print_time(Duration::from_secs(5)).spawn().await.unwrap();
     let channel = core.channel().await;
     let token = start_session(&channel, "mfd-lobby").await;
     let draft = finalized_draft(&channel, &token).await;
@@ -150,8 +148,12 @@ async fn requests_are_checked_against_the_printer_first() {
 
 #[tokio::test]
 async fn a_job_can_be_canceled_and_belongs_to_its_session() {
-    let core =
-        TestCore::builder().arg("--spool-print-time").arg("30s").arg("--job-poll").arg("100ms").spawn().await.unwrap();
+    let core = TestCore::builder()
+        .spool_print_time(Duration::from_secs(30))
+        .job_poll(Duration::from_millis(100))
+        .spawn()
+        .await
+        .unwrap();
     let channel = core.channel().await;
     let alice = start_session(&channel, "mfd-lobby").await;
     let bob = start_session(&channel, "mfd-lobby").await;
@@ -182,14 +184,12 @@ async fn a_job_can_be_canceled_and_belongs_to_its_session() {
 /// A devices file with one pulling (EIP) device.
 /// A core whose session is on a pulling device (plaintext links working for `link_ttl`), and a
 /// job of a static product submitted there.
-async fn pull_job(dir: &std::path::Path, link_ttl: &str) -> (TestCore, Channel, String, pb::SubmitJobResponse) {
+async fn pull_job(dir: &std::path::Path, link_ttl: Duration) -> (TestCore, Channel, String, pb::SubmitJobResponse) {
     let core = TestCore::builder()
-        .arg("--devices")
-        .arg(pull_devices_file(dir))
-        .arg("--pull-plaintext")
-        .arg("--pull-link-ttl")
-        .arg(link_ttl)
-        .spawn()
+        .devices_file(&pull_devices_file(dir))
+        .pull_plaintext()
+        .pull_link_ttl(link_ttl)
+        .in_process()
         .await
         .unwrap();
     let channel = core.channel().await;
@@ -199,14 +199,14 @@ async fn pull_job(dir: &std::path::Path, link_ttl: &str) -> (TestCore, Channel, 
     (core, channel, token, submitted)
 }
 
-fn pull_devices_file(dir: &std::path::Path) -> String {
+fn pull_devices_file(dir: &std::path::Path) -> std::path::PathBuf {
     let path = dir.join("devices.toml");
     std::fs::write(
         &path,
         "[[device]]\nid = \"mfd-eip\"\ndisplay_name = \"EIP device\"\nmodel = \"Xerox VersaLink C7130\"\ndelivery = \"device_pull\"\n",
     )
     .unwrap();
-    path.to_str().unwrap().to_owned()
+    path
 }
 
 async fn fetch(url: &str) -> (u16, Vec<u8>) {
@@ -233,7 +233,7 @@ async fn fetch_with(url: &str, headers: &str) -> (u16, Vec<u8>) {
 #[tokio::test]
 async fn a_pulling_device_gets_a_one_time_link_and_reports_states() {
     let dir = tempfile::tempdir().unwrap();
-    let (_core, channel, token, submitted) = pull_job(dir.path(), "1500ms").await;
+    let (core, channel, token, submitted) = pull_job(dir.path(), Duration::from_secs(60)).await;
     let job = submitted.job.unwrap();
     assert_eq!(job.delivery_mode(), pb::DeliveryMode::DevicePull);
     let link = submitted.pull_delivery.expect("a pull device gets a link");
@@ -282,14 +282,16 @@ async fn a_pulling_device_gets_a_one_time_link_and_reports_states() {
     let draft = finalized_draft(&channel, &token).await;
     let link =
         print(&channel).submit_job(authed(&token, submit(&draft))).await.unwrap().into_inner().pull_delivery.unwrap();
-    tokio::time::sleep(Duration::from_millis(1800)).await;
+    core.clock().advance(Duration::from_secs(61));
     assert_eq!(fetch(&link.document_url).await.0, 410, "an expired link is refused");
+    let still = print(&channel).get_job(authed(&token, pb::GetJobRequest { job_id: job.id.clone() })).await;
+    still.expect("the session is still open: the link died of its own time limit");
 }
 
 #[tokio::test]
 async fn a_pull_link_is_spent_only_by_a_download_that_sends_the_whole_document() {
     let dir = tempfile::tempdir().unwrap();
-    let (_core, _, _, submitted) = pull_job(dir.path(), "5m").await;
+    let (_core, _, _, submitted) = pull_job(dir.path(), Duration::from_secs(300)).await;
     let url = submitted.pull_delivery.unwrap().document_url;
     let shipped =
         std::fs::read(server::config::default_storefront_dir().join("products/fire-action-notice/document.pdf"))
@@ -305,20 +307,16 @@ async fn a_pull_link_is_spent_only_by_a_download_that_sends_the_whole_document()
     let (status, body) = fetch(&url).await;
     assert_eq!(status, 200);
     assert_eq!(body, shipped);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while fetch(&url).await.0 != 410 {
-        assert!(tokio::time::Instant::now() < deadline, "the link is spent after a complete download");
-    }
+    eventually("the link to be spent after a complete download", Duration::from_secs(10), || async {
+        let (status, _) = fetch(&url).await;
+        if status == 410 { Ok(()) } else { Err(status) }
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn operators_manage_devices_and_sessions_use_them() {
-    let core = TestCore::builder()
-        .env("PODCONNECT_OPERATOR_TOKEN", OPERATOR_TOKEN)
-        .arg("--require-registered-devices")
-        .spawn()
-        .await
-        .unwrap();
+    let core = TestCore::builder().operator_token(OPERATOR_TOKEN).require_registered_devices().spawn().await.unwrap();
     let channel = core.channel().await;
     let devices = |token: &str| (DeviceServiceClient::new(channel.clone()), token.to_owned());
 
@@ -415,23 +413,19 @@ async fn count(
 async fn jobs_are_counted_and_a_restart_never_leaves_one_running() {
     let data = tempfile::tempdir().unwrap();
     let devices = pull_devices_file(data.path());
-    let start = |print_time: &'static str| {
+    let start = |print_time: Duration| {
         TestCore::builder()
             .data_dir(&data.path().join("data"))
-            .env("PODCONNECT_OPERATOR_TOKEN", OPERATOR_TOKEN)
-            .arg("--devices")
-            .arg(devices.clone())
-            .arg("--spool-print-time")
-            .arg(print_time)
-            .arg("--session-idle-timeout")
-            .arg("1h")
-            .arg("--job-poll")
-            .arg("50ms")
+            .operator_token(OPERATOR_TOKEN)
+            .devices_file(&devices)
+            .spool_print_time(print_time)
+            .session_idle(Duration::from_secs(3600))
+            .job_poll(Duration::from_millis(50))
             .spawn()
     };
 
     // A completed job is counted with its outcome's printer model, never a person.
-    let core = start("100ms").await.unwrap();
+    let core = start(Duration::from_millis(100)).await.unwrap();
     let channel = core.channel().await;
     let token = start_session(&channel, "mfd-lobby").await;
     let draft = finalized_draft(&channel, &token).await;
@@ -444,7 +438,7 @@ async fn jobs_are_counted_and_a_restart_never_leaves_one_running() {
     drop(core);
 
     // A job still printing when the server dies...
-    let core = start("1h").await.unwrap();
+    let core = start(Duration::from_secs(3600)).await.unwrap();
     let channel = core.channel().await;
     let token = start_session(&channel, "mfd-lobby").await;
     let draft = finalized_draft(&channel, &token).await;
@@ -456,7 +450,7 @@ async fn jobs_are_counted_and_a_restart_never_leaves_one_running() {
     drop(core);
 
     // ...is reported ended (aborted) by the next start, not left running.
-    let core = start("100ms").await.unwrap();
+    let core = start(Duration::from_millis(100)).await.unwrap();
     let channel = core.channel().await;
     let ended = count(&channel, pb::UsageEventKind::JobEnded, None).await.total;
     assert_eq!(ended, 2, "the interrupted job is counted as ended after the restart");

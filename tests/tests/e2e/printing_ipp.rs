@@ -30,11 +30,9 @@ async fn core_for(uri: &str, pin: Option<[u8; 32]>, delivery: &str) -> (TestCore
     )
     .unwrap();
     let core = TestCore::builder()
-        .arg("--devices")
-        .arg(file.to_str().unwrap())
-        .arg("--job-poll")
-        .arg("100ms")
-        .arg("--pull-plaintext")
+        .devices_file(&file)
+        .job_poll(Duration::from_millis(100))
+        .pull_plaintext()
         .in_process()
         .await
         .unwrap();
@@ -136,6 +134,30 @@ async fn ipps_prints_only_with_the_pinned_certificate() {
     let err = print(&channel).get_printer_capabilities(authed(&token, pb::GetPrinterCapabilitiesRequest {})).await;
     let err = err.unwrap_err();
     assert!(matches!(err.code(), Code::Unavailable | Code::FailedPrecondition), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_job_refused_for_a_pin_mismatch_says_so_not_that_the_format_was_refused() {
+    // A pulling device whose ipps printer gets Print-URI: its capabilities are not asked, so the
+    // wrong pin shows first when the job is handed over.
+    let printer = TestPrinter::start_tls().await.unwrap();
+    let ipps = printer.ipps_uri.clone().unwrap();
+    let mut wrong = printer.cert_sha256.unwrap();
+    wrong[0] ^= 0xff;
+    let (core, _dir) = core_for(&ipps, Some(wrong), "device_pull").await;
+    let channel = core.channel().await;
+    let token = start_session(&channel, "mfd-ipp").await;
+    let (file_id, _) = finalized_card(&core, &channel, &token).await;
+    let request =
+        pb::SubmitJobRequest { request_id: "0b6f0b0e-4c2a-4f1e-9a55-2c7f4f0e8d11".into(), ..submit_file(&file_id) };
+    let err = print(&channel).submit_job(authed(&token, request.clone())).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(err.message().contains("not the pinned one"), "{}", err.message());
+
+    // Retrying the same request shows the job it made.
+    let job = print(&channel).submit_job(authed(&token, request)).await.unwrap().into_inner().job.unwrap();
+    assert_eq!(job.state(), pb::JobState::Aborted);
+    assert_eq!(job.state_reasons, ["printer-certificate-mismatch"]);
 }
 
 #[tokio::test]

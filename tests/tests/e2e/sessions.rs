@@ -71,39 +71,42 @@ async fn every_unauthenticated_case_is_refused() {
 
 #[tokio::test]
 async fn idle_and_absolute_limits_end_sessions() {
-    let core = TestCore::builder().idle_timeout("700ms").absolute_timeout("1800ms").spawn().await.unwrap();
+    let core = TestCore::builder()
+        .session_idle(Duration::from_secs(600))
+        .session_absolute(Duration::from_secs(1800))
+        .in_process()
+        .await
+        .unwrap();
     let channel = core.channel().await;
+    let minutes = |n: u64| Duration::from_secs(60 * n);
 
     let started = sessions(&channel)
         .start_session(pb::StartSessionRequest { device_id: "mfd-1".into(), ..Default::default() })
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(started.idle_timeout.unwrap().nanos, 700_000_000);
+    assert_eq!(started.idle_timeout.unwrap().seconds, 600);
     let expire = started.expire_time.unwrap();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
-    assert!((expire.seconds - now - 1).abs() <= 2, "expire_time is the absolute limit");
+    assert!((expire.seconds - now - 1800).abs() <= 2, "expire_time is the absolute limit");
 
-    // Absolute: a call every 300 ms keeps it past the 700 ms idle limit, but it still ends at
-    // the 1.8 s absolute limit.
+    // Absolute: a call every 9 minutes keeps it past the 10-minute idle limit three times over,
+    // but it still ends at the 30-minute absolute limit.
     let busy = started.session_token;
-    let begin = tokio::time::Instant::now();
-    let ended_after = loop {
-        match catalog(&channel).list_categories(list_categories(Some(&busy))).await {
-            Ok(_) if begin.elapsed() < Duration::from_secs(4) => tokio::time::sleep(Duration::from_millis(300)).await,
-            Ok(_) => panic!("an active session must still end at the absolute limit"),
-            Err(err) => {
-                assert_eq!(err.code(), Code::Unauthenticated);
-                break begin.elapsed();
-            }
-        }
-    };
-    assert!(ended_after >= Duration::from_millis(1400), "activity kept the session past the idle limit");
+    for _ in 0..3 {
+        core.clock().advance(minutes(9));
+        catalog(&channel).list_categories(list_categories(Some(&busy))).await.expect("activity keeps it open");
+    }
+    core.clock().advance(minutes(4));
+    let message = expect_unauthenticated(&channel, list_categories(Some(&busy))).await;
+    assert!(message.contains("expired"), "{message}");
 
     // Idle: untouched for longer than the idle limit.
     let idle = start_session(&channel, "mfd-1").await;
     catalog(&channel).list_categories(list_categories(Some(&idle))).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    core.clock().advance(minutes(9));
+    catalog(&channel).list_categories(list_categories(Some(&idle))).await.expect("not idle for 10 minutes yet");
+    core.clock().advance(minutes(10));
     let message = expect_unauthenticated(&channel, list_categories(Some(&idle))).await;
     assert!(message.contains("expired"), "{message}");
 }

@@ -3,13 +3,13 @@
 //! shutdown on SIGTERM, no secrets in its logs, and configuration files taking effect.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use proto::v1 as pb;
 use proto::v1::usage_service_client::UsageServiceClient;
 use tests::client::{authed, catalog, sessions};
 use tests::core::{TestCore, server_binary};
+use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::Command;
 use tonic::Code;
 
@@ -18,14 +18,7 @@ const EXIT_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The binary, with no PODCONNECT_* variables inherited from the environment of the test run.
 fn server_command() -> Command {
-    let mut command = Command::new(server_binary().expect("the server binary is built"));
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("PODCONNECT_") {
-            command.env_remove(key);
-        }
-    }
-    command.stdin(Stdio::null()).kill_on_drop(true);
-    command
+    tests::process::command(&server_binary().expect("the server binary is built"))
 }
 
 /// How a run of the binary ended.
@@ -133,7 +126,7 @@ async fn configuration_mistakes_stop_the_start_with_a_clear_message() {
     let no_ca = run_to_exit(&["--client-auth", "required"]).await;
     assert_eq!(no_ca.code, Some(2), "{no_ca:?}");
     assert!(no_ca.stderr.contains("--client-ca"), "stderr must point at --client-ca: {no_ca:?}");
-    assert!(!no_ca.stdout.contains("listening on"), "{no_ca:?}");
+    assert!(no_ca.stdout.is_empty(), "no ready line: {no_ca:?}");
 }
 
 #[tokio::test]
@@ -149,13 +142,49 @@ async fn a_broken_storefront_stops_the_start_and_names_the_file() {
     assert!(broken.code.is_some_and(|code| code != 0), "{broken:?}");
     assert!(broken.stderr.contains(product.to_str().unwrap()), "stderr must name {}: {broken:?}", product.display());
     assert!(broken.stderr.contains("no-such-category"), "stderr must say what is wrong: {broken:?}");
-    assert!(!broken.stdout.contains("listening on"), "{broken:?}");
+    assert!(broken.stdout.is_empty(), "no ready line: {broken:?}");
 
     let missing = dir.path().join("no-storefront-here");
     let absent = run_to_exit(&["--storefront-dir", missing.to_str().unwrap()]).await;
     assert!(absent.code.is_some_and(|code| code != 0), "{absent:?}");
     assert!(absent.stderr.contains(missing.to_str().unwrap()), "stderr must name {}: {absent:?}", missing.display());
-    assert!(!absent.stdout.contains("listening on"), "{absent:?}");
+    assert!(absent.stdout.is_empty(), "no ready line: {absent:?}");
+}
+
+#[tokio::test]
+async fn standard_output_is_one_ready_line_naming_every_listener() {
+    let data = tempfile::tempdir().unwrap();
+    let log = data.path().join("stderr.log");
+    let mut child = server_command()
+        .args(["--listen", "127.0.0.1:0", "--pull-listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path().join("data"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("the binary runs");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(EXIT_TIMEOUT, stdout.next_line())
+        .await
+        .expect("the ready line comes")
+        .unwrap()
+        .expect("a line before the output closes");
+    let line: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+    let ready = &line["ready"];
+    assert_eq!(ready["tls"], true, "{line}");
+    assert_eq!(ready["pull_tls"], true, "{line}");
+    for listener in ["grpc", "pull"] {
+        let addr: std::net::SocketAddr = ready[listener].as_str().and_then(|a| a.parse().ok()).expect(listener);
+        tokio::net::TcpStream::connect(addr).await.unwrap_or_else(|err| panic!("{listener} at {addr}: {err}"));
+    }
+    let ca = ready["dev_ca"].as_str().expect("the development CA's path");
+    assert!(Path::new(ca).is_absolute() && Path::new(ca).exists(), "{ca}");
+    assert!(std::fs::read_to_string(&log).unwrap().contains("development CA: "), "people read the same on stderr");
+
+    let pid = child.id().unwrap().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().await.unwrap().success());
+    let rest = tokio::time::timeout(EXIT_TIMEOUT, stdout.next_line()).await.expect("the core stops").unwrap();
+    assert_eq!(rest, None, "nothing but the ready line on standard output");
+    assert_eq!(child.wait().await.unwrap().code(), Some(0));
 }
 
 #[tokio::test]
@@ -179,13 +208,8 @@ async fn sigterm_shuts_down_gracefully() {
 async fn secrets_never_reach_the_log() {
     const OPERATOR_TOKEN: &str = "startup-e2e-operator-token-41c7d2e98ab35f06";
     const WRONG_OPERATOR_TOKEN: &str = "startup-e2e-operator-token-41c7d2e98ab35f07";
-    let core = TestCore::builder()
-        .arg("--log")
-        .arg("debug")
-        .env("PODCONNECT_OPERATOR_TOKEN", OPERATOR_TOKEN)
-        .spawn()
-        .await
-        .expect("the core starts");
+    let core =
+        TestCore::builder().log_filter("debug").operator_token(OPERATOR_TOKEN).spawn().await.expect("the core starts");
     let channel = core.channel().await;
 
     let token = sessions(&channel)
@@ -230,12 +254,7 @@ async fn a_configuration_file_takes_effect() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("core.toml");
     std::fs::write(&config, "[sessions]\nidle_timeout = \"1s\"\n").unwrap();
-    let core = TestCore::builder()
-        .arg("--config")
-        .arg(config.display().to_string())
-        .spawn()
-        .await
-        .expect("the core starts with the file");
+    let core = TestCore::builder().config_file(&config).in_process().await.expect("the core starts with the file");
     let channel = core.channel().await;
     let started = sessions(&channel)
         .start_session(pb::StartSessionRequest { device_id: "printer-1".into(), ..Default::default() })
@@ -246,7 +265,7 @@ async fn a_configuration_file_takes_effect() {
     let token = started.session_token;
     catalog(&channel).list_categories(authed(&token, pb::ListCategoriesRequest {})).await.expect("fresh session");
 
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    core.clock().advance(Duration::from_millis(1500));
     let idle = catalog(&channel)
         .list_categories(authed(&token, pb::ListCategoriesRequest {}))
         .await
@@ -264,8 +283,7 @@ async fn the_shipped_example_configuration_is_accepted() {
         .join("podconnect.example.toml");
     // The harness's --listen and --data-dir flags win over the file's values.
     let core = TestCore::builder()
-        .arg("--config")
-        .arg(example.display().to_string())
+        .config_file(&example)
         .spawn()
         .await
         .unwrap_or_else(|err| panic!("{} is refused: {err:#}", example.display()));

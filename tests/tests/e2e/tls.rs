@@ -209,7 +209,7 @@ async fn plaintext_is_served_only_with_the_explicit_flag() {
     .expect("the plaintext attempt ends in time");
     assert!(plaintext.is_err(), "a TLS core must not serve a plaintext client: {plaintext:?}");
 
-    let insecure = TestCore::builder().arg("--insecure-plaintext").spawn().await.expect("the core starts");
+    let insecure = TestCore::builder().insecure_plaintext().spawn().await.expect("the core starts");
     assert!(insecure.dev_ca.is_none(), "a plaintext core announces no development CA");
     assert!(
         !insecure.data_dir.join("tls").exists(),

@@ -21,7 +21,7 @@ use pb::UsageGrouping as Group;
 const OPERATOR_TOKEN: &str = "usage-e2e-operator-token-7f3a9c21d4b8e650";
 
 async fn operator_core() -> TestCore {
-    TestCore::builder().env("PODCONNECT_OPERATOR_TOKEN", OPERATOR_TOKEN).spawn().await.expect("the core starts")
+    TestCore::builder().operator_token(OPERATOR_TOKEN).spawn().await.expect("the core starts")
 }
 
 fn usage(channel: &Channel) -> UsageServiceClient<Channel> {
@@ -203,8 +203,7 @@ async fn operators_can_sign_in_with_a_client_certificate() {
     ca.write(&ca_file);
     let core = TestCore::builder()
         .client_certificates(&ca_file, "optional")
-        .arg("--operator-cert-name")
-        .arg("ops-console")
+        .operator_cert_name("ops-console")
         .spawn()
         .await
         .expect("the core starts");
@@ -231,12 +230,8 @@ async fn usage_events_hold_no_personal_data_and_survive_a_restart() {
     const DEVICE: &str = "mfd-secret-device-42";
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
-    let core = TestCore::builder()
-        .env("PODCONNECT_OPERATOR_TOKEN", OPERATOR_TOKEN)
-        .data_dir(&data_dir)
-        .spawn()
-        .await
-        .expect("the core starts");
+    let core =
+        TestCore::builder().operator_token(OPERATOR_TOKEN).data_dir(&data_dir).spawn().await.expect("the core starts");
     let channel = core.channel().await;
     let token = start_session(&channel, DEVICE).await;
     let product = some_product(&channel, &token).await;
@@ -262,7 +257,7 @@ async fn usage_events_hold_no_personal_data_and_survive_a_restart() {
     assert!(inspected > 0, "the database file exists in {}", data_dir.display());
 
     let restarted = TestCore::builder()
-        .env("PODCONNECT_OPERATOR_TOKEN", OPERATOR_TOKEN)
+        .operator_token(OPERATOR_TOKEN)
         .data_dir(&data_dir)
         .spawn()
         .await
@@ -326,14 +321,14 @@ async fn an_empty_time_range_is_refused() {
 #[tokio::test]
 async fn sessions_ended_by_their_idle_limit_count_as_closed() {
     let core = TestCore::builder()
-        .env("PODCONNECT_OPERATOR_TOKEN", OPERATOR_TOKEN)
-        .idle_timeout("1s")
-        .spawn()
+        .operator_token(OPERATOR_TOKEN)
+        .session_idle(Duration::from_secs(1))
+        .in_process()
         .await
         .expect("the core starts");
     let channel = core.channel().await;
     let token = start_session(&channel, "idle-printer").await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    core.clock().advance(Duration::from_millis(1500));
     let expired = catalog(&channel).list_categories(authed(&token, pb::ListCategoriesRequest {})).await;
     assert_eq!(expired.expect_err("the session has expired").code(), Code::Unauthenticated);
 

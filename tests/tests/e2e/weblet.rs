@@ -65,10 +65,8 @@ async fn a_person_prints_a_customized_business_card_in_a_real_browser_and_leaves
     let weblet = workspace().join("weblet-gateway/weblet");
     let (node, chromium, certutil) = browser_tools(&weblet);
     let core = TestCore::builder()
-        .arg("--spool-print-time")
-        .arg("500ms")
-        .arg("--job-poll")
-        .arg("100ms")
+        .spool_print_time(Duration::from_millis(500))
+        .job_poll(Duration::from_millis(100))
         .spawn()
         .await
         .expect("the core starts");

@@ -2,11 +2,12 @@
 // (minified) and index.html, each also brotli- and gzip-compressed beside it (`.br`, `.gz`) so the
 // gateway serves them without compressing per request. Deterministic: the same sources give the
 // same bytes.
-import { build } from "esbuild";
+
 import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { brotliCompressSync, constants, gzipSync } from "node:zlib";
+import { build } from "esbuild";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const out = resolve(root, process.argv[2] || "dist");
@@ -56,8 +57,8 @@ for (const name of ["app.js", "app.css", "index.html"]) {
       [constants.BROTLI_PARAM_SIZE_HINT]: bytes.length,
     },
   });
-  writeFileSync(join(out, name + ".br"), brotli);
+  writeFileSync(join(out, `${name}.br`), brotli);
   // gzip's header carries no timestamp here (zlib writes 0), so the bytes are reproducible.
-  writeFileSync(join(out, name + ".gz"), gzipSync(bytes, { level: constants.Z_BEST_COMPRESSION }));
+  writeFileSync(join(out, `${name}.gz`), gzipSync(bytes, { level: constants.Z_BEST_COMPRESSION }));
 }
-console.log("built " + out);
+console.log(`built ${out}`);

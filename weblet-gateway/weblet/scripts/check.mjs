@@ -50,7 +50,7 @@ try {
   ];
   if (problems.length) {
     console.error("The committed files are out of date (run `npm run gen && npm run build`):");
-    for (const p of problems) console.error("  " + p);
+    for (const p of problems) console.error(`  ${p}`);
     process.exitCode = 1;
   } else {
     console.log("check: src/gen/ and dist/ match a fresh rebuild");

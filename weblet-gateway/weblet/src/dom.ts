@@ -54,12 +54,17 @@ export function clear(el: Node): void {
 export function button(
   label: Child,
   onClick: () => void,
-  opts: { kind?: "primary" | "secondary" | "ghost" | "danger"; testid?: string; disabled?: boolean; class?: string } = {},
+  opts: {
+    kind?: "primary" | "secondary" | "ghost" | "danger";
+    testid?: string;
+    disabled?: boolean;
+    class?: string;
+  } = {},
 ): HTMLButtonElement {
   const b = h(
     "button",
     {
-      class: "btn btn-" + (opts.kind || "secondary") + (opts.class ? " " + opts.class : ""),
+      class: `btn btn-${opts.kind || "secondary"}${opts.class ? ` ${opts.class}` : ""}`,
       testid: opts.testid,
       attrs: { type: "button", disabled: opts.disabled },
       on: { click: () => onClick() },

@@ -1,19 +1,20 @@
 // Formatting of prices, sizes and job states for the screen.
 import type { Price, TrimSize } from "./gen/podconnect/v1/catalog_pb";
 import { ColorMode, JobState, Sides } from "./gen/podconnect/v1/print_pb";
+import { app } from "./state";
 
-const locale = (navigator.languages && navigator.languages[0]) || navigator.language || "en";
+const locale = app.locale || "en";
 
 export function formatPrice(p: Price | undefined): string {
-  if (!p || !p.currencyCode) return "";
+  if (!p?.currencyCode) return "";
   try {
     const nf = new Intl.NumberFormat(locale, { style: "currency", currency: p.currencyCode });
     const digits = nf.resolvedOptions().maximumFractionDigits || 0;
-    const amount = Number(p.amountMinor) / Math.pow(10, digits);
+    const amount = Number(p.amountMinor) / 10 ** digits;
     const s = nf.format(amount);
-    return p.perQuantity > 1 ? s + " / " + p.perQuantity : s;
+    return p.perQuantity > 1 ? `${s} / ${p.perQuantity}` : s;
   } catch {
-    return Number(p.amountMinor) / 100 + " " + p.currencyCode;
+    return `${Number(p.amountMinor) / 100} ${p.currencyCode}`;
   }
 }
 
@@ -22,8 +23,8 @@ function mm(v: number): string {
 }
 
 export function formatTrim(t: TrimSize | undefined): string {
-  if (!t || !t.widthMm || !t.heightMm) return "";
-  return mm(t.widthMm) + " × " + mm(t.heightMm) + " mm";
+  if (!t?.widthMm || !t.heightMm) return "";
+  return `${mm(t.widthMm)} × ${mm(t.heightMm)} mm`;
 }
 
 export function sidesLabel(s: Sides): string {

@@ -1,4 +1,5 @@
-// Browser end-to-end walk of the weblet in headless Chromium (playwright-core): home → category →
+// Browser end-to-end walk of the weblet in headless Chromium (playwright-core): home → a
+// subcategory's product and Back (to that subcategory, its parent, home) → category →
 // customizable product → form (with an inline email error) → preview → print → job COMPLETED →
 // exit, then proves the browser kept nothing (no cookies, storage or IndexedDB). Any console error
 // or page error (CSP violations included) fails the run. One numbered screenshot per step.
@@ -17,7 +18,7 @@
 // Exits 0 when every step passed, 1 with a message on stderr otherwise.
 import { execFileSync } from "node:child_process";
 import { X509Certificate } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -40,6 +41,12 @@ const OVERALL = 110_000;
 
 const CATEGORY = "business-cards";
 const PRODUCT = "classic-business-card";
+/** A category with subcategories, one of them, and a product in it (for Back). */
+const GROUP = "marketing";
+const GROUP_TITLE = "Marketing";
+const SUBCATEGORY = "flyers";
+const SUBCATEGORY_TITLE = "Flyers";
+const SUBCATEGORY_PRODUCT = "a4-flyer";
 
 const out = resolve(opts.out);
 mkdirSync(out, { recursive: true });
@@ -171,7 +178,7 @@ try {
     const probe = await (await untrusted.newContext()).newPage();
     try {
       const response = await probe.goto(opts.url, { waitUntil: "commit", timeout: STEP });
-      return `a page (HTTP ${response && response.status()})`;
+      return `a page (HTTP ${response?.status()})`;
     } catch (e) {
       return e.message.split("\n")[0];
     }
@@ -217,12 +224,12 @@ try {
   });
   page.on("request", (r) => {
     const path = new URL(r.url()).pathname;
-    if (/^\/podconnect\.v1\.\w+\/\w+$/.test(path)) calls.push({ path, auth: r.headers()["authorization"] || "" });
+    if (/^\/podconnect\.v1\.\w+\/\w+$/.test(path)) calls.push({ path, auth: r.headers().authorization || "" });
   });
 
   await step("home", async () => {
     const response = await page.goto(opts.url, { waitUntil: "load" });
-    check(response && response.ok(), `GET ${opts.url} answered ${response && response.status()}`);
+    check(response?.ok(), `GET ${opts.url} answered ${response?.status()}`);
     check(
       (response.headers()["content-security-policy"] || "").includes("default-src"),
       "the page came without a Content-Security-Policy",
@@ -230,7 +237,7 @@ try {
     // The certificate was verified, not waved through: its issuer is the CA trusted above.
     const tls = await response.securityDetails();
     check(
-      tls && tls.issuer && caSubject.split("\n").includes(`CN=${tls.issuer}`),
+      tls?.issuer && caSubject.split("\n").includes(`CN=${tls.issuer}`),
       `the page's certificate was not issued by ${caSubject}: ${JSON.stringify(tls)}`,
     );
     log(`certificate for ${tls.subjectName} issued by ${tls.issuer} (${tls.protocol}), trusted via NSS`);
@@ -241,6 +248,36 @@ try {
     // From navigation start to tappable category tiles (session started, categories loaded).
     const firstScreenMs = await page.evaluate(() => Math.round(performance.now()));
     log(`first screen usable after ${firstScreenMs} ms (navigation start to category tiles)`);
+  });
+
+  /** Waits until the bar's title reads `title` (screens of one kind share their test id). */
+  const titled = (title) =>
+    page.waitForFunction(
+      (want) => document.querySelector('[data-testid="screen-title"]')?.textContent === want,
+      title,
+      { timeout: STEP },
+    );
+
+  await step("subcategory", async () => {
+    await t(`category-${GROUP}`).click();
+    await t(`subcategory-${SUBCATEGORY}`).click();
+    await titled(SUBCATEGORY_TITLE);
+    await t(`product-${SUBCATEGORY_PRODUCT}`).waitFor();
+  });
+
+  await step("back-to-subcategory", async () => {
+    // Back from a product returns to the category the person came from, not to its parent or home.
+    await t(`product-${SUBCATEGORY_PRODUCT}`).click();
+    await t("screen-product").waitFor();
+    await t("back").click();
+    await t("screen-category").waitFor();
+    await titled(SUBCATEGORY_TITLE);
+    await t(`product-${SUBCATEGORY_PRODUCT}`).waitFor();
+    await t("back").click();
+    await titled(GROUP_TITLE);
+    await t(`subcategory-${SUBCATEGORY}`).waitFor();
+    await t("back").click();
+    await t("screen-home").waitFor();
   });
 
   await step("category", async () => {
@@ -299,11 +336,7 @@ try {
     await t("field-email").fill("anna@keller-architects.de");
     await t("field-email").blur();
     await t("field-error-email").waitFor({ state: "hidden" });
-    await page.waitForFunction(
-      () => document.querySelectorAll(".field.invalid").length === 0,
-      null,
-      { timeout: STEP },
-    );
+    await page.waitForFunction(() => document.querySelectorAll(".field.invalid").length === 0, null, { timeout: STEP });
     check(
       (await t("field-email").getAttribute("aria-invalid")) === "false",
       "the fixed email input is still marked aria-invalid",
@@ -370,8 +403,12 @@ try {
       if (await t("screen-done").count()) log("job state: COMPLETED (already on the done screen)");
       else log("job state: COMPLETED");
     } catch {
-      const state = await t("job-state").getAttribute("data-state").catch(() => "(gone)");
-      const message = await t("job-message").textContent().catch(() => "");
+      const state = await t("job-state")
+        .getAttribute("data-state")
+        .catch(() => "(gone)");
+      const message = await t("job-message")
+        .textContent()
+        .catch(() => "");
       throw new Failure(`the job did not complete within ${JOB / 1000} s: last state ${state} ${message}`);
     }
   });
@@ -423,12 +460,13 @@ try {
   assertNoProblems("the end");
   log(`PASSED: ${shotNo} screenshots in ${out}, ${calls.length} grpc-web calls`);
 } catch (e) {
-  const message = e instanceof Failure ? e.message : e && e.stack ? e.stack : String(e);
+  const message = e instanceof Failure ? e.message : e?.stack ? e.stack : String(e);
   console.error(`flow: FAILED: ${message}`);
   if (problems.length && !reported) console.error(`flow: the browser reported:\n  ${problems.join("\n  ")}`);
   if (page) {
     try {
       console.error(`flow: screenshot of the failure: ${await shot("failure")}`);
+      // biome-ignore lint/performance/useDomNodeTextContent: what the person saw, as laid out
       const text = await page.evaluate(() => document.body.innerText);
       console.error(`flow: the page said:\n${text.slice(0, 2000)}`);
     } catch {

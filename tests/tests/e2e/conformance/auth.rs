@@ -128,8 +128,8 @@ async fn every_session_rpc_after_the_absolute_limit_is_unauthenticated() {
     // session.proto: "expired (idle or absolute limit)". The idle limit alone is covered by
     // sessions::idle_and_absolute_limits_end_sessions; the absolute one can be polled without
     // keeping the session alive.
-    let conf = Conf::with(|b| b.absolute_timeout("1s")).await;
-    poll("the session's absolute limit", || async {
+    let conf = Conf::with(|b| b.session_absolute(Duration::from_secs(1))).await;
+    eventually("the session's absolute limit", POLL_BOUND, || async {
         let outcome = conf.catalog().list_categories(conf.req(pb::ListCategoriesRequest {})).await;
         outcome.err().filter(|s| s.code() == Code::Unauthenticated)
     })
@@ -200,9 +200,7 @@ async fn operator_rpcs_with_a_non_operator_client_certificate_are_permission_den
     let ca = TestCa::new("conformance internal callers");
     let ca_file = dir.path().join("ca.pem");
     ca.write(&ca_file);
-    let conf =
-        Conf::with(|b| b.client_certificates(&ca_file, "optional").arg("--operator-cert-name").arg("ops-console"))
-            .await;
+    let conf = Conf::with(|b| b.client_certificates(&ca_file, "optional").operator_cert_name("ops-console")).await;
     let weblet = ca.client("weblet-gateway");
     let channel = conf.core.channel_with(Some((&weblet.cert_pem, &weblet.key_pem))).await.expect("it connects");
     all_fail_with(every_operator_rpc(&channel, None).await, Code::PermissionDenied);
@@ -360,7 +358,7 @@ async fn any_other_id_that_names_nothing_is_not_found_whatever_its_shape() {
 
 #[tokio::test]
 async fn another_sessions_drafts_files_and_jobs_are_not_found() {
-    let conf = Conf::printing("1h").await;
+    let conf = Conf::printing(Duration::from_secs(3600)).await;
     let (draft, file) = conf.finalized_static().await;
     let job = conf.submit(submit_file(&file.file_id)).await;
     let editing = conf.valid_card().await;

@@ -557,7 +557,7 @@ async fn every_print_file_has_the_documented_trim_bleed_and_media_boxes() {
     // customization.proto, PrintFile.trim_size: TrimBox = trim size, BleedBox = trim + bleed on
     // every side, MediaBox = BleedBox or BleedBox + a 10 mm slug on every side. What the
     // printer receives (the spool folder) is checked with poppler's pdfinfo.
-    let conf = Conf::printing("10ms").await;
+    let conf = Conf::printing(Duration::from_millis(10)).await;
     let page = conf
         .catalog()
         .list_products(conf.req(pb::ListProductsRequest { page_size: 100, ..Default::default() }))

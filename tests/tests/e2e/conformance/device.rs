@@ -321,7 +321,7 @@ async fn delete_device_of_an_unknown_or_empty_id_is_not_found_or_invalid_argumen
 
 #[tokio::test]
 async fn a_deleted_device_can_no_longer_start_sessions() {
-    let conf = Conf::bare(|b| b.arg("--require-registered-devices")).await;
+    let conf = Conf::bare(|b| b.require_registered_devices()).await;
     register(&conf, spool_device("mfd-a")).await.expect("RegisterDevice");
     conf.new_session_on("mfd-a").await;
     let delete = pb::DeleteDeviceRequest { device_id: "mfd-a".into() };

@@ -24,6 +24,7 @@ use proto::v1::sso_service_client::SsoServiceClient;
 use proto::v1::usage_service_client::UsageServiceClient;
 use tests::client::{authed, start_session};
 use tests::core::{CoreBuilder, TestCore};
+use tests::wait::eventually;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 
@@ -45,7 +46,7 @@ const CARD: &[(&str, &str)] = tests::client::VALID_CARD;
 /// A UUID in its hyphenated form, for `SubmitJobRequest.request_id`.
 const REQUEST_ID: &str = "0b6f0b0e-4c2a-4f1e-9a55-2c7f4f0e8d11";
 
-/// The bound on every poll in this module: far above what any step takes on a loaded machine.
+/// The bound on every wait in this module: far above what any step takes on a loaded machine.
 const POLL_BOUND: Duration = Duration::from_secs(20);
 
 /// One running core, a channel to it and a session on it; the spool folder is the core's printer.
@@ -68,20 +69,17 @@ impl Conf {
     /// The options every conformance core gets: an operator token, a spool folder to look into
     /// (what the printer receives) and a spool printer that takes 200 ms per job.
     fn builder() -> (CoreBuilder, tempfile::TempDir) {
-        Conf::builder_printing("200ms")
+        Conf::builder_printing(Duration::from_millis(200))
     }
 
     /// The common options with a spool printer that takes `print_time` per job.
-    fn builder_printing(print_time: &str) -> (CoreBuilder, tempfile::TempDir) {
+    fn builder_printing(print_time: Duration) -> (CoreBuilder, tempfile::TempDir) {
         let spool = tempfile::tempdir().expect("a temp folder");
         let builder = TestCore::builder()
-            .env("PODCONNECT_OPERATOR_TOKEN", OPERATOR_TOKEN)
-            .arg("--spool-dir")
-            .arg(spool.path().display().to_string())
-            .arg("--spool-print-time")
-            .arg(print_time)
-            .arg("--job-poll")
-            .arg("50ms");
+            .operator_token(OPERATOR_TOKEN)
+            .spool_dir(spool.path())
+            .spool_print_time(print_time)
+            .job_poll(Duration::from_millis(50));
         (builder, spool)
     }
 
@@ -97,7 +95,7 @@ impl Conf {
     }
 
     /// A core whose spool printer takes `print_time` per job.
-    async fn printing(print_time: &str) -> Conf {
+    async fn printing(print_time: Duration) -> Conf {
         let (builder, spool) = Conf::builder_printing(print_time);
         Conf::from(builder, spool).await
     }
@@ -126,15 +124,10 @@ impl Conf {
 
     /// A core whose session is on a pulling device (`PULL_DEVICE`), with plaintext pull links
     /// that work for `link_ttl`, plus the options `more` adds.
-    async fn pull(link_ttl: &str, more: impl FnOnce(CoreBuilder) -> CoreBuilder) -> Conf {
+    async fn pull(link_ttl: Duration, more: impl FnOnce(CoreBuilder) -> CoreBuilder) -> Conf {
         let (builder, spool) = Conf::builder();
         let files = tempfile::tempdir().expect("a temp folder");
-        let builder = builder
-            .arg("--devices")
-            .arg(pull_devices_file(files.path()))
-            .arg("--pull-plaintext")
-            .arg("--pull-link-ttl")
-            .arg(link_ttl);
+        let builder = builder.devices_file(&pull_devices_file(files.path())).pull_plaintext().pull_link_ttl(link_ttl);
         Conf::on_device(more(builder), spool, files, PULL_DEVICE).await
     }
 
@@ -307,22 +300,6 @@ fn expect_status<T: Debug>(result: Result<T, Status>, code: Code, hints: &[&str]
     status
 }
 
-/// Polls `check` every 50 ms until it returns `Some`, at most `POLL_BOUND`.
-async fn poll<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + POLL_BOUND;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "gave up waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// A GET of a plaintext pull link (cores started with --pull-plaintext): status and body.
 async fn fetch(url: &str) -> (u16, Vec<u8>) {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -346,7 +323,7 @@ async fn fetch(url: &str) -> (u16, Vec<u8>) {
 const PULL_DEVICE: &str = "mfd-pull";
 
 /// A devices file with one pulling device, `PULL_DEVICE`.
-fn pull_devices_file(dir: &std::path::Path) -> String {
+fn pull_devices_file(dir: &std::path::Path) -> std::path::PathBuf {
     let path = dir.join("devices.toml");
     std::fs::write(
         &path,
@@ -355,7 +332,7 @@ fn pull_devices_file(dir: &std::path::Path) -> String {
         ),
     )
     .expect("devices file written");
-    path.display().to_string()
+    path
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {

@@ -11,7 +11,7 @@ use super::*;
 
 /// A core whose spool printer takes an hour per job, so jobs stay unfinished.
 async fn slow_printer() -> Conf {
-    Conf::printing("1h").await
+    Conf::printing(Duration::from_secs(3600)).await
 }
 
 async fn capabilities(conf: &Conf) -> pb::GetPrinterCapabilitiesResponse {
@@ -61,7 +61,7 @@ async fn a_deleted_devices_open_sessions_browse_but_cannot_print_when_registrati
     // device.proto, DeleteDevice: "When the server requires registered devices, ... sessions
     // already open on it can browse but no longer print (FAILED_PRECONDITION)"; print.proto lists
     // it for GetPrinterCapabilities and SubmitJob.
-    let conf = Conf::bare(|b| b.arg("--require-registered-devices")).await;
+    let conf = Conf::bare(|b| b.require_registered_devices()).await;
     let device = pb::Device {
         id: "mfd-to-delete".into(),
         display_name: "Soon gone".into(),
@@ -227,7 +227,7 @@ async fn submit_job_retried_with_the_same_request_id_returns_the_first_job_and_p
     let first = conf.submit(request.clone()).await;
     let again = conf.submit(request).await;
     assert_eq!(again.id, first.id);
-    let spooled = poll("the first job's file in the spool folder", || async {
+    let spooled = eventually("the first job's file in the spool folder", POLL_BOUND, || async {
         let files = conf.spooled();
         (!files.is_empty()).then_some(files)
     })
@@ -344,7 +344,7 @@ async fn cancel_job_asked_again_while_the_cancel_is_under_way_is_not_an_error() 
 
 #[tokio::test]
 async fn a_waiting_pull_job_is_pending_with_the_reason_job_fetchable() {
-    let conf = Conf::pull("5m", |b| b).await;
+    let conf = Conf::pull(Duration::from_secs(300), |b| b).await;
     let (job, _) = pull_job(&conf, "").await;
     let now = conf.get_job(&job.id).await;
     assert_eq!(now.delivery_mode(), pb::DeliveryMode::DevicePull);
@@ -354,7 +354,7 @@ async fn a_waiting_pull_job_is_pending_with_the_reason_job_fetchable() {
 
 #[tokio::test]
 async fn a_pull_link_answers_410_once_the_session_closes() {
-    let conf = Conf::pull("5m", |b| b).await;
+    let conf = Conf::pull(Duration::from_secs(300), |b| b).await;
     let (_, link) = pull_job(&conf, "").await;
     conf.sessions().close_session(conf.req(pb::CloseSessionRequest {})).await.expect("CloseSession");
     let (status, body) = fetch(&link.document_url).await;
@@ -363,9 +363,9 @@ async fn a_pull_link_answers_410_once_the_session_closes() {
 
 #[tokio::test]
 async fn a_pull_link_answers_410_once_the_session_expires() {
-    let conf = Conf::pull("5m", |b| b.absolute_timeout("1s")).await;
+    let conf = Conf::pull(Duration::from_secs(300), |b| b.session_absolute(Duration::from_secs(1))).await;
     let (job, link) = pull_job(&conf, "").await;
-    poll("the session's absolute limit", || async {
+    eventually("the session's absolute limit", POLL_BOUND, || async {
         let outcome = conf.print().get_job(conf.req(pb::GetJobRequest { job_id: job.id.clone() })).await;
         outcome.err().filter(|s| s.code() == Code::Unauthenticated)
     })
@@ -376,7 +376,7 @@ async fn a_pull_link_answers_410_once_the_session_expires() {
 
 #[tokio::test]
 async fn cancel_job_of_an_unfetched_pull_job_cancels_it_at_once_and_its_link_stops() {
-    let conf = Conf::pull("5m", |b| b).await;
+    let conf = Conf::pull(Duration::from_secs(300), |b| b).await;
     let (job, link) = pull_job(&conf, "").await;
     let canceled = conf.print().cancel_job(conf.req(pb::CancelJobRequest { job_id: job.id.clone() })).await;
     assert_eq!(canceled.expect("CancelJob").into_inner().job.unwrap().state(), pb::JobState::Canceled);
@@ -385,25 +385,21 @@ async fn cancel_job_of_an_unfetched_pull_job_cancels_it_at_once_and_its_link_sto
 
 #[tokio::test]
 async fn a_pull_job_not_fetched_before_its_link_expires_is_aborted() {
-    let conf = Conf::pull("1s", |b| b).await;
+    let conf = Conf::pull(Duration::from_secs(1), |b| b).await;
     let (job, link) = pull_job(&conf, "").await;
     assert!(link.expire_time.is_some());
-    let deadline = tokio::time::Instant::now() + POLL_BOUND;
-    let ended = loop {
+    let ended = eventually("the job to end once its link expired", POLL_BOUND, || async {
         let now = conf.get_job(&job.id).await;
-        if now.state() as i32 >= pb::JobState::Canceled as i32 {
-            break now;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "still not ended long after its link expired: {now:?}");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    };
+        if now.state() as i32 >= pb::JobState::Canceled as i32 { Ok(now) } else { Err(now) }
+    })
+    .await;
     assert_eq!(ended.state(), pb::JobState::Aborted, "{ended:?}");
     assert_eq!(fetch(&link.document_url).await.0, 410);
 }
 
 #[tokio::test]
 async fn a_pull_job_retried_with_its_request_id_gets_a_fresh_link_and_the_first_stops() {
-    let conf = Conf::pull("5m", |b| b).await;
+    let conf = Conf::pull(Duration::from_secs(300), |b| b).await;
     let (draft, _) = conf.finalized_static().await;
     let request = pb::SubmitJobRequest { request_id: REQUEST_ID.into(), ..submit_draft(&draft.id) };
     let first = conf.try_submit(request.clone()).await.expect("SubmitJob");
@@ -430,7 +426,7 @@ async fn report_device_job_state_on_a_job_that_is_not_device_pull_is_failed_prec
 
 #[tokio::test]
 async fn report_device_job_state_with_state_unspecified_is_invalid_argument() {
-    let conf = Conf::pull("5m", |b| b).await;
+    let conf = Conf::pull(Duration::from_secs(300), |b| b).await;
     let (job, _) = pull_job(&conf, "").await;
     expect_status(
         try_report(&conf, report(&job.id, pb::JobState::Unspecified, &[])).await,
@@ -441,7 +437,7 @@ async fn report_device_job_state_with_state_unspecified_is_invalid_argument() {
 
 #[tokio::test]
 async fn report_device_job_state_with_a_reason_that_is_no_ipp_keyword_is_invalid_argument() {
-    let conf = Conf::pull("5m", |b| b).await;
+    let conf = Conf::pull(Duration::from_secs(300), |b| b).await;
     let (job, _) = pull_job(&conf, "").await;
     let mut wrong = Vec::new();
     let too_long = format!("a{}", "b".repeat(64));
@@ -463,7 +459,7 @@ async fn report_device_job_state_with_a_reason_that_is_no_ipp_keyword_is_invalid
 
 #[tokio::test]
 async fn report_device_job_state_with_more_than_16_reasons_is_invalid_argument() {
-    let conf = Conf::pull("5m", |b| b).await;
+    let conf = Conf::pull(Duration::from_secs(300), |b| b).await;
     let (job, _) = pull_job(&conf, "").await;
     let reasons: Vec<String> = (0..17).map(|i| format!("reason-{i}")).collect();
     let refs: Vec<&str> = reasons.iter().map(String::as_str).collect();
@@ -477,7 +473,7 @@ async fn report_device_job_state_with_more_than_16_reasons_is_invalid_argument()
 
 #[tokio::test]
 async fn report_device_job_state_with_a_device_job_id_too_long_or_changed_is_invalid_argument() {
-    let conf = Conf::pull("5m", |b| b).await;
+    let conf = Conf::pull(Duration::from_secs(300), |b| b).await;
     let mut wrong = Vec::new();
     let (job, _) = pull_job(&conf, "").await;
     let too_long = pb::ReportDeviceJobStateRequest {
@@ -504,7 +500,7 @@ async fn report_device_job_state_with_a_device_job_id_too_long_or_changed_is_inv
 
 #[tokio::test]
 async fn report_device_job_state_with_negative_pages_printed_is_invalid_argument() {
-    let conf = Conf::pull("5m", |b| b).await;
+    let conf = Conf::pull(Duration::from_secs(300), |b| b).await;
     let (job, _) = pull_job(&conf, "").await;
     let request =
         pb::ReportDeviceJobStateRequest { pages_printed: Some(-1), ..report(&job.id, pb::JobState::Processing, &[]) };
@@ -513,7 +509,7 @@ async fn report_device_job_state_with_negative_pages_printed_is_invalid_argument
 
 #[tokio::test]
 async fn report_device_job_state_may_repeat_a_state_and_a_terminal_state_is_final() {
-    let conf = Conf::pull("5m", |b| b).await;
+    let conf = Conf::pull(Duration::from_secs(300), |b| b).await;
     let (job, _) = pull_job(&conf, "").await;
     for pages in [1, 3] {
         let request = pb::ReportDeviceJobStateRequest {
@@ -563,7 +559,7 @@ async fn an_unreachable_ipp_printer_is_unavailable_for_capabilities_and_jobs() {
 
 #[tokio::test]
 async fn a_pull_devices_acceptance_of_jobs_is_unknown() {
-    let conf = Conf::pull("5m", |b| b).await;
+    let conf = Conf::pull(Duration::from_secs(300), |b| b).await;
     let caps = capabilities(&conf).await;
     assert_eq!(caps.delivery_mode(), pb::DeliveryMode::DevicePull);
     assert_eq!(caps.accepting_jobs, None, "print.proto: unset = unknown, always for DEVICE_PULL");
@@ -571,7 +567,7 @@ async fn a_pull_devices_acceptance_of_jobs_is_unknown() {
 
 #[tokio::test]
 async fn a_pull_link_expires_the_link_time_after_submit_job() {
-    let conf = Conf::pull("5m", |b| b).await;
+    let conf = Conf::pull(Duration::from_secs(300), |b| b).await;
     let (_, link) = pull_job(&conf, "").await;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     let expires = link.expire_time.expect("expire_time").seconds;

@@ -18,7 +18,8 @@ fn on(device_id: &str) -> pb::StartSessionRequest {
 
 #[tokio::test]
 async fn start_session_needs_no_credential_and_says_when_the_session_ends() {
-    let conf = Conf::with(|b| b.idle_timeout("7m").absolute_timeout("2h")).await;
+    let conf =
+        Conf::with(|b| b.session_idle(Duration::from_secs(420)).session_absolute(Duration::from_secs(7200))).await;
     let started = start(&conf, on(DEVICE)).await.expect("StartSession needs no credential");
     let token = &started.session_token;
     assert!(!token.is_empty() && token.len() <= 256 && token.is_ascii(), "token: {} characters", token.len());
@@ -82,7 +83,7 @@ async fn start_session_with_an_assertion_over_16_kib_is_invalid_argument() {
 
 #[tokio::test]
 async fn start_session_on_an_unregistered_device_is_not_found_when_registration_is_required() {
-    let conf = Conf::bare(|b| b.arg("--require-registered-devices")).await;
+    let conf = Conf::bare(|b| b.require_registered_devices()).await;
     expect_status(start(&conf, on("mfd-never-registered")).await, Code::NotFound, &["mfd-never-registered"]);
 }
 
@@ -91,8 +92,8 @@ async fn an_open_watch_job_stream_keeps_its_session_alive_past_the_idle_limit() 
     // session.proto, idle_timeout: "Every call counts as activity, and so does an open
     // PrintService.WatchJob stream until its job ends." A second session without a stream is the
     // control: it must have ended when the watched one has not.
-    let (builder, spool) = Conf::builder_printing("1h");
-    let conf = Conf::from(builder.idle_timeout("1s"), spool).await;
+    let (builder, spool) = Conf::builder_printing(Duration::from_secs(3600));
+    let conf = Conf::from(builder.session_idle(Duration::from_secs(1)), spool).await;
     let idle = conf.new_session().await;
     let (draft, _) = conf.finalized_static().await;
     let job = conf.submit(submit_draft(&draft.id)).await;

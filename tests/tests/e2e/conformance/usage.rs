@@ -110,7 +110,7 @@ async fn an_unknown_grouping_is_invalid_argument() {
 
 #[tokio::test]
 async fn a_canceled_job_counts_as_ended() {
-    let conf = Conf::printing("1h").await;
+    let conf = Conf::printing(Duration::from_secs(3600)).await;
     let (draft, _) = conf.finalized_static().await;
     let job = conf.submit(submit_draft(&draft.id)).await;
     conf.print().cancel_job(conf.req(pb::CancelJobRequest { job_id: job.id.clone() })).await.expect("CancelJob");

@@ -584,7 +584,10 @@ export type Job = Message<"podconnect.v1.Job"> & {
   /**
    * IPP `job-state-reasons` keywords that explain the state, e.g.
    * "job-completed-successfully", "job-printing", "processing-to-stop-point",
-   * "job-canceled-by-user", "document-format-not-supported", "job-fetchable". May be empty.
+   * "job-canceled-by-user", "document-format-not-supported", "job-fetchable". Where IPP has no
+   * keyword the core uses a lowercase hyphenated one of its own: a job ABORTED because the
+   * printer's TLS certificate is not the one pinned for its device carries
+   * "printer-certificate-mismatch". May be empty.
    *
    * @generated from field: repeated string state_reasons = 3;
    */
