@@ -9,6 +9,7 @@ pub mod devices;
 pub mod ephemeral;
 pub mod error;
 pub mod form;
+pub mod identity;
 pub mod ids;
 pub mod jobs;
 pub mod printing;

@@ -1,0 +1,93 @@
+//! The SSO vault: stores opaque ciphertext by vault address and nothing else.
+//!
+//! This crate is a trust boundary. It never holds, receives or derives a key: it cannot depend on
+//! the `sso` crate (cargo forbids the cycle, since `sso` depends on this one) nor on any AEAD
+//! crate, and the test command checks both. Whatever it stores was sealed by the SSO manager
+//! before it arrived, so a copy of the vault's storage reveals no credential.
+
+use std::fmt;
+
+use async_trait::async_trait;
+
+/// Where one device user's entry lives: a keyed hash the SSO manager derives, which says nothing
+/// about who the device user is.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct VaultAddress([u8; 32]);
+
+impl VaultAddress {
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        VaultAddress(bytes)
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Lower-case hex, as stored.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// Parses [`VaultAddress::to_hex`]'s form; `None` for anything else.
+    pub fn from_hex(text: &str) -> Option<Self> {
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(text, &mut bytes).ok()?;
+        Some(VaultAddress(bytes))
+    }
+}
+
+impl fmt::Debug for VaultAddress {
+    // Not secret, but long: the first bytes are enough to tell entries apart in a log.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "VaultAddress({}…)", hex::encode(&self.0[..4]))
+    }
+}
+
+/// One stored entry: the key version it was sealed under (a hint for rotation and rewrap, also
+/// inside the envelope) and the sealed bytes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct VaultEntry {
+    pub key_version: u32,
+    pub envelope: Vec<u8>,
+}
+
+impl fmt::Debug for VaultEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VaultEntry")
+            .field("key_version", &self.key_version)
+            .field("envelope_len", &self.envelope.len())
+            .finish()
+    }
+}
+
+/// Largest envelope the vault accepts (credentials are at most a few KiB sealed).
+pub const MAX_ENVELOPE: usize = 16 * 1024;
+
+/// Why a vault call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum VaultError {
+    /// The vault cannot be reached or its storage failed; retrying later can succeed.
+    #[error("the vault is unavailable: {0}")]
+    Unavailable(String),
+    /// The request was malformed (an envelope over [`MAX_ENVELOPE`], a bad page size).
+    #[error("invalid vault request: {0}")]
+    Invalid(String),
+}
+
+pub type VaultResult<T> = Result<T, VaultError>;
+
+/// A vault backend: in memory, a table in the persistent store, or the vault service over gRPC.
+#[async_trait]
+pub trait VaultStore: Send + Sync + 'static {
+    /// Stores `entry` at `address`, replacing what was there. True when something was replaced.
+    async fn put(&self, address: &VaultAddress, entry: VaultEntry) -> VaultResult<bool>;
+    /// The entry at `address`, if any.
+    async fn get(&self, address: &VaultAddress) -> VaultResult<Option<VaultEntry>>;
+    /// Deletes the entry at `address`. True when there was one.
+    async fn delete(&self, address: &VaultAddress) -> VaultResult<bool>;
+    /// Replaces the entry at `address` only while it still holds `expected` (compare and swap,
+    /// so a rewrap never overwrites an enrollment that happened meanwhile). True when replaced.
+    async fn replace_if(&self, address: &VaultAddress, expected: &VaultEntry, entry: VaultEntry) -> VaultResult<bool>;
+    /// Up to `limit` entries in address order, starting after `after` (for rewrap).
+    async fn page(&self, after: Option<&VaultAddress>, limit: usize) -> VaultResult<Vec<(VaultAddress, VaultEntry)>>;
+}
