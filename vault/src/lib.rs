@@ -9,6 +9,10 @@ use std::fmt;
 
 use async_trait::async_trait;
 
+mod memory;
+
+pub use memory::MemoryVault;
+
 /// Where one device user's entry lives: a keyed hash the SSO manager derives, which says nothing
 /// about who the device user is.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -62,6 +66,20 @@ impl fmt::Debug for VaultEntry {
 
 /// Largest envelope the vault accepts (credentials are at most a few KiB sealed).
 pub const MAX_ENVELOPE: usize = 16 * 1024;
+
+/// Most entries one [`VaultStore::page`] call returns.
+pub const MAX_PAGE: usize = 1000;
+
+/// Refuses an entry no backend should store.
+pub fn check_entry(entry: &VaultEntry) -> VaultResult<()> {
+    if entry.envelope.is_empty() || entry.envelope.len() > MAX_ENVELOPE {
+        return Err(VaultError::Invalid(format!(
+            "an envelope must be 1 to {MAX_ENVELOPE} bytes, not {}",
+            entry.envelope.len()
+        )));
+    }
+    Ok(())
+}
 
 /// Why a vault call failed.
 #[derive(Debug, thiserror::Error)]
