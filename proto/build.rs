@@ -13,11 +13,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protoc = protoc_bin_vendored::protoc_bin_path()?;
     let well_known = protoc_bin_vendored::include_path()?;
 
+    let includes = [root.to_path_buf(), well_known];
+
+    // The core's contract (podconnect.v1) alone goes into the descriptor set its server
+    // reflection serves: the vault service's contract is compiled apart, so the core never
+    // advertises a service it does not serve.
+    let (core, others): (Vec<PathBuf>, Vec<PathBuf>) =
+        protos.into_iter().partition(|path| path.starts_with(root.join("podconnect").join("v1")));
     let mut config = tonic_prost_build::Config::new();
-    config.protoc_executable(protoc);
+    config.protoc_executable(&protoc);
     tonic_prost_build::configure()
         .file_descriptor_set_path(out_dir.join("podconnect_descriptor.bin"))
-        .compile_with_config(config, &protos, &[root.to_path_buf(), well_known])?;
+        .compile_with_config(config, &core, &includes)?;
+    if !others.is_empty() {
+        let mut config = tonic_prost_build::Config::new();
+        config.protoc_executable(&protoc);
+        tonic_prost_build::configure().compile_with_config(config, &others, &includes)?;
+    }
 
     println!("cargo:rerun-if-changed=podconnect");
     Ok(())

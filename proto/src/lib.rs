@@ -1,10 +1,21 @@
-//! The podconnect.v1 contract as Rust: prost messages, tonic clients and servers, and the
-//! encoded file descriptor set that server reflection serves. No other crate runs codegen.
+//! The podconnect contracts as Rust (podconnect.v1, the core's, and podconnect.vault.v1, the
+//! vault service's): prost messages, tonic clients and servers, and the core's encoded file
+//! descriptor set, which its server reflection serves. No other crate runs codegen.
 
 /// Everything generated from `proto/podconnect/v1/*.proto`.
 #[allow(clippy::all, clippy::pedantic, unreachable_pub, missing_docs)]
 pub mod v1 {
     tonic::include_proto!("podconnect.v1");
+}
+
+/// The vault service's contract, `proto/podconnect/vault/v1/vault.proto`: only the core and
+/// the `podconnect-vault` process speak it.
+pub mod vault {
+    /// Everything generated from `proto/podconnect/vault/v1/*.proto`.
+    #[allow(clippy::all, clippy::pedantic, unreachable_pub, missing_docs)]
+    pub mod v1 {
+        tonic::include_proto!("podconnect.vault.v1");
+    }
 }
 
 /// A `grpc-timeout` header value as the gRPC wire protocol writes it: 1 to 8 digits and a unit
@@ -31,5 +42,6 @@ pub fn grpc_timeout(value: &str) -> Option<std::time::Duration> {
     })
 }
 
-/// The encoded `FileDescriptorSet` of the whole contract, for gRPC server reflection.
+/// The encoded `FileDescriptorSet` of the core's contract (podconnect.v1, not the vault's), for
+/// the core's gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("podconnect_descriptor");

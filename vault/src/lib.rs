@@ -4,14 +4,28 @@
 //! the `sso` crate (cargo forbids the cycle, since `sso` depends on this one) nor on any AEAD
 //! crate, and the test command checks both. Whatever it stores was sealed by the SSO manager
 //! before it arrived, so a copy of the vault's storage reveals no credential.
+//!
+//! Backends, all behind [`VaultStore`]:
+//! - [`MemoryVault`]: in memory, for tests and benchmarks.
+//! - [`SqliteVault`]: a table in SQLite, in the core's database (the embedded default) or in a
+//!   file of its own (the vault service's).
+//! - [`GrpcVault`]: the vault service, the `podconnect-vault` process, over gRPC with mutual TLS
+//!   (contract `podconnect.vault.v1`); [`VaultServer`] is that service over any other backend.
 
 use std::fmt;
 
 use async_trait::async_trait;
 
+mod client;
 mod memory;
+mod server;
+mod sqlite;
+mod wire;
 
+pub use client::{GrpcVault, GrpcVaultConfig};
 pub use memory::MemoryVault;
+pub use server::VaultServer;
+pub use sqlite::SqliteVault;
 
 /// Where one device user's entry lives: a keyed hash the SSO manager derives, which says nothing
 /// about who the device user is.
@@ -32,8 +46,12 @@ impl VaultAddress {
         hex::encode(self.0)
     }
 
-    /// Parses [`VaultAddress::to_hex`]'s form; `None` for anything else.
+    /// Parses [`VaultAddress::to_hex`]'s form (64 lower-case hex characters); `None` for
+    /// anything else, upper case included, so one address has one spelling.
     pub fn from_hex(text: &str) -> Option<Self> {
+        if !text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return None;
+        }
         let mut bytes = [0u8; 32];
         hex::decode_to_slice(text, &mut bytes).ok()?;
         Some(VaultAddress(bytes))
@@ -108,4 +126,60 @@ pub trait VaultStore: Send + Sync + 'static {
     async fn replace_if(&self, address: &VaultAddress, expected: &VaultEntry, entry: VaultEntry) -> VaultResult<bool>;
     /// Up to `limit` entries in address order, starting after `after` (for rewrap).
     async fn page(&self, after: Option<&VaultAddress>, limit: usize) -> VaultResult<Vec<(VaultAddress, VaultEntry)>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_has_one_spelling() {
+        let address = VaultAddress::from_bytes([0xab; 32]);
+        let hex = address.to_hex();
+        assert_eq!(hex, "ab".repeat(32));
+        assert_eq!(VaultAddress::from_hex(&hex), Some(address));
+        assert_eq!(VaultAddress::from_hex(&hex.to_uppercase()), None);
+        assert_eq!(VaultAddress::from_hex(&hex[..62]), None);
+        assert_eq!(VaultAddress::from_hex(&format!("{hex}00")), None);
+        assert_eq!(VaultAddress::from_hex(&format!("{}zz", &hex[..62])), None);
+        assert_eq!(VaultAddress::from_hex(""), None);
+    }
+
+    #[test]
+    fn debug_shows_no_envelope() {
+        let entry = VaultEntry { key_version: 3, envelope: b"sealed-bytes".to_vec() };
+        let shown = format!("{entry:?}");
+        assert!(!shown.contains("sealed") && !shown.contains("115"), "{shown}");
+        assert!(shown.contains("envelope_len: 12"), "{shown}");
+    }
+}
+
+/// The trust boundary in the build: the vault's own dependencies name no cipher, no key ring and
+/// not the SSO manager, so nothing in this crate can decrypt what it stores.
+#[cfg(test)]
+mod boundary {
+    const FORBIDDEN: &[&str] = &[
+        "sso", "aes", "aes-gcm", "aes-gcm-siv", "aead", "chacha20", "chacha20poly1305", "xchacha20poly1305",
+        "ring", "aws-lc-rs", "openssl", "hmac", "hkdf", "jsonwebtoken", "orion", "sodiumoxide", "age",
+    ];
+
+    #[test]
+    fn no_key_crates() {
+        let manifest = include_str!("../Cargo.toml");
+        let mut section = "";
+        let mut checked = 0;
+        for line in manifest.lines().map(str::trim) {
+            if line.starts_with('[') {
+                section = line;
+                continue;
+            }
+            if !section.contains("dependencies") || line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let name = line.split(['=', '.', ' ']).next().unwrap_or_default();
+            checked += 1;
+            assert!(!FORBIDDEN.contains(&name), "the vault crate must not depend on {name} ({section})");
+        }
+        assert!(checked > 5, "the manifest's dependencies were not found");
+    }
 }
