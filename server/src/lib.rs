@@ -5,6 +5,7 @@ pub mod app;
 pub mod config;
 pub mod domain;
 pub mod grpc;
+pub mod identity;
 pub mod printing;
 pub mod pull;
 pub mod render;

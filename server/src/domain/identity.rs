@@ -29,6 +29,8 @@ impl fmt::Debug for DeviceUser {
 pub enum AssertionRejected {
     #[error("the assertion is not a well-formed JWT")]
     Malformed,
+    #[error("the assertion is larger than 16 KiB")]
+    TooLarge,
     #[error("the assertion's algorithm {0} is not allowed (EdDSA, ES256 and RS256 only)")]
     Algorithm(String),
     #[error("the assertion's header names a key source ({0}); keys come only from configuration")]
@@ -51,7 +53,8 @@ pub enum AssertionRejected {
     KeysUnavailable(String),
 }
 
-/// Checks device-user assertions.
+/// Checks device-user assertions. An implementation logs each refusal once, with the reason and
+/// never the assertion or whom it names.
 #[async_trait]
 pub trait AssertionVerifier: Send + Sync + 'static {
     async fn verify(&self, assertion: &str) -> Result<DeviceUser, AssertionRejected>;
