@@ -70,7 +70,18 @@ if grep -rnE '\bCode\.' weblet-gateway/weblet/src --include=*.ts | grep -vE '^we
     echo "only the weblet's status.ts reads status codes" >&2
     exit 1
 fi
-missing=$(find proto server weblet-gateway tests fuzz -name '*.rs' -not -path '*/node_modules/*' -not -path 'fuzz/target/*' \
+# The vault keeps ciphertext and never a key: it may not depend on the SSO manager's crate or any
+# AEAD crate, nor name their types (DESIGN.md's promise 3; ARCHITECTURE.md's invariants).
+vault_deps=$(cargo tree -p vault --locked -e normal --prefix none)
+if grep -qE '^(sso|aes-gcm|aes|chacha20poly1305|aead) ' <<<"$vault_deps"; then
+    echo "the vault crate must not depend on sso or an AEAD crate: it holds ciphertext only" >&2
+    exit 1
+fi
+if grep -rnE '\b(sso|aes_gcm|aead)::|\bKeyring\b' vault/src; then
+    echo "vault/src must not use the SSO manager's keyring or an AEAD" >&2
+    exit 1
+fi
+missing=$(find proto server sso vault weblet-gateway tests fuzz -name '*.rs' -not -path '*/node_modules/*' -not -path 'fuzz/target/*' \
     -exec sh -c 'head -n1 "$1" | grep -q "^//!" || printf "%s " "$1"' _ {} \;)
 if [ -n "$missing" ]; then
     echo "every Rust file opens with a //! line saying its job; missing in: $missing" >&2

@@ -24,7 +24,7 @@ use tonic::service::Routes;
 use tonic_health::ServingStatus;
 use tower::{Layer as _, ServiceExt as _};
 
-use crate::config::{ClientAuth, Config, TlsSettings, Transport};
+use crate::config::{ClientAuth, Config, SsoSettings, TlsSettings, Transport, VaultBackend};
 use crate::domain::catalog::Catalog;
 use crate::domain::clock::Clock;
 use crate::domain::crypto::Key256;
@@ -34,13 +34,14 @@ use crate::domain::ephemeral::EphemeralStore;
 use crate::domain::ids::DeviceId;
 use crate::domain::jobs::{JobPolicy, Jobs, JobsDeps, Printers, PullLinks, UnregisteredDevices};
 use crate::domain::session::SessionManager;
+use crate::domain::signin::{SignIn, SignInDeps};
 use crate::domain::usage::UsageRecorder;
 use crate::grpc::catalog::CatalogAdapter;
 use crate::grpc::customization::CustomizationAdapter;
 use crate::grpc::gate::{CallLimits, GateLayer, GateState};
-use crate::grpc::pending::PendingSso;
 use crate::grpc::print::{DeviceAdapter, PrintAdapter};
 use crate::grpc::session::SessionAdapter;
+use crate::grpc::sso::SsoAdapter;
 use crate::grpc::usage::UsageAdapter;
 use crate::printing::ipp::IppPrinter;
 use crate::printing::spool::SpoolPrinter;
@@ -125,10 +126,20 @@ pub async fn run(
     // With the in-memory store nothing outlives the process, so a per-process key is enough.
     let sessions = Arc::new(
         SessionManager::new(ephemeral.clone(), Key256::generate(), config.sessions, Arc::new(usage.clone()))
-            .with_clock(clock),
+            .with_clock(clock.clone()),
     );
     let sweeper = tokio::spawn(sweep_sessions(sessions.clone()));
     let storefront = Arc::new(storefront);
+    let sign_in = Arc::new(SignIn::new(SignInDeps {
+        sessions: sessions.clone(),
+        storefront: storefront.clone(),
+        verifier: crate::identity::verifier_with_clock(&config.assertions, &config.data_dir, clock.clone()).await?,
+        sso: Arc::new(sso_manager(&config.sso, &persistent).await?),
+        store: ephemeral.clone(),
+        usage: Arc::new(usage.clone()),
+        clock,
+        limits: config.login,
+    }));
     let catalog = Arc::new(Catalog::new(storefront.clone(), Arc::new(usage.clone())));
     let customization = Arc::new(Customization::new(
         storefront.clone(),
@@ -203,13 +214,17 @@ pub async fn run(
     let routes = Routes::new(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(SessionServiceServer::new(SessionAdapter(sessions.clone(), jobs.clone())))
+        .add_service(SessionServiceServer::new(SessionAdapter {
+            sessions: sessions.clone(),
+            jobs: jobs.clone(),
+            sign_in: sign_in.clone(),
+        }))
         .add_service(CatalogServiceServer::new(CatalogAdapter(catalog)))
         .add_service(UsageServiceServer::new(UsageAdapter(usage.clone())))
         .add_service(CustomizationServiceServer::new(CustomizationAdapter(customization.clone())))
         .add_service(PrintServiceServer::new(PrintAdapter(jobs)))
         .add_service(DeviceServiceServer::new(DeviceAdapter(Arc::new(Devices::new(devices)))))
-        .add_service(SsoServiceServer::new(PendingSso))
+        .add_service(SsoServiceServer::new(SsoAdapter(sign_in)))
         .prepare();
     let grpc = gate.layer(routes).map_request(|request: http::Request<Incoming>| request.map(Body::new));
 
@@ -269,6 +284,39 @@ pub async fn run(
     drop(usage);
     usage_writer.abort();
     Ok(())
+}
+
+/// The SSO manager: its keyring from the key file (made on first start) and its vault, a table
+/// in the persistent store or the vault service.
+async fn sso_manager(settings: &SsoSettings, persistent: &SqliteStore) -> anyhow::Result<sso::SsoManager> {
+    let policy = sso::KeyPolicy { rotate_after_seals: settings.rotate_after_seals };
+    let key_file = settings.key_file.clone();
+    let keyring = tokio::task::spawn_blocking(move || sso::Keyring::load_or_create(&key_file, policy))
+        .await?
+        .with_context(|| format!("cannot load the SSO key file {}", settings.key_file.display()))?;
+    let vault: Arc<dyn vault::VaultStore> = match &settings.vault {
+        VaultBackend::Database => Arc::new(
+            vault::SqliteVault::with_pool(persistent.pool())
+                .await
+                .context("cannot open the SSO vault table in the database")?,
+        ),
+        VaultBackend::Service { url, ca, client_cert, client_key, timeout } => {
+            let read = |path: &std::path::Path| {
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+            };
+            Arc::new(
+                vault::GrpcVault::connect(vault::GrpcVaultConfig {
+                    endpoint: url.clone(),
+                    ca_pem: read(ca)?,
+                    client_cert_pem: read(client_cert)?,
+                    client_key_pem: read(client_key)?.into(),
+                    timeout: *timeout,
+                })
+                .with_context(|| format!("cannot set up the vault service at {url}"))?,
+            )
+        }
+    };
+    Ok(sso::SsoManager::new(Arc::new(keyring), vault))
 }
 
 /// How often sessions that ended by their time limits are cleaned up and counted.

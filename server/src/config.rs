@@ -7,11 +7,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
-use clap::{Parser, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::domain::session::SessionLimits;
+use crate::domain::signin::LoginLimits;
 use crate::storefront::customizer::RenderLimits;
 
 /// Default gRPC address of the core.
@@ -203,6 +204,31 @@ pub struct Cli {
     #[arg(long, env = "PODCONNECT_MAX_SESSIONS", value_name = "N")]
     pub max_sessions: Option<usize>,
 
+    // Device-user assertions (issue 12): kept together.
+    /// The `iss` device-user assertions must carry [default: podconnect-dev-issuer, the development
+    /// issuer, when no key set is configured]
+    #[arg(long, env = "PODCONNECT_ASSERTION_ISSUER", value_name = "ISSUER")]
+    pub assertion_issuer: Option<String>,
+
+    /// The `aud` device-user assertions must carry [default: podconnect]
+    #[arg(long, env = "PODCONNECT_ASSERTION_AUDIENCE", value_name = "AUDIENCE")]
+    pub assertion_audience: Option<String>,
+
+    /// JWKS file with the keys that sign device-user assertions [default: the development issuer's
+    /// key under the data folder]
+    #[arg(long, env = "PODCONNECT_ASSERTION_JWKS_FILE", value_name = "FILE", conflicts_with = "assertion_jwks_url")]
+    pub assertion_jwks_file: Option<PathBuf>,
+
+    /// https URL of the JWKS with the keys that sign device-user assertions (fetched at start and
+    /// again when an assertion names an unknown key, at most once a minute)
+    #[arg(long, env = "PODCONNECT_ASSERTION_JWKS_URL", value_name = "URL")]
+    pub assertion_jwks_url: Option<String>,
+
+    /// CA certificates (PEM) that --assertion-jwks-url's server certificate must chain to
+    /// [default: the system's trusted roots]
+    #[arg(long, env = "PODCONNECT_ASSERTION_JWKS_CA", value_name = "FILE")]
+    pub assertion_jwks_ca: Option<PathBuf>,
+
     /// Log format
     #[arg(long, env = "PODCONNECT_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
@@ -210,6 +236,60 @@ pub struct Cli {
     /// Log filter in tracing's EnvFilter syntax, e.g. "info" or "server=debug" [default: info]
     #[arg(long, env = "PODCONNECT_LOG", value_name = "FILTER")]
     pub log: Option<String>,
+
+    /// The SSO manager's key file (versioned key-encryption keys; mode 0600, never in the
+    /// database) [default: <data-dir>/sso-keys.json, created on first start]
+    #[arg(long, env = "PODCONNECT_SSO_KEY_FILE", value_name = "FILE")]
+    pub sso_key_file: Option<PathBuf>,
+
+    /// The vault service to keep SSO ciphertext in, e.g. https://vault.internal:8470; without it
+    /// the vault is a table in the database
+    #[arg(long, env = "PODCONNECT_VAULT_URL", value_name = "URL", requires_all = ["vault_ca", "vault_client_cert", "vault_client_key"])]
+    pub vault_url: Option<String>,
+
+    /// CA certificate (PEM) the vault service's certificate must chain to
+    #[arg(long, env = "PODCONNECT_VAULT_CA", value_name = "FILE")]
+    pub vault_ca: Option<PathBuf>,
+
+    /// Client certificate (PEM) the core presents to the vault service
+    #[arg(long, env = "PODCONNECT_VAULT_CLIENT_CERT", value_name = "FILE")]
+    pub vault_client_cert: Option<PathBuf>,
+
+    /// Private key (PEM) of the vault client certificate
+    #[arg(long, env = "PODCONNECT_VAULT_CLIENT_KEY", value_name = "FILE")]
+    pub vault_client_key: Option<PathBuf>,
+
+    /// A tool to run instead of the server.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Tools the binary runs instead of the server.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Prints one device-user assertion signed by the development issuer (the key under the data
+    /// folder, created if missing): for tests and trying single sign-on with a core that has no
+    /// JWKS configured.
+    DevAssertion(DevAssertionArgs),
+    /// Reads a password from standard input (one line) and prints its argon2id hash, for a
+    /// storefront's accounts.toml.
+    HashPassword,
+}
+
+#[derive(Debug, Args)]
+pub struct DevAssertionArgs {
+    /// The data folder of the core that will check the assertion
+    #[arg(long, env = "PODCONNECT_DATA_DIR", value_name = "DIR", default_value = ".data/podconnect")]
+    pub data_dir: PathBuf,
+    /// The device user the assertion names (its `sub`)
+    #[arg(long, value_name = "NAME")]
+    pub user: String,
+    /// How long the assertion is valid, e.g. "5m" (at most a day)
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION", default_value = "5m")]
+    pub ttl: Duration,
+    /// The `aud` of the assertion: the core's assertion audience
+    #[arg(long, env = "PODCONNECT_ASSERTION_AUDIENCE", value_name = "AUDIENCE", default_value = "podconnect")]
+    pub audience: String,
 }
 
 /// Client-certificate policy.
@@ -259,6 +339,32 @@ struct FileConfig {
     printing: FilePrinting,
     #[serde(default)]
     pull: FilePull,
+    #[serde(default)]
+    assertions: FileAssertions,
+    #[serde(default)]
+    sso: FileSso,
+    #[serde(default)]
+    login: FileLogin,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSso {
+    key_file: Option<PathBuf>,
+    rotate_after_seals: Option<u64>,
+    vault_url: Option<String>,
+    vault_ca: Option<PathBuf>,
+    vault_client_cert: Option<PathBuf>,
+    vault_client_key: Option<PathBuf>,
+    vault_timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLogin {
+    max_failures_per_device: Option<usize>,
+    max_failures_per_account: Option<usize>,
+    failure_window: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -332,6 +438,18 @@ struct FilePull {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct FileAssertions {
+    issuer: Option<String>,
+    audience: Option<String>,
+    jwks_file: Option<PathBuf>,
+    jwks_url: Option<String>,
+    jwks_ca: Option<PathBuf>,
+    jwks_refresh_min: Option<String>,
+    leeway: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct FileStorefront {
     dir: Option<PathBuf>,
 }
@@ -364,8 +482,29 @@ pub struct Config {
     pub connections: ConnectionLimits,
     pub render: RenderLimits,
     pub printing: PrintingSettings,
+    pub assertions: AssertionSettings,
     pub log_format: LogFormat,
     pub log_filter: String,
+    pub sso: SsoSettings,
+    pub login: LoginLimits,
+}
+
+/// Where the SSO manager keeps its keys and the vault its ciphertext.
+#[derive(Debug, Clone)]
+pub struct SsoSettings {
+    pub key_file: PathBuf,
+    /// Seals one key version may make before a new one is created.
+    pub rotate_after_seals: u64,
+    pub vault: VaultBackend,
+}
+
+/// Where the vault lives.
+#[derive(Debug, Clone)]
+pub enum VaultBackend {
+    /// A table in the core's persistent store (the embedded default).
+    Database,
+    /// The vault service, over gRPC with mutual TLS.
+    Service { url: String, ca: PathBuf, client_cert: PathBuf, client_key: PathBuf, timeout: Duration },
 }
 
 /// How connections and calls are bounded on the gRPC and pull-link listeners.
@@ -399,6 +538,33 @@ pub struct PrintingSettings {
     pub job_deadline: Duration,
     /// Longest wait for one answer of an IPP printer.
     pub printer_timeout: Duration,
+}
+
+/// How device-user assertions (JWTs from the workplace's authentication solution) are checked.
+#[derive(Debug, Clone)]
+pub struct AssertionSettings {
+    /// The one `iss` accepted.
+    pub issuer: String,
+    /// The `aud` that names this server.
+    pub audience: String,
+    pub keys: AssertionKeys,
+    /// Clock skew allowed on `exp`, `nbf` and `iat`; at most [`MAX_ASSERTION_LEEWAY`].
+    pub leeway: Duration,
+}
+
+/// The largest clock skew an assertion's times may have.
+pub const MAX_ASSERTION_LEEWAY: Duration = Duration::from_secs(30);
+
+/// Where the keys that sign assertions come from.
+#[derive(Debug, Clone)]
+pub enum AssertionKeys {
+    /// The development issuer's key under the data folder (the embedded default).
+    Dev,
+    /// A JWKS file, read once at start.
+    File(PathBuf),
+    /// A JWKS fetched over https, cached, and fetched again on an unknown key id at most once per
+    /// `refresh_min`.
+    Url { url: reqwest::Url, ca_file: Option<PathBuf>, refresh_min: Duration },
 }
 
 /// Whether and how the listener speaks TLS.
@@ -458,9 +624,12 @@ impl Config {
             None => FileConfig::default(),
         };
         let connections = resolve_connections(&cli, &file.connections)?;
+        let assertions = resolve_assertions(&cli, &file.assertions)?;
         let data_dir = cli.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from(".data/podconnect"));
         let plaintext = cli.insecure_plaintext || file.tls.insecure_plaintext.unwrap_or(false);
         let printing = resolve_printing(&cli, &file.printing, &file.pull, &data_dir, plaintext)?;
+        let sso = resolve_sso(&cli, &file.sso, &data_dir)?;
+        let login = resolve_login(&file.login)?;
 
         let cert = cli.tls_cert.or(file.tls.cert);
         let key = cli.tls_key.or(file.tls.key);
@@ -562,10 +731,64 @@ impl Config {
             connections,
             render,
             printing,
+            assertions,
             log_format: cli.log_format.or(file.log.format).unwrap_or(LogFormat::Text),
             log_filter,
+            sso,
+            login,
         })
     }
+}
+
+/// The SSO key file and vault, from flags or the `[sso]` table.
+fn resolve_sso(cli: &Cli, file: &FileSso, data_dir: &Path) -> anyhow::Result<SsoSettings> {
+    let key_file = cli.sso_key_file.clone().or(file.key_file.clone()).unwrap_or_else(|| data_dir.join("sso-keys.json"));
+    // Far below the 2^32 seals NIST SP 800-38D allows one AES-GCM key with random nonces.
+    let rotate_after_seals = file.rotate_after_seals.unwrap_or(1 << 30);
+    ensure!(
+        (1..=1u64 << 31).contains(&rotate_after_seals),
+        "sso.rotate_after_seals must be 1 to 2147483648 (AES-GCM allows one key at most 2^32 random nonces)"
+    );
+    let url = cli.vault_url.clone().or(file.vault_url.clone());
+    let vault = match url {
+        None => {
+            ensure!(
+                cli.vault_ca.is_none() && file.vault_ca.is_none() && file.vault_client_cert.is_none(),
+                "vault certificates are set but no vault URL: set sso.vault_url (--vault-url) or remove them"
+            );
+            VaultBackend::Database
+        }
+        Some(url) => {
+            ensure!(url.starts_with("https://"), "the vault URL must start with https:// (it is always reached over TLS)");
+            let need = |flag: Option<&PathBuf>, key: Option<&PathBuf>, name: &str| {
+                flag.or(key).cloned().with_context(|| format!("a vault URL needs sso.{name} (--{})", name.replace('_', "-")))
+            };
+            VaultBackend::Service {
+                url,
+                ca: need(cli.vault_ca.as_ref(), file.vault_ca.as_ref(), "vault_ca")?,
+                client_cert: need(cli.vault_client_cert.as_ref(), file.vault_client_cert.as_ref(), "vault_client_cert")?,
+                client_key: need(cli.vault_client_key.as_ref(), file.vault_client_key.as_ref(), "vault_client_key")?,
+                timeout: parse_duration(file.vault_timeout.as_deref(), "sso.vault_timeout", "5s")?,
+            }
+        }
+    };
+    Ok(SsoSettings { key_file, rotate_after_seals, vault })
+}
+
+/// Failed-login limits, from the `[login]` table.
+fn resolve_login(file: &FileLogin) -> anyhow::Result<LoginLimits> {
+    let defaults = LoginLimits::default();
+    let limits = LoginLimits {
+        per_device: file.max_failures_per_device.unwrap_or(defaults.per_device),
+        per_account: file.max_failures_per_account.unwrap_or(defaults.per_account),
+        window: parse_duration(file.failure_window.as_deref(), "login.failure_window", "15m")?,
+        max_tracked: defaults.max_tracked,
+    };
+    ensure!(
+        limits.per_device > 0 && limits.per_account > 0 && !limits.window.is_zero(),
+        "login.max_failures_per_device, login.max_failures_per_account and login.failure_window must be above zero"
+    );
+    Ok(limits)
 }
 
 /// Devices, delivery and job following, from flags or the `[printing]` and `[pull]` tables.
@@ -602,6 +825,50 @@ fn resolve_printing(
         "job poll, pull link and printer timeout times must be longer than zero"
     );
     Ok(printing)
+}
+
+/// Device-user assertion checks, from flags or the `[assertions]` table.
+fn resolve_assertions(cli: &Cli, file: &FileAssertions) -> anyhow::Result<AssertionSettings> {
+    use crate::identity::dev::{DEFAULT_AUDIENCE, DEV_ISSUER};
+    let jwks_file = cli.assertion_jwks_file.clone().or_else(|| file.jwks_file.clone());
+    let jwks_url = cli.assertion_jwks_url.clone().or_else(|| file.jwks_url.clone());
+    let jwks_ca = cli.assertion_jwks_ca.clone().or_else(|| file.jwks_ca.clone());
+    let refresh_min = parse_duration(file.jwks_refresh_min.as_deref(), "assertions.jwks_refresh_min", "1m")?;
+    let keys = match (jwks_file, jwks_url) {
+        (Some(_), Some(_)) => bail!("assertion keys come from a JWKS file or a JWKS URL, not both"),
+        (Some(path), None) => AssertionKeys::File(path),
+        (None, Some(raw)) => {
+            let url = reqwest::Url::parse(&raw).with_context(|| format!("the assertion JWKS URL \"{raw}\" is not a URL"))?;
+            ensure!(url.scheme() == "https", "the assertion JWKS URL must be https://, not {}://", url.scheme());
+            ensure!(!refresh_min.is_zero(), "assertions.jwks_refresh_min must be longer than zero");
+            AssertionKeys::Url { url, ca_file: jwks_ca.clone(), refresh_min }
+        }
+        (None, None) => AssertionKeys::Dev,
+    };
+    ensure!(
+        jwks_ca.is_none() || matches!(keys, AssertionKeys::Url { .. }),
+        "the assertion JWKS CA file is only for a JWKS URL: set the URL too, or drop the CA file"
+    );
+    let issuer = cli.assertion_issuer.clone().or_else(|| file.issuer.clone());
+    let issuer = match (&keys, issuer) {
+        (AssertionKeys::Dev, None) => DEV_ISSUER.to_owned(),
+        (AssertionKeys::Dev, Some(issuer)) if issuer == DEV_ISSUER => issuer,
+        (AssertionKeys::Dev, Some(_)) => bail!(
+            "an assertion issuer needs its keys: set the assertion JWKS file or URL (without them only the \
+             development issuer, {DEV_ISSUER}, is trusted)"
+        ),
+        (_, Some(issuer)) if !issuer.trim().is_empty() => issuer,
+        (_, _) => bail!("an assertion JWKS needs the issuer whose assertions it signs: set the assertion issuer"),
+    };
+    let audience = cli.assertion_audience.clone().or_else(|| file.audience.clone()).unwrap_or_else(|| DEFAULT_AUDIENCE.into());
+    ensure!(!audience.trim().is_empty(), "the assertion audience must not be empty");
+    let leeway = parse_duration(file.leeway.as_deref(), "assertions.leeway", "30s")?;
+    ensure!(
+        leeway <= MAX_ASSERTION_LEEWAY,
+        "assertions.leeway may be at most {}: more lets expired assertions in",
+        humantime::format_duration(MAX_ASSERTION_LEEWAY)
+    );
+    Ok(AssertionSettings { issuer, audience, keys, leeway })
 }
 
 /// The connection and call limits, from flags or the `[connections]` table.

@@ -1,6 +1,7 @@
 //! `podconnect-server`: parses the configuration once, sets up logging, binds the listener and
 //! runs the core until SIGINT or SIGTERM. Standard output carries one line, the JSON ready line;
-//! everything for people goes to standard error.
+//! everything for people goes to standard error. `podconnect-server dev-assertion` instead prints
+//! one device-user assertion from the development issuer.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use server::app::{self, Ready};
-use server::config::{Cli, Config, LogFormat};
+use server::config::{Cli, Command, Config, DevAssertionArgs, LogFormat};
 use server::domain::clock::SystemClock;
 use server::store::memory::MemoryStore;
 use tracing_subscriber::EnvFilter;
@@ -16,7 +17,12 @@ use tracing_subscriber::EnvFilter;
 fn main() -> ExitCode {
     // One process-wide TLS provider, so every rustls user (tonic, the IPP client) agrees.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    match cli.command.take() {
+        Some(Command::DevAssertion(args)) => return dev_assertion(&args),
+        Some(Command::HashPassword) => return hash_password(),
+        None => {}
+    }
     let config = match Config::resolve(cli, std::env::var("PODCONNECT_OPERATOR_TOKEN").ok()) {
         Ok(config) => config,
         Err(err) => {
@@ -51,6 +57,45 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let log_format = config.log_format;
     app::run(config, listener, store, Arc::new(SystemClock), shutdown_signal()?, |ready| announce(ready, log_format))
         .await
+}
+
+/// Prints one assertion for `args.user`, signed by the development issuer under the data folder.
+#[allow(clippy::print_stdout)]
+fn dev_assertion(args: &DevAssertionArgs) -> ExitCode {
+    let assertion = server::identity::dev::DevIssuer::load_or_create(&args.data_dir)
+        .and_then(|issuer| issuer.with_audience(&args.audience).issue(&args.user, args.ttl));
+    match assertion {
+        Ok(assertion) => {
+            println!("{assertion}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("podconnect-server dev-assertion: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Prints the argon2id hash of the password on standard input's first line.
+#[allow(clippy::print_stdout)]
+fn hash_password() -> ExitCode {
+    let mut line = zeroize::Zeroizing::new(String::new());
+    let read = std::io::stdin().read_line(&mut line);
+    let password = line.trim_end_matches(['\r', '\n']);
+    if read.is_err() || password.is_empty() {
+        eprintln!("podconnect-server hash-password: give the password on standard input, e.g. `read -rs P; echo \"$P\" | podconnect-server hash-password`");
+        return ExitCode::from(2);
+    }
+    match server::storefront::accounts::hash_password(password.as_bytes()) {
+        Ok(hash) => {
+            println!("{hash}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("podconnect-server hash-password: {err:#}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 /// Says where the core listens once every listener is bound: one JSON line on standard output for

@@ -63,6 +63,15 @@ pub fn catalog(channel: &Channel) -> CatalogServiceClient<Channel> {
     CatalogServiceClient::new(channel.clone())
 }
 
+/// A single sign-on client.
+pub fn sso(channel: &Channel) -> proto::v1::sso_service_client::SsoServiceClient<Channel> {
+    proto::v1::sso_service_client::SsoServiceClient::new(channel.clone())
+}
+
+/// The sample storefront's retail shopper and trade shopper (user name, password, display name).
+pub const ANA: (&str, &str, &str) = ("ana@example.com", "print-shop-ana", "Ana Silva");
+pub const BEN: (&str, &str, &str) = ("ben@example.com", "print-shop-ben", "Ben Okafor");
+
 /// A session client.
 pub fn sessions(channel: &Channel) -> SessionServiceClient<Channel> {
     SessionServiceClient::new(channel.clone())

@@ -173,6 +173,11 @@ impl CoreBuilder {
         self.flag("--pull-link-ttl", Some(flag_duration(ttl)))
     }
 
+    /// A storefront folder instead of the built-in sample (`--storefront-dir`).
+    pub fn storefront_dir(self, dir: &Path) -> Self {
+        self.flag("--storefront-dir", Self::path(dir))
+    }
+
     /// Reuses a data folder (to test what persists across restarts).
     pub fn data_dir(mut self, dir: &Path) -> Self {
         self.data_dir = Some(dir.to_path_buf());
@@ -396,6 +401,21 @@ impl Drop for TestCore {
                 task.abort();
             }
         }
+    }
+}
+
+impl TestCore {
+    /// A device-user assertion for `user` from the core's development issuer, as the README's
+    /// `podconnect-server dev-assertion` command prints it.
+    pub async fn device_assertion(&self, user: &str) -> String {
+        let output = crate::process::command(&server_binary().expect("the server binary"))
+            .args(["dev-assertion", "--user", user, "--data-dir"])
+            .arg(&self.data_dir)
+            .output()
+            .await
+            .expect("dev-assertion runs");
+        assert!(output.status.success(), "dev-assertion failed: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).expect("an assertion is ASCII").trim().to_owned()
     }
 }
 

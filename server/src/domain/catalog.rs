@@ -110,10 +110,27 @@ pub struct Product {
 }
 
 /// Who is browsing: prices and assortment may depend on the storefront login.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Shopper {
     /// Nobody has logged in to the storefront in this session.
     Anonymous,
+    /// The session is logged in to this storefront account.
+    Account(Account),
+}
+
+/// A storefront account a session is logged in to. Personal data: `Debug` shows neither field.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Account {
+    /// The storefront's own id for the account (what its catalog views are keyed by).
+    pub id: String,
+    /// The storefront's name for the person, shown on screen.
+    pub display_name: String,
+}
+
+impl std::fmt::Debug for Account {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Account([redacted])")
+    }
 }
 
 /// Which products to list.
@@ -151,6 +168,10 @@ pub trait Storefront: Send + Sync + 'static {
     async fn product(&self, shopper: &Shopper, id: &ProductId) -> CoreResult<Product>;
     /// The product's thumbnail; `NotFound` when it has none.
     async fn thumbnail(&self, shopper: &Shopper, id: &ProductId) -> CoreResult<Image>;
+    /// Checks a storefront account's user name and password. Wrong ones are `PermissionDenied`
+    /// with one message that does not say which was wrong; `Unavailable` when the storefront
+    /// cannot be asked.
+    async fn login(&self, username: &str, password: &str) -> CoreResult<Account>;
 }
 
 /// A product list request as the caller sent it.
@@ -229,6 +250,11 @@ impl Catalog {
 
     pub async fn thumbnail(&self, shopper: &Shopper, id: &ProductId) -> CoreResult<Image> {
         self.storefront.thumbnail(shopper, id).await
+    }
+
+    /// The storefront behind the catalog (for logins).
+    pub fn storefront(&self) -> &Arc<dyn Storefront> {
+        &self.storefront
     }
 }
 

@@ -204,6 +204,8 @@ impl Customization {
     }
 
     pub async fn form(&self, shopper: &Shopper, product: &ProductId) -> CoreResult<Form> {
+        // A product the shopper may not see (another account's private category) has no form.
+        self.catalog.product(shopper, product).await?;
         self.backend.form(shopper, product).await
     }
 

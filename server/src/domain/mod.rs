@@ -15,4 +15,5 @@ pub mod jobs;
 pub mod printing;
 pub mod records;
 pub mod session;
+pub mod signin;
 pub mod usage;

@@ -21,6 +21,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use vault::VaultAddress;
+
+use crate::domain::catalog::{Account, Shopper};
 use crate::domain::clock::{Clock, SystemClock};
 use crate::domain::crypto::{Key256, random_bytes};
 use crate::domain::ephemeral::EphemeralStore;
@@ -34,6 +37,12 @@ const TOKEN_SCOPE: &str = "session-tokens";
 /// session's data scope. It outlives the record, so whoever takes it first (CloseSession, the
 /// next call with the dead token, or the sweep) ends the session exactly once.
 const INDEX_SCOPE: &str = "session-index";
+/// Scope of renames: a login rotates the token, so the record moves to the new token's hash; the
+/// old hash points here to the new one (for background work that names the session by its record,
+/// such as a running job or a pull link). Never used to authenticate.
+const RENAME_SCOPE: &str = "session-renamed";
+/// Most renames followed (logins are rate-limited, so a chain stays short).
+const MAX_RENAMES: usize = 64;
 
 /// A session's index entry: where its data lives, and the model of its device for usage events.
 #[derive(Serialize, Deserialize)]
@@ -94,6 +103,10 @@ pub struct Session {
     data_key: Key256,
     device_id: DeviceId,
     expires_at: SystemTime,
+    /// Where the verified device user's SSO entry lives; `None` without a device user.
+    device_user: Option<VaultAddress>,
+    /// The storefront account the session is logged in to.
+    login: Option<Account>,
 }
 
 impl Session {
@@ -117,6 +130,21 @@ impl Session {
         format!("session-{}", hex::encode(self.id))
     }
 
+    /// The vault address of the session's verified device user, if it has one.
+    pub fn device_user(&self) -> Option<&VaultAddress> {
+        self.device_user.as_ref()
+    }
+
+    /// The storefront account the session is logged in to, if any.
+    pub fn login(&self) -> Option<&Account> {
+        self.login.as_ref()
+    }
+
+    /// Who is browsing, for the catalog.
+    pub fn shopper(&self) -> Shopper {
+        self.login.clone().map_or(Shopper::Anonymous, Shopper::Account)
+    }
+
     fn remaining(&self, now: SystemTime) -> Duration {
         self.expires_at.duration_since(now).unwrap_or(Duration::ZERO)
     }
@@ -135,6 +163,8 @@ struct StoredSession {
     data_key: [u8; 32],
     device_id: DeviceId,
     expires_at_ms: u64,
+    device_user: Option<[u8; 32]>,
+    login: Option<Account>,
 }
 
 /// Starts, checks and ends sessions.
@@ -302,6 +332,17 @@ impl SessionManager {
     /// Opens a new session for a device and returns its token (shown once, never stored).
     /// `device_model` (as registered; may be empty) goes with the session's usage events.
     pub async fn start(&self, device_id: DeviceId, device_model: &str) -> CoreResult<(SessionToken, Session)> {
+        self.start_as(device_id, device_model, None).await
+    }
+
+    /// Like [`SessionManager::start`], for a verified device user whose SSO entry lives at
+    /// `device_user` (the only thing the session keeps of who they are).
+    pub async fn start_as(
+        &self,
+        device_id: DeviceId,
+        device_model: &str,
+        device_user: Option<VaultAddress>,
+    ) -> CoreResult<(SessionToken, Session)> {
         let token = SessionToken::generate();
         let session = Session {
             id: random_bytes::<16>(),
@@ -309,6 +350,8 @@ impl SessionManager {
             data_key: Key256::generate(),
             device_id,
             expires_at: self.clock.system() + self.limits.absolute,
+            device_user,
+            login: None,
         };
         if let Some(pushed_out) = self.admit(&session.device_id, &session.token_hash)? {
             // The record goes first, so the pushed-out token stops working at once.
@@ -335,24 +378,89 @@ impl SessionManager {
 
     /// Whether the session is still open (for background work that outlives a call).
     pub async fn is_open(&self, session: &Session) -> CoreResult<bool> {
-        Ok(self.store.get(TOKEN_SCOPE, &session.token_hash).await?.is_some())
+        self.is_record_open(&session.token_hash).await
     }
 
     /// Whether the session whose record is named `record` (see [`Session::record_name`]) is still
-    /// open; for things handed out without the session's keys, such as pull links.
+    /// open, also after a login renamed it; for things handed out without the session's keys,
+    /// such as pull links.
     pub async fn is_record_open(&self, record: &str) -> CoreResult<bool> {
-        Ok(self.store.get(TOKEN_SCOPE, record).await?.is_some())
+        Ok(self.current_record(record).await?.is_some())
+    }
+
+    /// The name the record once called `record` has now (logins rename it), while it exists.
+    async fn current_record(&self, record: &str) -> CoreResult<Option<String>> {
+        let mut name = record.to_owned();
+        for _ in 0..MAX_RENAMES {
+            if self.store.get(TOKEN_SCOPE, &name).await?.is_some() {
+                return Ok(Some(name));
+            }
+            match self.store.get(RENAME_SCOPE, &name).await? {
+                Some(next) => name = String::from_utf8(next).map_err(|e| CoreError::internal("bad session rename", e))?,
+                None => return Ok(None),
+            }
+        }
+        Ok(None)
     }
 
     /// Counts as activity of an open session (an open WatchJob stream keeps its session alive):
     /// resets the idle limit. False once the session has ended, which then finishes ending it.
     pub async fn keep_alive(&self, session: &Session) -> CoreResult<bool> {
         let ttl = session.remaining(self.clock.system()).min(self.limits.idle);
-        if !ttl.is_zero() && self.store.touch(TOKEN_SCOPE, &session.token_hash, ttl).await? {
+        let record = self.current_record(&session.token_hash).await?;
+        let name = record.as_deref().unwrap_or(&session.token_hash);
+        if !ttl.is_zero() && self.store.touch(TOKEN_SCOPE, name, ttl).await? {
             return Ok(true);
         }
-        self.end(&session.token_hash).await?;
+        self.end(name).await?;
         Ok(false)
+    }
+
+    /// Logs the session in to `login` (or out, with `None`) under a new token: the old token
+    /// stops working at once, everything the session made stays, and its limits do not move.
+    pub async fn rotate(&self, session: &Session, login: Option<Account>) -> CoreResult<(SessionToken, Session)> {
+        let token = SessionToken::generate();
+        let renamed = Session { token_hash: hash_token(token.expose()), login, ..session.clone() };
+        let remaining = session.remaining(self.clock.system());
+        if remaining.is_zero() {
+            return Err(expired());
+        }
+        // Taking the index entry decides a race of two logins with one token: one wins, the other
+        // finds the session gone. The old record goes last, so a sweep running meanwhile never
+        // finds an index entry without its record and ends the session by mistake.
+        let Some(entry) = self.store.take(INDEX_SCOPE, &session.token_hash).await? else {
+            return Err(expired());
+        };
+        let moved = async {
+            self.write_record(&renamed).await?;
+            self.store.put(INDEX_SCOPE, &renamed.token_hash, entry.clone(), remaining + INDEX_GRACE).await?;
+            self.store.put(RENAME_SCOPE, &session.token_hash, renamed.token_hash.clone().into_bytes(), remaining).await?;
+            CoreResult::Ok(())
+        };
+        if let Err(err) = moved.await {
+            // Back as it was, as far as the store lets us; the old token keeps working.
+            let _ = self.store.delete(TOKEN_SCOPE, &renamed.token_hash).await;
+            let _ = self.store.delete(INDEX_SCOPE, &renamed.token_hash).await;
+            let _ = self.store.put(INDEX_SCOPE, &session.token_hash, entry, remaining + INDEX_GRACE).await;
+            return Err(err);
+        }
+        self.store.delete(TOKEN_SCOPE, &session.token_hash).await?;
+        let mut open = self.open();
+        if let Some(entry) = open
+            .devices
+            .get_mut(session.device_id.as_str())
+            .and_then(|l| l.iter_mut().find(|s| s.token_hash == session.token_hash))
+        {
+            entry.token_hash = renamed.token_hash.clone();
+        }
+        Ok((token, renamed))
+    }
+
+    /// Ends the session's storefront login; the token stays the same.
+    pub async fn log_out(&self, session: &Session) -> CoreResult<Session> {
+        let anonymous = Session { login: None, ..session.clone() };
+        self.write_record(&anonymous).await?;
+        Ok(anonymous)
     }
 
     /// Whether a token belongs to a live session, without counting as activity.
@@ -388,6 +496,8 @@ impl SessionManager {
             data_key,
             device_id: stored.device_id.clone(),
             expires_at: UNIX_EPOCH + Duration::from_millis(stored.expires_at_ms),
+            device_user: stored.device_user.map(VaultAddress::from_bytes),
+            login: stored.login.take(),
         };
         let remaining = session.remaining(self.clock.system());
         if remaining.is_zero() {
@@ -453,6 +563,8 @@ impl SessionManager {
             data_key: *session.data_key.as_bytes(),
             device_id: session.device_id.clone(),
             expires_at_ms: session.expires_at.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64,
+            device_user: session.device_user.as_ref().map(|a| *a.as_bytes()),
+            login: session.login.clone(),
         };
         let encoded = postcard::to_allocvec(&stored);
         zeroize::Zeroize::zeroize(&mut stored.data_key);

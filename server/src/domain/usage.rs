@@ -26,10 +26,11 @@ pub enum UsageKind {
     JobEnded,
     SsoEnrolled,
     SsoUsed,
+    SsoForgotten,
 }
 
 impl UsageKind {
-    pub const ALL: [UsageKind; 12] = [
+    pub const ALL: [UsageKind; 13] = [
         UsageKind::SessionStarted,
         UsageKind::SessionClosed,
         UsageKind::ProductViewed,
@@ -42,6 +43,7 @@ impl UsageKind {
         UsageKind::JobEnded,
         UsageKind::SsoEnrolled,
         UsageKind::SsoUsed,
+        UsageKind::SsoForgotten,
     ];
 
     /// Stable name used in storage.
@@ -59,6 +61,7 @@ impl UsageKind {
             UsageKind::JobEnded => "job_ended",
             UsageKind::SsoEnrolled => "sso_enrolled",
             UsageKind::SsoUsed => "sso_used",
+            UsageKind::SsoForgotten => "sso_forgotten",
         }
     }
 

@@ -6,7 +6,7 @@ use proto::v1 as pb;
 use proto::v1::catalog_service_server::CatalogService;
 use tonic::{Request, Response};
 
-use crate::domain::catalog::{Catalog, Shopper};
+use crate::domain::catalog::Catalog;
 use crate::grpc::convert;
 use crate::grpc::gate::session;
 use crate::grpc::status::GrpcResult;
@@ -19,29 +19,29 @@ impl CatalogService for CatalogAdapter {
         &self,
         request: Request<pb::ListCategoriesRequest>,
     ) -> GrpcResult<pb::ListCategoriesResponse> {
-        session(&request)?;
-        let roots = self.0.categories(&Shopper::Anonymous).await?;
+        let shopper = session(&request)?.shopper();
+        let roots = self.0.categories(&shopper).await?;
         Ok(Response::new(pb::ListCategoriesResponse { categories: roots.into_iter().map(convert::category).collect() }))
     }
 
     async fn list_products(&self, request: Request<pb::ListProductsRequest>) -> GrpcResult<pb::ListProductsResponse> {
-        session(&request)?;
+        let shopper = session(&request)?.shopper();
         let query = convert::list_products(request.into_inner())?;
-        let page = self.0.list_products(&Shopper::Anonymous, query).await?;
+        let page = self.0.list_products(&shopper, query).await?;
         Ok(Response::new(convert::product_page(page)))
     }
 
     async fn get_product(&self, request: Request<pb::GetProductRequest>) -> GrpcResult<pb::GetProductResponse> {
-        session(&request)?;
+        let shopper = session(&request)?.shopper();
         let id = convert::product_id(&request.get_ref().product_id)?;
-        let product = self.0.product(&Shopper::Anonymous, &id).await?;
+        let product = self.0.product(&shopper, &id).await?;
         Ok(Response::new(pb::GetProductResponse { product: Some(convert::product(product)) }))
     }
 
     async fn get_thumbnail(&self, request: Request<pb::GetThumbnailRequest>) -> GrpcResult<pb::GetThumbnailResponse> {
-        session(&request)?;
+        let shopper = session(&request)?.shopper();
         let id = convert::product_id(&request.get_ref().product_id)?;
-        let image = self.0.thumbnail(&Shopper::Anonymous, &id).await?;
+        let image = self.0.thumbnail(&shopper, &id).await?;
         Ok(Response::new(pb::GetThumbnailResponse {
             content_type: image.info.content_type,
             data: image.data.to_vec(),

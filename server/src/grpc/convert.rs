@@ -42,6 +42,11 @@ fn count(n: u32) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
 
+/// A count for an `int64` field.
+pub fn count64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
 /// A product id from the wire: required and at most 128 characters (INVALID_ARGUMENT); an id no
 /// storefront could have issued names no product (NOT_FOUND), like any unknown id.
 pub fn product_id(raw: &str) -> CoreResult<ProductId> {
@@ -72,7 +77,8 @@ const MAX_ASSERTION_BYTES: usize = 16 * 1024;
 const MAX_LOCALE_CHARS: usize = 64;
 
 /// What StartSession asks for, checked: the device, and whether a device-user assertion came.
-pub fn start_session(req: &pb::StartSessionRequest) -> CoreResult<(DeviceId, bool)> {
+/// The device and the device-user assertion (empty for none) of a StartSession request.
+pub fn start_session(req: &pb::StartSessionRequest) -> CoreResult<(DeviceId, &str)> {
     let device = DeviceId::parse(&req.device_id)?;
     if !req.locale.is_empty()
         && (req.locale.len() > MAX_LOCALE_CHARS || language_tags::LanguageTag::parse(&req.locale).is_err())
@@ -89,7 +95,7 @@ pub fn start_session(req: &pb::StartSessionRequest) -> CoreResult<(DeviceId, boo
             req.device_user_assertion.len()
         )));
     }
-    Ok((device, !req.device_user_assertion.is_empty()))
+    Ok((device, &req.device_user_assertion))
 }
 
 pub fn category(c: Category) -> pb::Category {
@@ -182,6 +188,7 @@ fn usage_kind_from_wire(raw: i32) -> CoreResult<UsageKind> {
         Ok(K::JobEnded) => UsageKind::JobEnded,
         Ok(K::SsoEnrolled) => UsageKind::SsoEnrolled,
         Ok(K::SsoUsed) => UsageKind::SsoUsed,
+        Ok(K::SsoForgotten) => UsageKind::SsoForgotten,
         Ok(K::Unspecified) | Err(_) => {
             return Err(CoreError::InvalidArgument(format!("kinds contains {raw}, which is not a usage event kind")));
         }
@@ -204,6 +211,7 @@ fn usage_kind_to_wire(kind: UsageKind) -> i32 {
         UsageKind::JobEnded => K::JobEnded,
         UsageKind::SsoEnrolled => K::SsoEnrolled,
         UsageKind::SsoUsed => K::SsoUsed,
+        UsageKind::SsoForgotten => K::SsoForgotten,
     };
     wire as i32
 }

@@ -74,6 +74,7 @@ fn access(path: &str) -> Access {
         "/podconnect.v1.DeviceService/",
         "/podconnect.v1.SsoService/RotateKey",
         "/podconnect.v1.SsoService/Rewrap",
+        "/podconnect.v1.SsoService/SetMinDecryptionVersion",
     ];
     if PUBLIC.iter().any(|p| path.starts_with(p)) {
         Access::Public

@@ -6,60 +6,55 @@ use proto::v1 as pb;
 use proto::v1::session_service_server::SessionService;
 use tonic::{Request, Response};
 
-use crate::domain::error::CoreError;
 use crate::domain::jobs::Jobs;
 use crate::domain::session::SessionManager;
+use crate::domain::signin::{Login, SignIn};
 use crate::grpc::convert;
 use crate::grpc::gate::session;
 use crate::grpc::status::GrpcResult;
 
-/// Sessions, and the print service that knows which devices may start one.
-pub struct SessionAdapter(pub Arc<SessionManager>, pub Arc<Jobs>);
+/// Sessions, the print service that knows which devices may start one, and signing in.
+pub struct SessionAdapter {
+    pub sessions: Arc<SessionManager>,
+    pub jobs: Arc<Jobs>,
+    pub sign_in: Arc<SignIn>,
+}
 
 #[tonic::async_trait]
 impl SessionService for SessionAdapter {
     async fn start_session(&self, request: Request<pb::StartSessionRequest>) -> GrpcResult<pb::StartSessionResponse> {
-        let (device, asserted) = convert::start_session(request.get_ref())?;
-        if asserted {
-            // Nothing can verify a device user yet; an identity that cannot be verified is refused,
-            // never taken on trust.
-            return Err(CoreError::Unauthenticated(
-                "the device_user_assertion cannot be verified: this server has no device-user verification \
-                 configured; start the session without one"
-                    .into(),
-            )
-            .into());
-        }
-        let model = self.1.admit_device(&device).await?;
-        let (token, session) = self.0.start(device, &model).await?;
+        let (device, assertion) = convert::start_session(request.get_ref())?;
+        let device_user = self.sign_in.verify_device_user(assertion).await?;
+        let model = self.jobs.admit_device(&device).await?;
+        let (token, session) = self.sessions.start_as(device, &model, device_user).await?;
         Ok(Response::new(pb::StartSessionResponse {
             session_token: token.expose().to_owned(),
             expire_time: Some(convert::timestamp(session.expires_at())),
-            idle_timeout: Some(convert::duration(self.0.limits().idle)),
-            // No SSO vault exists yet, so nothing is ever stored for a device user.
-            sso_available: false,
+            idle_timeout: Some(convert::duration(self.sessions.limits().idle)),
+            sso_available: self.sign_in.sso_available(&session).await,
         }))
     }
 
-    async fn login(&self, _request: Request<pb::LoginRequest>) -> GrpcResult<pb::LoginResponse> {
-        Err(CoreError::Unimplemented(
-            "SessionService.Login is not available yet: the embedded storefront has no accounts; storefront \
-             login arrives with the XMPie uStore backend and single sign-on"
-                .into(),
-        )
-        .into())
+    async fn login(&self, request: Request<pb::LoginRequest>) -> GrpcResult<pb::LoginResponse> {
+        let session = session(&request)?;
+        let req = request.get_ref();
+        let login = Login { username: &req.username, password: &req.password };
+        let done = self.sign_in.login(&session, login, req.remember).await?;
+        Ok(Response::new(pb::LoginResponse {
+            display_name: done.display_name,
+            remembered: done.remembered,
+            session_token: done.token.expose().to_owned(),
+        }))
     }
 
-    async fn logout(&self, _request: Request<pb::LogoutRequest>) -> GrpcResult<pb::LogoutResponse> {
-        Err(CoreError::Unimplemented(
-            "SessionService.Logout is not available yet: storefront login arrives with the XMPie uStore backend".into(),
-        )
-        .into())
+    async fn logout(&self, request: Request<pb::LogoutRequest>) -> GrpcResult<pb::LogoutResponse> {
+        self.sign_in.logout(&session(&request)?).await?;
+        Ok(Response::new(pb::LogoutResponse {}))
     }
 
     async fn close_session(&self, request: Request<pb::CloseSessionRequest>) -> GrpcResult<pb::CloseSessionResponse> {
         let session = session(&request)?;
-        self.0.close(&session).await?;
+        self.sessions.close(&session).await?;
         Ok(Response::new(pb::CloseSessionResponse {}))
     }
 }

@@ -25,6 +25,12 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the database at `url` (`sqlite://path` or `sqlite::memory:`)
     /// and brings its schema up to date.
+    /// The connection pool, for stores that keep their own table in the same database (the
+    /// SSO vault).
+    pub fn pool(&self) -> sqlx::SqlitePool {
+        self.pool.clone()
+    }
+
     pub async fn open(url: &str) -> anyhow::Result<Self> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)

@@ -12,11 +12,12 @@ use bytes::Bytes;
 use serde::Deserialize;
 
 use crate::domain::catalog::{
-    Category, CategoryId, Image, ImageInfo, Price, Product, ProductFilter, ProductId, ProductKind, ProductSlice,
+    Account, Category, CategoryId, Image, ImageInfo, Price, Product, ProductFilter, ProductId, ProductKind, ProductSlice,
     ProductSummary, QuantityRule, Shopper, Storefront, TrimSize,
 };
 use crate::domain::error::{CoreError, CoreResult};
 use crate::render::{self, Fonts, PageGeometry};
+use crate::storefront::accounts::Accounts;
 use crate::storefront::files::{StorefrontFiles, inside};
 use crate::storefront::template::{self, LoadedTemplate};
 
@@ -28,8 +29,21 @@ const MAX_THUMBNAIL_BYTES: u64 = 2 * 1024 * 1024;
 struct StorefrontFile {
     name: String,
     currency: String,
+    #[serde(default, rename = "group")]
+    groups: Vec<GroupFile>,
     #[serde(default, rename = "category")]
     categories: Vec<CategoryFile>,
+}
+
+/// A group of accounts (`accounts.toml`) with its own prices and private categories.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GroupFile {
+    id: String,
+    name: String,
+    /// Percent off every price for the group's accounts (the largest of an account's groups).
+    #[serde(default)]
+    discount_percent: u8,
 }
 
 #[derive(Deserialize)]
@@ -40,6 +54,9 @@ struct CategoryFile {
     #[serde(default)]
     description: String,
     parent: Option<String>,
+    /// Groups that see this category (and what is below it); empty = everyone.
+    #[serde(default)]
+    visible_to: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -110,6 +127,11 @@ pub struct EmbeddedStorefront {
     fonts: Fonts,
     roots: Vec<Category>,
     categories: HashSet<CategoryId>,
+    /// The groups that see a category, for categories not everyone sees (inherited downwards).
+    private: HashMap<CategoryId, Vec<String>>,
+    /// Percent off by group id.
+    discounts: HashMap<String, u8>,
+    accounts: Accounts,
     /// Sorted by display name, then id.
     products: Vec<Entry>,
     by_id: HashMap<ProductId, usize>,
@@ -146,6 +168,16 @@ impl EmbeddedStorefront {
             "{index_path}: currency must be an ISO 4217 code such as \"EUR\""
         );
 
+        let mut discounts = HashMap::new();
+        for group in &index.groups {
+            let where_ = format!("{index_path}: group \"{}\"", group.id);
+            check_slug(&group.id).with_context(|| where_.clone())?;
+            ensure!(!group.name.trim().is_empty(), "{where_}: name must not be empty");
+            ensure!(group.discount_percent <= 90, "{where_}: discount_percent must be 0 to 90");
+            ensure!(discounts.insert(group.id.clone(), group.discount_percent).is_none(), "{where_}: declared twice");
+        }
+        let group_ids: Vec<String> = index.groups.iter().map(|g| g.id.clone()).collect();
+        let mut private: HashMap<CategoryId, Vec<String>> = HashMap::new();
         let mut category_order = Vec::new();
         let mut parents: HashMap<String, Option<String>> = HashMap::new();
         let mut category_info: HashMap<String, (String, String)> = HashMap::new();
@@ -156,6 +188,22 @@ impl EmbeddedStorefront {
             ensure!(!parents.contains_key(&category.id), "{where_}: declared twice");
             if let Some(parent) = &category.parent {
                 ensure!(parents.contains_key(parent), "{where_}: parent \"{parent}\" must be declared before it");
+            }
+            for group in &category.visible_to {
+                ensure!(group_ids.contains(group), "{where_}: group \"{group}\" is not declared");
+            }
+            // A category is seen by its own groups and no more than its parent's.
+            let inherited = category.parent.as_ref().and_then(|p| private.get(&CategoryId::parse(p).expect("checked slug")));
+            let seen_by: Option<Vec<String>> = match (inherited, category.visible_to.is_empty()) {
+                (None, true) => None,
+                (None, false) => Some(category.visible_to.clone()),
+                (Some(parent), true) => Some(parent.clone()),
+                (Some(parent), false) => {
+                    Some(category.visible_to.iter().filter(|g| parent.contains(g)).cloned().collect())
+                }
+            };
+            if let Some(seen_by) = seen_by {
+                private.insert(CategoryId::parse(&category.id).expect("checked slug"), seen_by);
             }
             parents.insert(category.id.clone(), category.parent.clone());
             category_info.insert(category.id.clone(), (category.name.clone(), category.description.clone()));
@@ -183,7 +231,19 @@ impl EmbeddedStorefront {
         let roots = build_tree(None, &category_order, &parents, &category_info, &direct_counts);
         let by_id = products.iter().enumerate().map(|(i, e)| (e.product.summary.id.clone(), i)).collect();
         let categories = category_order.iter().map(|id| CategoryId::parse(id).expect("checked slug")).collect();
-        Ok(EmbeddedStorefront { name: index.name, files, fonts, roots, categories, products, by_id })
+        let accounts = Accounts::load(&files, &group_ids)?;
+        Ok(EmbeddedStorefront {
+            name: index.name,
+            files,
+            fonts,
+            roots,
+            categories,
+            private,
+            discounts,
+            accounts,
+            products,
+            by_id,
+        })
     }
 
     /// Where the storefront's files are, for the static products' PDFs.
@@ -215,47 +275,115 @@ impl EmbeddedStorefront {
             .map(|&i| &self.products[i])
             .ok_or_else(|| CoreError::NotFound(format!("product \"{id}\" does not exist in this storefront")))
     }
+
+    /// How many accounts the storefront has.
+    pub fn account_count(&self) -> usize {
+        self.accounts.len()
+    }
+
+    /// What one shopper sees: the groups they belong to and the percent off their prices.
+    fn view(&self, shopper: &Shopper) -> View<'_> {
+        let groups = match shopper {
+            Shopper::Anonymous => &[][..],
+            Shopper::Account(account) => self.accounts.groups(&account.id),
+        };
+        let discount = groups.iter().filter_map(|g| self.discounts.get(g)).copied().max().unwrap_or(0);
+        View { groups, discount }
+    }
+
+    fn sees(&self, view: &View<'_>, category: &CategoryId) -> bool {
+        self.private.get(category).is_none_or(|seen_by| seen_by.iter().any(|g| view.groups.contains(g)))
+    }
+
+    /// The product as `view` sees it; `NotFound` (like an unknown id) when it may not see it.
+    fn visible_entry(&self, view: &View<'_>, id: &ProductId) -> CoreResult<&Entry> {
+        let entry = self.entry(id)?;
+        if !self.sees(view, &entry.product.summary.category) {
+            return Err(CoreError::NotFound(format!("product \"{id}\" does not exist in this storefront")));
+        }
+        Ok(entry)
+    }
+}
+
+/// One shopper's view of the storefront.
+struct View<'a> {
+    groups: &'a [String],
+    discount: u8,
+}
+
+impl View<'_> {
+    fn price(&self, mut summary: ProductSummary) -> ProductSummary {
+        if self.discount > 0
+            && let Some(price) = &mut summary.price
+        {
+            // Rounded to the nearest minor unit, halves up.
+            price.amount_minor = (price.amount_minor * i64::from(100 - self.discount) + 50) / 100;
+        }
+        summary
+    }
+}
+
+/// The category tree without what `sees` hides.
+fn visible_tree(categories: &[Category], sees: &dyn Fn(&CategoryId) -> bool) -> Vec<Category> {
+    categories
+        .iter()
+        .filter(|c| sees(&c.id))
+        .map(|c| Category { children: visible_tree(&c.children, sees), ..c.clone() })
+        .collect()
 }
 
 #[async_trait]
 impl Storefront for EmbeddedStorefront {
-    async fn categories(&self, _shopper: &Shopper) -> CoreResult<Vec<Category>> {
-        Ok(self.roots.clone())
+    async fn categories(&self, shopper: &Shopper) -> CoreResult<Vec<Category>> {
+        let view = self.view(shopper);
+        if self.private.is_empty() {
+            return Ok(self.roots.clone());
+        }
+        Ok(visible_tree(&self.roots, &|c| self.sees(&view, c)))
     }
 
     async fn products(
         &self,
-        _shopper: &Shopper,
+        shopper: &Shopper,
         filter: &ProductFilter,
         offset: u32,
         limit: u32,
     ) -> CoreResult<ProductSlice> {
+        let view = self.view(shopper);
         if let Some(category) = &filter.category
-            && !self.categories.contains(category)
+            && (!self.categories.contains(category) || !self.sees(&view, category))
         {
             return Err(CoreError::NotFound(format!("category \"{category}\" does not exist in this storefront")));
         }
         let matching = self.products.iter().filter(|entry| {
             filter.category.as_ref().is_none_or(|c| &entry.product.summary.category == c)
+                && self.sees(&view, &entry.product.summary.category)
                 && filter.terms.iter().all(|term| entry.haystack.contains(term.as_str()))
         });
         let mut total = 0u32;
         let mut items = Vec::new();
         for entry in matching {
             if total >= offset && items.len() < limit as usize {
-                items.push(entry.product.summary.clone());
+                items.push(view.price(entry.product.summary.clone()));
             }
             total += 1;
         }
         Ok(ProductSlice { items, total })
     }
 
-    async fn product(&self, _shopper: &Shopper, id: &ProductId) -> CoreResult<Product> {
-        Ok(self.entry(id)?.product.clone())
+    async fn product(&self, shopper: &Shopper, id: &ProductId) -> CoreResult<Product> {
+        let view = self.view(shopper);
+        let mut product = self.visible_entry(&view, id)?.product.clone();
+        product.summary = view.price(product.summary);
+        Ok(product)
     }
 
-    async fn thumbnail(&self, _shopper: &Shopper, id: &ProductId) -> CoreResult<Image> {
-        Ok(self.entry(id)?.thumbnail.clone())
+    async fn thumbnail(&self, shopper: &Shopper, id: &ProductId) -> CoreResult<Image> {
+        Ok(self.visible_entry(&self.view(shopper), id)?.thumbnail.clone())
+    }
+
+    async fn login(&self, username: &str, password: &str) -> CoreResult<Account> {
+        self.accounts.login(username, password).await
     }
 }
 

@@ -1,5 +1,6 @@
 //! Implementations of the domain's `Storefront` trait.
 
+pub mod accounts;
 pub mod customizer;
 pub mod embedded;
 pub mod files;

@@ -15,6 +15,7 @@ mod printing;
 mod printing_ipp;
 mod reflection;
 mod sessions;
+mod signin;
 mod startup;
 mod tls;
 mod usage;

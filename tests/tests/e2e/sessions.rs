@@ -162,30 +162,6 @@ async fn one_session_cannot_act_on_another() {
     expect_unauthenticated(&channel, list_categories(Some(std::str::from_utf8(&near).unwrap()))).await;
 }
 
-#[tokio::test]
-async fn calls_not_built_yet_say_so() {
-    let core = TestCore::start().await;
-    let channel = core.channel().await;
-    let token = start_session(&channel, "mfd-1").await;
-    let err = proto::v1::sso_service_client::SsoServiceClient::new(channel.clone())
-        .enroll(authed(&token, pb::EnrollRequest::default()))
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::Unimplemented);
-    assert!(err.message().contains("Enroll"), "{}", err.message());
-    let err = proto::v1::sso_service_client::SsoServiceClient::new(channel.clone())
-        .get_vault_key(authed(&token, pb::GetVaultKeyRequest::default()))
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::Unimplemented);
-    // Unimplemented calls still need a session: the gate comes first.
-    let err = proto::v1::sso_service_client::SsoServiceClient::new(channel)
-        .enroll(pb::EnrollRequest::default())
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::Unauthenticated);
-}
-
 fn sha_hex(token: &str) -> String {
     use sha2::Digest as _;
     sha2::Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()

@@ -176,6 +176,12 @@ async fn every_operator_rpc(channel: &Channel, token: Option<&str>) -> Vec<(&'st
     );
     call!("RotateKey", SsoServiceClient::new(channel.clone()), rotate_key, pb::RotateKeyRequest::default());
     call!("Rewrap", SsoServiceClient::new(channel.clone()), rewrap, pb::RewrapRequest::default());
+    call!(
+        "SetMinDecryptionVersion",
+        SsoServiceClient::new(channel.clone()),
+        set_min_decryption_version,
+        pb::SetMinDecryptionVersionRequest { min_decryption_version: 1 }
+    );
     out
 }
 

@@ -1,5 +1,5 @@
 //! SessionService as session.proto documents it: StartSession's answer and argument checks, and
-//! what CloseSession ends. Login and Logout are not built yet (single sign-on is a later issue).
+//! what CloseSession ends. Login, Logout and single sign-on are covered by `signin.rs`.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
