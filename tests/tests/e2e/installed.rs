@@ -7,7 +7,7 @@ use std::path::Path;
 use bytes::Bytes;
 use http::{Method, StatusCode};
 use proto::v1 as pb;
-use tests::client::{authed, catalog, start_session};
+use tests::client::{authed, catalog, sessions, start_session};
 use tests::core::{TestCore, server_binary};
 use tests::gateway::{Http, TestGateway, full, gateway_binary};
 
@@ -39,6 +39,10 @@ async fn copied_binaries_started_from_an_empty_folder_serve_the_sample_shop_and_
     let core = TestCore::builder().binary(&server).current_dir(working.path()).spawn().await.unwrap();
     let channel = core.channel().await;
     let token = start_session(&channel, "mfd-installed").await;
+    // The trade shopper sees every product, the private trade category's too.
+    let (username, password, _) = tests::client::BEN;
+    let login = pb::LoginRequest { username: username.into(), password: password.into(), remember: false };
+    let token = sessions(&channel).login(authed(&token, login)).await.unwrap().into_inner().session_token;
     let request = pb::ListProductsRequest { page_size: 100, ..Default::default() };
     let page = catalog(&channel).list_products(authed(&token, request)).await.unwrap().into_inner();
     let mut served: Vec<String> = page.products.iter().map(|product| product.id.clone()).collect();

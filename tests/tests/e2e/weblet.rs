@@ -1,6 +1,7 @@
 //! The weblet in a real browser: the real core, the real gateway serving the committed weblet bundle,
 //! and headless Chromium driven by `weblet-gateway/weblet/tests/flow.mjs` (playwright-core) through
-//! browse, customize, preview, print and exit, ending with nothing kept in the browser. The browser
+//! browse, customize, preview, print and exit, and through single sign-on (log in with "remember
+//! me", relaunch signed in without typing, forget), each ending with nothing kept in the browser. The browser
 //! trusts the gateway's development CA through a throw-away NSS database under a temporary HOME,
 //! and first proves it refuses the gateway without it.
 
@@ -60,20 +61,16 @@ fn browser_tools(weblet: &Path) -> (PathBuf, PathBuf, PathBuf) {
     (node, chromium, certutil())
 }
 
-#[tokio::test]
-async fn a_person_prints_a_customized_business_card_in_a_real_browser_and_leaves_nothing_behind() {
+/// Runs `flow.mjs` against a gateway in front of `core` with `args` (the walk to take), checks
+/// that it passed because the browser trusted the CA (not because it ignored errors) and left its
+/// temporary HOME behind it, and returns what it printed.
+async fn browser_walk(core: &TestCore, name: &str, args: &[&str]) -> String {
     let weblet = workspace().join("weblet-gateway/weblet");
     let (node, chromium, certutil) = browser_tools(&weblet);
-    let core = TestCore::builder()
-        .spool_print_time(Duration::from_millis(500))
-        .job_poll(Duration::from_millis(100))
-        .spawn()
-        .await
-        .expect("the core starts");
     let gateway =
-        TestGateway::builder().weblet_dir(&weblet.join("dist")).spawn(&core).await.expect("the gateway starts");
+        TestGateway::builder().weblet_dir(&weblet.join("dist")).spawn(core).await.expect("the gateway starts");
     let url = format!("https://localhost:{}/?device=mfd-lobby", gateway.addr.port());
-    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("artifacts/weblet");
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("artifacts").join(name);
     // The browser's HOME: flow.mjs makes its NSS database ($HOME/.pki/nssdb) there and trusts the
     // gateway's CA in it, as a kiosk's IT team would; removed below, and on any panic by the drop.
     let home = tempfile::Builder::new().prefix("weblet-browser-home-").tempdir().expect("a temporary HOME");
@@ -93,6 +90,7 @@ async fn a_person_prints_a_customized_business_card_in_a_real_browser_and_leaves
         .arg(home.path())
         .arg("--certutil")
         .arg(&certutil)
+        .args(args)
         .current_dir(&weblet)
         .stdin(Stdio::null())
         .kill_on_drop(true)
@@ -105,7 +103,7 @@ async fn a_person_prints_a_customized_business_card_in_a_real_browser_and_leaves
             core.log()
         ),
     };
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
@@ -118,11 +116,50 @@ async fn a_person_prints_a_customized_business_card_in_a_real_browser_and_leaves
         core.log()
     );
     // The walk's success came from trusting the CA, not from ignoring certificate errors.
-    for proof in ["refused without the CA: net::ERR_CERT_AUTHORITY_INVALID", "trusted via NSS"] {
+    for proof in ["refused without the CA: net::ERR_CERT_AUTHORITY_INVALID", "trusted ", "PASSED"] {
         assert!(stdout.contains(proof), "the browser walk did not report {proof:?}\n--- stdout\n{stdout}");
     }
     let home_path = home.path().to_path_buf();
     home.close().expect("the browser's temporary HOME is removed");
     assert!(!home_path.exists(), "{} is still there", home_path.display());
     println!("browser walk passed in {:.1?}\n{stdout}", started.elapsed());
+    stdout
+}
+
+#[tokio::test]
+async fn a_person_prints_a_customized_business_card_in_a_real_browser_and_leaves_nothing_behind() {
+    let core = TestCore::builder()
+        .spool_print_time(Duration::from_millis(500))
+        .job_poll(Duration::from_millis(100))
+        .spawn()
+        .await
+        .expect("the core starts");
+    let stdout = browser_walk(&core, "weblet", &[]).await;
+    assert!(stdout.contains("trusted via NSS"), "the page's certificate was checked\n{stdout}");
+}
+
+#[tokio::test]
+async fn a_remembered_device_user_is_signed_in_without_typing_in_a_real_browser() {
+    let core = TestCore::start().await;
+    let assertion = core.device_assertion("employee-4711").await;
+    let (user, password, display_name) = tests::client::ANA;
+    let stdout = browser_walk(
+        &core,
+        "weblet-sso",
+        &[
+            "--scenario",
+            "sso",
+            "--assertion",
+            &assertion,
+            "--user",
+            user,
+            "--password",
+            password,
+            "--display-name",
+            display_name,
+        ],
+    )
+    .await;
+    assert!(stdout.contains("with nothing typed"), "{stdout}");
+    assert!(!core.log().contains(&assertion), "the core never logs the assertion");
 }

@@ -1,17 +1,29 @@
 // The weblet's connection to the core, through the weblet-gateway's grpc-web endpoints (same
-// origin). The session token lives in this module's variable only: the printer keeps nothing
-// (no cookies, no browser storage).
+// origin). The session token and the device-user assertion live in this module's variables only:
+// the printer keeps nothing (no cookies, no browser storage).
 import { type Client, createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { CatalogService } from "./gen/podconnect/v1/catalog_pb";
 import { CustomizationService } from "./gen/podconnect/v1/customization_pb";
 import { PrintService } from "./gen/podconnect/v1/print_pb";
 import { SessionService } from "./gen/podconnect/v1/session_pb";
+import { SsoService } from "./gen/podconnect/v1/sso_pb";
 
 let token = "";
+/** The device-user assertion of this launch (see launch.ts), sent with StartSession only. */
+let assertion = "";
 
 export function setToken(t: string): void {
   token = t;
+}
+
+/** Sets (or with "" drops) the device-user assertion the next StartSession sends. */
+export function setDeviceUserAssertion(a: string): void {
+  assertion = a;
+}
+
+export function deviceUserAssertion(): string {
+  return assertion;
 }
 
 const auth: Interceptor = (next) => async (req) => {
@@ -26,6 +38,7 @@ export const session: Client<typeof SessionService> = createClient(SessionServic
 export const catalog: Client<typeof CatalogService> = createClient(CatalogService, transport);
 export const customization: Client<typeof CustomizationService> = createClient(CustomizationService, transport);
 export const print: Client<typeof PrintService> = createClient(PrintService, transport);
+export const sso: Client<typeof SsoService> = createClient(SsoService, transport);
 
 // A transport whose requests survive the page going away (pagehide), for CloseSession.
 const keepaliveTransport = createGrpcWebTransport({
@@ -51,3 +64,6 @@ export async function closeSession(keepalive = false): Promise<void> {
 /** Deadlines: ordinary calls vs. rendering and print-file calls (which may take seconds). */
 export const SHORT = { timeoutMs: 20000 };
 export const LONG = { timeoutMs: 70000 };
+/** Single sign-on at launch, while the person waits with nothing to do: on a timeout they go on
+ * without an account rather than wait longer. */
+export const QUICK = { timeoutMs: 10000 };

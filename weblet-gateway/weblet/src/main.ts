@@ -1,9 +1,12 @@
 // The podconnect weblet: the six steps on the printer's touch screen (launch, optional login,
-// browse, customize, preview, print). This file only wires routes to screens; see routes.ts for
-// the screens as data, nav.ts for the back stack and screens/ for each screen.
-import { closeSession } from "./api";
+// browse, customize, preview, print). This file only takes what the printer hands over at launch
+// (launch.ts) and wires routes to screens; see routes.ts for the screens as data, nav.ts for the
+// back stack and screens/ for each screen.
+import { closeSession, setDeviceUserAssertion } from "./api";
+import { takeAssertion } from "./launch";
 import { nav, type Route } from "./routes";
 import { scrollTop } from "./screen";
+import { accountScreen } from "./screens/account";
 import { categoryScreen, homeScreen } from "./screens/catalog";
 import { formScreen } from "./screens/form";
 import { doneScreen, jobScreen } from "./screens/job";
@@ -19,7 +22,7 @@ function show(route: Route, scroll: number): void {
       void startScreen();
       break;
     case "exit":
-      void exitScreen();
+      void exitScreen(route.deviceUserAssertion);
       break;
     case "ended":
       endedScreen(route.err);
@@ -28,7 +31,10 @@ function show(route: Route, scroll: number): void {
       void homeScreen();
       break;
     case "login":
-      loginScreen();
+      loginScreen(route.problem);
+      break;
+    case "account":
+      accountScreen();
       break;
     case "category":
       void categoryScreen(route.category, scroll);
@@ -65,4 +71,12 @@ window.addEventListener("pagehide", () => {
   void closeSession(true);
 });
 
+// The device user's assertion leaves the address before anything else happens. When the printer
+// launches the weblet again in the same page (only the fragment changes), the new device user
+// gets a fresh start: whatever the last person did is closed first.
+window.addEventListener("hashchange", () => {
+  const next = takeAssertion();
+  if (next) nav.reset({ name: "exit", deviceUserAssertion: next });
+});
+setDeviceUserAssertion(takeAssertion());
 nav.reset({ name: "start" });

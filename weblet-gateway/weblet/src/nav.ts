@@ -49,6 +49,14 @@ export class Navigator<R> {
     this.render();
   }
 
+  /** Forgets every screen and stacks these, bottom first; only the last one is shown (Back
+   * returns to the one under it). Nothing happens when `routes` is empty. */
+  resetTo(routes: R[]): void {
+    if (routes.length === 0) return;
+    this.stack = routes.map((route) => ({ route, scrollTop: 0 }));
+    this.render();
+  }
+
   /** Returns to the screen under the current one; false (and nothing happens) at the bottom. */
   back(): boolean {
     if (this.stack.length < 2) return false;

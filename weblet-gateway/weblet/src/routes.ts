@@ -3,13 +3,17 @@ import type { Category, Product } from "./gen/podconnect/v1/catalog_pb";
 import type { Job, SubmitJobResponse } from "./gen/podconnect/v1/print_pb";
 import { Navigator } from "./nav";
 import type { Flow } from "./state";
+import type { Problem } from "./status";
 
 export type Route =
   | { name: "start" }
-  | { name: "exit" }
+  /** `deviceUserAssertion`: the printer launched the weblet again for a (new) device user. */
+  | { name: "exit"; deviceUserAssertion?: string }
   | { name: "ended"; err: unknown }
   | { name: "home" }
-  | { name: "login" }
+  /** `problem`: why the person is asked to log in (their saved sign-in could not be used). */
+  | { name: "login"; problem?: Problem }
+  | { name: "account" }
   | { name: "category"; category: Category }
   | { name: "product"; productId: string }
   /** `flow` is null until the form screen has made the draft; then it stays for Back. */

@@ -1,6 +1,7 @@
 // The screen frame every screen is drawn in: the top bar (Back, title, log-in or user name,
-// Exit), a scrolling body and a footer. Opening a screen ends the one before: its calls are
-// aborted and its images freed; async work checks `alive` before it touches the DOM.
+// Exit), a scrolling body and a footer, and the brief notices shown over it ("Signed in as …").
+// Opening a screen ends the one before: its calls are aborted and its images freed; async work
+// checks `alive` before it touches the DOM.
 import { blobUrl, button, clear, h, revokeAll } from "./dom";
 import { nav } from "./routes";
 import { app } from "./state";
@@ -22,7 +23,7 @@ export interface ScreenOpts {
   testid: string;
   /** A Back button (to the screen under this one). */
   back?: boolean;
-  /** The home screen's bar: the user's name, or Log in. */
+  /** The home screen's bar: the user's name (opening their account), or Log in. */
   home?: boolean;
 }
 
@@ -87,9 +88,47 @@ export function screen(opts: ScreenOpts): Screen {
 
 function userBadge(): HTMLElement {
   const user = app.session.user;
-  return user
-    ? h("span", { class: "bar-user", testid: "user-name", text: user })
-    : button("Log in", () => nav.go({ name: "login" }), { kind: "ghost", testid: "login-open", class: "bar-login" });
+  if (!user) {
+    return button("Log in", () => nav.go({ name: "login" }), {
+      kind: "ghost",
+      testid: "login-open",
+      class: "bar-login",
+    });
+  }
+  const b = button(user, () => nav.go({ name: "account" }), { kind: "ghost", testid: "user-name", class: "bar-user" });
+  b.setAttribute("aria-label", `Signed in as ${user}: your account`);
+  return b;
+}
+
+/** How long a notice stays (a tap dismisses it earlier). */
+const NOTICE_MS = 6000;
+
+/** The notice on show and the timer that hides it. */
+const notice = { el: null as HTMLElement | null, timer: 0 };
+
+/** Shows a brief notice over whatever screen is on show (it outlives a change of screen, so
+ * "Signed in as …" is read on the screen the person lands on). A new notice replaces the last. */
+export function notify(text: string, kind: "info" | "warn" = "info"): void {
+  dismissNotice();
+  const el = h(
+    "div",
+    {
+      class: `notice notice-${kind}`,
+      testid: "notice",
+      attrs: { role: "status", "aria-live": "polite" },
+      on: { click: () => dismissNotice() },
+    },
+    text,
+  );
+  document.body.appendChild(el);
+  notice.el = el;
+  notice.timer = window.setTimeout(dismissNotice, NOTICE_MS);
+}
+
+export function dismissNotice(): void {
+  window.clearTimeout(notice.timer);
+  notice.el?.remove();
+  notice.el = null;
 }
 
 /** Closes the session and returns to a fresh start. */

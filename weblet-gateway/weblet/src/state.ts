@@ -3,6 +3,7 @@
 import { revokeAll } from "./dom";
 import type { Category, Product, ProductSummary } from "./gen/podconnect/v1/catalog_pb";
 import type { Draft, FieldError, Form, PrintFile } from "./gen/podconnect/v1/customization_pb";
+import { deviceFrom } from "./launch";
 
 /** The products of one category loaded so far (pages are appended as the person asks for more). */
 export interface ListState {
@@ -13,8 +14,14 @@ export interface ListState {
 
 /** What one session learned; all of it goes on exit. */
 export interface SessionState {
+  /** The storefront's name for the logged-in account; "" while anonymous. */
   user: string;
-  ssoAvailable: boolean;
+  /** A device-user assertion was sent and StartSession accepted it: "remember me" and "Forget
+   * me" apply to this session. */
+  deviceUser: boolean;
+  /** Credentials are stored for the device user, as far as this session knows (StartSession said
+   * so, or a login enrolled them; Forget and an unusable entry clear it). */
+  ssoStored: boolean;
   categories: Category[] | null;
   lists: Map<string, ListState>;
   thumbs: Map<string, Promise<string>>;
@@ -41,15 +48,16 @@ export interface Flow {
   errors: FieldError[];
 }
 
-const DEVICE_RE = /^[A-Za-z0-9._-]{1,64}$/;
-
 function freshSession(): SessionState {
-  return { user: "", ssoAvailable: false, categories: null, lists: new Map(), thumbs: new Map(), blobs: [] };
-}
-
-function deviceFrom(search: string): string {
-  const device = new URLSearchParams(search).get("device") || "";
-  return DEVICE_RE.test(device) ? device : "weblet";
+  return {
+    user: "",
+    deviceUser: false,
+    ssoStored: false,
+    categories: null,
+    lists: new Map(),
+    thumbs: new Map(),
+    blobs: [],
+  };
 }
 
 export const app: AppState = {
@@ -63,6 +71,14 @@ export const app: AppState = {
 export function forgetSession(): void {
   revokeAll(app.session.blobs);
   app.session = freshSession();
+}
+
+/** The person logged in or out: prices and assortment may differ per account, so the catalog is
+ * loaded again (images stay: they are the same for everyone). */
+export function accountChanged(user: string): void {
+  app.session.user = user;
+  app.session.categories = null;
+  app.session.lists.clear();
 }
 
 /** A new draft's flow, with its values as the server has them. */

@@ -1,8 +1,12 @@
-// Browser end-to-end walk of the weblet in headless Chromium (playwright-core): home → a
-// subcategory's product and Back (to that subcategory, its parent, home) → category →
-// customizable product → form (with an inline email error) → preview → print → job COMPLETED →
-// exit, then proves the browser kept nothing (no cookies, storage or IndexedDB). Any console error
-// or page error (CSP violations included) fails the run. One numbered screenshot per step.
+// Browser end-to-end walks of the weblet in headless Chromium (playwright-core). The print walk
+// (`--scenario print`, the default): home → a subcategory's product and Back (to that subcategory,
+// its parent, home) → category → customizable product → form (with an inline email error) →
+// preview → print → job COMPLETED → exit. The single sign-on walk (`--scenario sso`): without a
+// device user there is no "remember me"; launched with a device-user assertion, log in with
+// "remember me", exit, launch again: signed in with nothing typed; "Forget me"; launch again: not
+// signed in. Both then prove the browser kept nothing (no cookies, storage or IndexedDB). Any
+// console error or page error (CSP violations included) fails the run. One numbered screenshot
+// per step.
 //
 // The browser trusts the gateway's development CA the way a kiosk's IT team would make it: the CA
 // goes into the NSS database under the browser's HOME ($HOME/.pki/nssdb, where Chromium on Linux
@@ -13,6 +17,7 @@
 // Usage: node tests/flow.mjs [--url https://localhost:8443/?device=mfd-lobby] [--out DIR]
 //        [--chromium /usr/bin/chromium] [--ca ../../.data/podconnect/tls/dev-ca.pem]
 //        [--home EMPTY-DIR] [--certutil certutil]
+//        [--scenario print|sso] [--assertion JWT --user NAME --password PW --display-name NAME]
 // --home is the browser's HOME (its NSS database goes in there); without it a temporary folder is
 // made and removed at the end. certutil comes from Debian's libnss3-tools.
 // Exits 0 when every step passed, 1 with a message on stderr otherwise.
@@ -31,8 +36,21 @@ const { values: opts } = parseArgs({
     ca: { type: "string", default: "../../.data/podconnect/tls/dev-ca.pem" },
     home: { type: "string" },
     certutil: { type: "string", default: process.env.CERTUTIL || "certutil" },
+    scenario: { type: "string", default: "print" },
+    assertion: { type: "string", default: "" },
+    user: { type: "string", default: "" },
+    password: { type: "string", default: "" },
+    "display-name": { type: "string", default: "" },
   },
 });
+if (!["print", "sso"].includes(opts.scenario)) {
+  console.error(`flow: unknown --scenario ${opts.scenario} (print or sso)`);
+  process.exit(1);
+}
+if (opts.scenario === "sso" && !(opts.assertion && opts.user && opts.password && opts["display-name"])) {
+  console.error("flow: --scenario sso needs --assertion, --user, --password and --display-name");
+  process.exit(1);
+}
 
 /** Timeouts (ms): one UI step, the print job to complete, the whole run. */
 const STEP = 15_000;
@@ -156,77 +174,11 @@ async function cleanUp() {
   if (ownHome) rmSync(home, { recursive: true, force: true });
 }
 
-try {
-  const caPem = (() => {
-    try {
-      return readFileSync(caFile, "utf8");
-    } catch (e) {
-      throw new Failure(`cannot read the gateway's CA ${caFile}: ${e.message}`);
-    }
-  })();
-  const caSubject = new X509Certificate(caPem).subject;
-  // An empty HOME, so nothing but the CA added below can make the browser trust the gateway.
-  mkdirSync(home, { recursive: true });
-  check(readdirSync(home).length === 0, `the browser's HOME ${home} is not empty`);
-  mkdirSync(join(home, ".pki", "nssdb"), { recursive: true, mode: 0o700 });
-  certutil("-N", "--empty-password");
+/** The subject of the CA the browser is made to trust. */
+let caSubject = "";
 
-  log("step: untrusted");
-  untrusted = await launch();
-  log(`chromium ${untrusted.version()}, HOME ${home}`);
-  const refusal = await (async () => {
-    const probe = await (await untrusted.newContext()).newPage();
-    try {
-      const response = await probe.goto(opts.url, { waitUntil: "commit", timeout: STEP });
-      return `a page (HTTP ${response?.status()})`;
-    } catch (e) {
-      return e.message.split("\n")[0];
-    }
-  })();
-  await untrusted.close();
-  untrusted = undefined;
-  check(
-    refusal.includes("net::ERR_CERT_AUTHORITY_INVALID"),
-    `without the CA the browser should refuse the gateway with net::ERR_CERT_AUTHORITY_INVALID, got: ${refusal}`,
-  );
-  log(`refused without the CA: net::ERR_CERT_AUTHORITY_INVALID`);
-
-  certutil("-A", "-n", CA_NICKNAME, "-t", "C,,", "-i", caFile);
-  const listed = certutil("-L");
-  check(listed.includes(CA_NICKNAME), `the NSS database does not list ${CA_NICKNAME}:\n${listed}`);
-  log(`trusted ${caSubject.replace(/\n/g, ", ")} in ${nssdb} as ${CA_NICKNAME}`);
-
-  browser = await launch();
-  log(`chromium ${browser.version()}`);
-  context = await browser.newContext({ viewport: { width: 800, height: 480 }, hasTouch: true });
-  context.setDefaultTimeout(STEP);
-  // CSP violations also reach the console, but report them explicitly, with what was blocked.
-  await context.addInitScript(() => {
-    document.addEventListener("securitypolicyviolation", (e) => {
-      console.error(`CSP violation: ${e.violatedDirective} blocked ${e.blockedURI || "(inline)"}`);
-    });
-  });
-  page = await context.newPage();
-  page.on("console", (m) => {
-    if (m.type() !== "error") return;
-    const where = m.location().url;
-    problems.push(`console error: ${m.text()}${where ? ` (${where})` : ""}`);
-  });
-  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-  page.on("crash", () => problems.push("the page crashed"));
-  page.on("response", (r) => {
-    if (r.status() >= 400) problems.push(`HTTP ${r.status()} for ${r.request().method()} ${r.url()}`);
-  });
-  page.on("requestfailed", (r) => {
-    // A screen change aborts its calls (the job watch stream, for one): that is by design.
-    const why = r.failure()?.errorText || "";
-    if (!why.includes("ERR_ABORTED")) problems.push(`request failed: ${r.method()} ${r.url()}: ${why}`);
-  });
-  page.on("request", (r) => {
-    const path = new URL(r.url()).pathname;
-    if (/^\/podconnect\.v1\.\w+\/\w+$/.test(path)) calls.push({ path, auth: r.headers().authorization || "" });
-  });
-
+/** The print walk: browse, customize, preview, print, watch the job, exit. */
+async function printWalk() {
   await step("home", async () => {
     const response = await page.goto(opts.url, { waitUntil: "load" });
     check(response?.ok(), `GET ${opts.url} answered ${response?.status()}`);
@@ -249,14 +201,6 @@ try {
     const firstScreenMs = await page.evaluate(() => Math.round(performance.now()));
     log(`first screen usable after ${firstScreenMs} ms (navigation start to category tiles)`);
   });
-
-  /** Waits until the bar's title reads `title` (screens of one kind share their test id). */
-  const titled = (title) =>
-    page.waitForFunction(
-      (want) => document.querySelector('[data-testid="screen-title"]')?.textContent === want,
-      title,
-      { timeout: STEP },
-    );
 
   await step("subcategory", async () => {
     await t(`category-${GROUP}`).click();
@@ -436,6 +380,196 @@ try {
     check(list, `the fresh start did not list the categories again (calls: ${paths.join(", ")})`);
     check(list.auth && list.auth !== oldToken, "the fresh start reuses the old session token");
   });
+}
+
+/** Waits until the bar's title reads `title` (screens of one kind share their test id). */
+const titled = (title) =>
+  page.waitForFunction((want) => document.querySelector('[data-testid="screen-title"]')?.textContent === want, title, {
+    timeout: STEP,
+  });
+
+/** The calls' method names from `from` on. */
+const callNames = (from) => calls.slice(from).map((c) => c.path.split("/").pop());
+
+/** A fresh launch of the weblet, as the printer makes it: a new page load, with the device user's
+ * assertion in the fragment when `assertion` is given. */
+async function launchWeblet(assertion) {
+  // Leaving the page ends its session (pagehide); a fragment-only change would not reload it.
+  await page.goto("about:blank");
+  const url = assertion ? `${opts.url}#device-user-assertion=${assertion}` : opts.url;
+  const response = await page.goto(url, { waitUntil: "load" });
+  check(response?.ok(), `GET ${opts.url} answered ${response?.status()}`);
+}
+
+/** The single sign-on walk. */
+async function ssoWalk() {
+  const name = opts["display-name"];
+  await step("no-device-user", async () => {
+    await launchWeblet("");
+    await t("screen-home").waitFor();
+    await t("login-open").click();
+    await t("screen-login").waitFor();
+    check((await t("login-remember").count()) === 0, "'remember me' is offered without a device user");
+  });
+
+  await step("device-user-login", async () => {
+    await launchWeblet(opts.assertion);
+    await t("screen-home").waitFor();
+    check(!page.url().includes("device-user-assertion"), `the assertion stayed in the address: ${page.url()}`);
+    const history = await page.evaluate(() => history.length);
+    log(`address after launch: ${page.url()} (history length ${history})`);
+    await t("login-open").click();
+    await t("screen-login").waitFor();
+    await t("login-remember").waitFor();
+    await t("login-username").fill(opts.user);
+    await t("login-password").fill(opts.password);
+    await t("login-remember").check();
+  });
+
+  await step("remembered", async () => {
+    const from = calls.length;
+    await t("login-submit").click();
+    await t("screen-home").waitFor();
+    await page.waitForFunction(
+      (want) => document.querySelector('[data-testid="user-name"]')?.textContent?.includes(want),
+      name,
+      {
+        timeout: STEP,
+      },
+    );
+    check(callNames(from).includes("Login"), `logging in called ${callNames(from).join(", ")}`);
+    const notice = (await t("notice").textContent()) || "";
+    check(/remembers you/.test(notice), `the notice does not say the printer remembers the person: ${notice}`);
+  });
+
+  await step("exit", async () => {
+    await t("exit").click();
+    await t("screen-home").waitFor();
+    check((await t("user-name").count()) === 0, "a user is still shown after exit");
+  });
+
+  await step("signed-in-without-typing", async () => {
+    const from = calls.length;
+    await launchWeblet(opts.assertion);
+    await t("screen-home").waitFor();
+    await page.waitForFunction(
+      (want) => document.querySelector('[data-testid="user-name"]')?.textContent?.includes(want),
+      name,
+      {
+        timeout: STEP,
+      },
+    );
+    const names = callNames(from);
+    check(
+      names.includes("GetVaultKey") && names.includes("SilentLogin") && !names.includes("Login"),
+      `the relaunch should sign in through GetVaultKey and SilentLogin only: ${names.join(", ")}`,
+    );
+    check((await t("screen-login").count()) === 0, "the login screen was shown");
+    log(`signed in as ${name} with nothing typed (${names.join(", ")})`);
+  });
+
+  await step("forget", async () => {
+    await t("user-name").click();
+    await t("screen-account").waitFor();
+    await t("forget-me").click();
+    await page.waitForFunction(
+      () => /forgotten you/.test(document.querySelector('[data-testid="notice"]')?.textContent || ""),
+      null,
+      {
+        timeout: STEP,
+      },
+    );
+  });
+
+  await step("not-remembered", async () => {
+    await t("exit").click();
+    await t("screen-home").waitFor();
+    const from = calls.length;
+    await launchWeblet(opts.assertion);
+    await t("screen-home").waitFor();
+    await t("login-open").waitFor();
+    const names = callNames(from);
+    check(!names.includes("SilentLogin"), `a forgotten person was signed in: ${names.join(", ")}`);
+    await t("login-open").click();
+    await t("screen-login").waitFor();
+    await t("login-remember").waitFor();
+    await t("login-username").waitFor();
+  });
+}
+
+try {
+  const caPem = (() => {
+    try {
+      return readFileSync(caFile, "utf8");
+    } catch (e) {
+      throw new Failure(`cannot read the gateway's CA ${caFile}: ${e.message}`);
+    }
+  })();
+  caSubject = new X509Certificate(caPem).subject;
+  // An empty HOME, so nothing but the CA added below can make the browser trust the gateway.
+  mkdirSync(home, { recursive: true });
+  check(readdirSync(home).length === 0, `the browser's HOME ${home} is not empty`);
+  mkdirSync(join(home, ".pki", "nssdb"), { recursive: true, mode: 0o700 });
+  certutil("-N", "--empty-password");
+
+  log("step: untrusted");
+  untrusted = await launch();
+  log(`chromium ${untrusted.version()}, HOME ${home}`);
+  const refusal = await (async () => {
+    const probe = await (await untrusted.newContext()).newPage();
+    try {
+      const response = await probe.goto(opts.url, { waitUntil: "commit", timeout: STEP });
+      return `a page (HTTP ${response?.status()})`;
+    } catch (e) {
+      return e.message.split("\n")[0];
+    }
+  })();
+  await untrusted.close();
+  untrusted = undefined;
+  check(
+    refusal.includes("net::ERR_CERT_AUTHORITY_INVALID"),
+    `without the CA the browser should refuse the gateway with net::ERR_CERT_AUTHORITY_INVALID, got: ${refusal}`,
+  );
+  log(`refused without the CA: net::ERR_CERT_AUTHORITY_INVALID`);
+
+  certutil("-A", "-n", CA_NICKNAME, "-t", "C,,", "-i", caFile);
+  const listed = certutil("-L");
+  check(listed.includes(CA_NICKNAME), `the NSS database does not list ${CA_NICKNAME}:\n${listed}`);
+  log(`trusted ${caSubject.replace(/\n/g, ", ")} in ${nssdb} as ${CA_NICKNAME}`);
+
+  browser = await launch();
+  log(`chromium ${browser.version()}`);
+  context = await browser.newContext({ viewport: { width: 800, height: 480 }, hasTouch: true });
+  context.setDefaultTimeout(STEP);
+  // CSP violations also reach the console, but report them explicitly, with what was blocked.
+  await context.addInitScript(() => {
+    document.addEventListener("securitypolicyviolation", (e) => {
+      console.error(`CSP violation: ${e.violatedDirective} blocked ${e.blockedURI || "(inline)"}`);
+    });
+  });
+  page = await context.newPage();
+  page.on("console", (m) => {
+    if (m.type() !== "error") return;
+    const where = m.location().url;
+    problems.push(`console error: ${m.text()}${where ? ` (${where})` : ""}`);
+  });
+  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+  page.on("crash", () => problems.push("the page crashed"));
+  page.on("response", (r) => {
+    if (r.status() >= 400) problems.push(`HTTP ${r.status()} for ${r.request().method()} ${r.url()}`);
+  });
+  page.on("requestfailed", (r) => {
+    // A screen change aborts its calls (the job watch stream, for one): that is by design.
+    const why = r.failure()?.errorText || "";
+    if (!why.includes("ERR_ABORTED")) problems.push(`request failed: ${r.method()} ${r.url()}: ${why}`);
+  });
+  page.on("request", (r) => {
+    const path = new URL(r.url()).pathname;
+    if (/^\/podconnect\.v1\.\w+\/\w+$/.test(path)) calls.push({ path, auth: r.headers().authorization || "" });
+  });
+
+  if (opts.scenario === "sso") await ssoWalk();
+  else await printWalk();
 
   log("step: nothing kept");
   check(!(await page.evaluate(() => document.cookie)), "document.cookie is not empty");

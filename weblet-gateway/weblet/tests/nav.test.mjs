@@ -101,3 +101,17 @@ test("reset forgets the way back; replace swaps the screen on top; reload shows 
   assert.deepEqual(nav.routes(), [home]);
   assert.equal(top().name, "home");
 });
+
+test("resetTo shows only the screen on top, and Back returns to the one stacked under it", () => {
+  const { nav, shown, top } = app();
+  nav.reset(flyers);
+  const before = shown.length;
+  nav.resetTo([home, { name: "login" }]);
+  assert.equal(shown.length, before + 1, "only the login screen is drawn, not home under it");
+  assert.equal(top().name, "login");
+  assert.equal(nav.back(), true);
+  assert.deepEqual(top(), { ...home, scrollTop: 0 });
+  assert.equal(nav.back(), false, "flyers from before the reset is gone");
+  nav.resetTo([]);
+  assert.deepEqual(nav.routes(), [home], "an empty list changes nothing");
+});

@@ -6,11 +6,11 @@
 //   as `authorization: Bearer <session_token>`. A call without a token, or with one that is
 //   unknown, expired (idle or absolute limit), rotated away by Login, or closed, fails with
 //   UNAUTHENTICATED; the app then starts a new session.
-// - Operator-only RPCs (DeviceService, UsageService, SsoService.RotateKey/Rewrap) need an
-//   operator credential instead: a TLS client certificate the server trusts as an operator, or an
-//   operator token sent as `authorization: Bearer <operator_token>`. Without any credential they
-//   fail with UNAUTHENTICATED; with a session token (or another non-operator credential) they fail
-//   with PERMISSION_DENIED.
+// - Operator-only RPCs (DeviceService, UsageService, SsoService.RotateKey, Rewrap and
+//   SetMinDecryptionVersion) need an operator credential instead: a TLS client certificate the
+//   server trusts as an operator, or an operator token sent as `authorization: Bearer
+//   <operator_token>`. Without any credential they fail with UNAUTHENTICATED; with a session token
+//   (or another non-operator credential) they fail with PERMISSION_DENIED.
 // - One session can never see another session's drafts, previews, files or jobs: an id that
 //   belongs to another session answers NOT_FOUND, exactly like an id that does not exist.
 // - Ids a caller sends back (category, product, draft, file, job) are opaque: an empty id where
@@ -300,7 +300,9 @@ export const SessionService: GenService<{
    *   or longer than 1024 characters.
    * - PERMISSION_DENIED: the storefront refused the username or password (the message does not
    *   say which). Counts as a failed login for rate limiting.
-   * - RESOURCE_EXHAUSTED: too many failed logins for this session or device; wait and retry.
+   * - RESOURCE_EXHAUSTED: too many failed logins from this device, or for this account from any
+   *   device, within the server's window; the message says how long to wait.
+   * - UNAVAILABLE: the storefront is busy checking other logins or cannot be reached; retry.
    *
    * @generated from rpc podconnect.v1.SessionService.Login
    */

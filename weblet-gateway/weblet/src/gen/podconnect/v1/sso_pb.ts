@@ -26,7 +26,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file podconnect/v1/sso.proto.
  */
 export const file_podconnect_v1_sso: GenFile = /*@__PURE__*/
-  fileDesc("Chdwb2Rjb25uZWN0L3YxL3Nzby5wcm90bxINcG9kY29ubmVjdC52MSI7ChVTdG9yZWZyb250Q3JlZGVudGlhbHMSEAoIdXNlcm5hbWUYASABKAkSEAoIcGFzc3dvcmQYAiABKAkiSgoNRW5yb2xsUmVxdWVzdBI5CgtjcmVkZW50aWFscxgBIAEoCzIkLnBvZGNvbm5lY3QudjEuU3RvcmVmcm9udENyZWRlbnRpYWxzIjgKDkVucm9sbFJlc3BvbnNlEhQKDGRpc3BsYXlfbmFtZRgBIAEoCRIQCghyZXBsYWNlZBgCIAEoCCIUChJHZXRWYXVsdEtleVJlcXVlc3QiWQoTR2V0VmF1bHRLZXlSZXNwb25zZRIRCgl2YXVsdF9rZXkYASABKAkSLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIicKElNpbGVudExvZ2luUmVxdWVzdBIRCgl2YXVsdF9rZXkYASABKAkiQgoTU2lsZW50TG9naW5SZXNwb25zZRIUCgxkaXNwbGF5X25hbWUYASABKAkSFQoNc2Vzc2lvbl90b2tlbhgCIAEoCSIPCg1Gb3JnZXRSZXF1ZXN0IiEKDkZvcmdldFJlc3BvbnNlEg8KB2RlbGV0ZWQYASABKAgiEgoQUm90YXRlS2V5UmVxdWVzdCJZChFSb3RhdGVLZXlSZXNwb25zZRITCgtrZXlfdmVyc2lvbhgBIAEoDRIvCgtjcmVhdGVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiDwoNUmV3cmFwUmVxdWVzdCJhCg5SZXdyYXBSZXNwb25zZRITCgtrZXlfdmVyc2lvbhgBIAEoDRIRCglyZXdyYXBwZWQYAiABKAMSFwoPYWxyZWFkeV9jdXJyZW50GAMgASgDEg4KBmZhaWxlZBgEIAEoAzLdAwoKU3NvU2VydmljZRJFCgZFbnJvbGwSHC5wb2Rjb25uZWN0LnYxLkVucm9sbFJlcXVlc3QaHS5wb2Rjb25uZWN0LnYxLkVucm9sbFJlc3BvbnNlElQKC0dldFZhdWx0S2V5EiEucG9kY29ubmVjdC52MS5HZXRWYXVsdEtleVJlcXVlc3QaIi5wb2Rjb25uZWN0LnYxLkdldFZhdWx0S2V5UmVzcG9uc2USVAoLU2lsZW50TG9naW4SIS5wb2Rjb25uZWN0LnYxLlNpbGVudExvZ2luUmVxdWVzdBoiLnBvZGNvbm5lY3QudjEuU2lsZW50TG9naW5SZXNwb25zZRJFCgZGb3JnZXQSHC5wb2Rjb25uZWN0LnYxLkZvcmdldFJlcXVlc3QaHS5wb2Rjb25uZWN0LnYxLkZvcmdldFJlc3BvbnNlEk4KCVJvdGF0ZUtleRIfLnBvZGNvbm5lY3QudjEuUm90YXRlS2V5UmVxdWVzdBogLnBvZGNvbm5lY3QudjEuUm90YXRlS2V5UmVzcG9uc2USRQoGUmV3cmFwEhwucG9kY29ubmVjdC52MS5SZXdyYXBSZXF1ZXN0Gh0ucG9kY29ubmVjdC52MS5SZXdyYXBSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("Chdwb2Rjb25uZWN0L3YxL3Nzby5wcm90bxINcG9kY29ubmVjdC52MSI7ChVTdG9yZWZyb250Q3JlZGVudGlhbHMSEAoIdXNlcm5hbWUYASABKAkSEAoIcGFzc3dvcmQYAiABKAkiSgoNRW5yb2xsUmVxdWVzdBI5CgtjcmVkZW50aWFscxgBIAEoCzIkLnBvZGNvbm5lY3QudjEuU3RvcmVmcm9udENyZWRlbnRpYWxzIjgKDkVucm9sbFJlc3BvbnNlEhQKDGRpc3BsYXlfbmFtZRgBIAEoCRIQCghyZXBsYWNlZBgCIAEoCCIUChJHZXRWYXVsdEtleVJlcXVlc3QiWQoTR2V0VmF1bHRLZXlSZXNwb25zZRIRCgl2YXVsdF9rZXkYASABKAkSLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIicKElNpbGVudExvZ2luUmVxdWVzdBIRCgl2YXVsdF9rZXkYASABKAkiQgoTU2lsZW50TG9naW5SZXNwb25zZRIUCgxkaXNwbGF5X25hbWUYASABKAkSFQoNc2Vzc2lvbl90b2tlbhgCIAEoCSIPCg1Gb3JnZXRSZXF1ZXN0IiEKDkZvcmdldFJlc3BvbnNlEg8KB2RlbGV0ZWQYASABKAgiEgoQUm90YXRlS2V5UmVxdWVzdCJZChFSb3RhdGVLZXlSZXNwb25zZRITCgtrZXlfdmVyc2lvbhgBIAEoDRIvCgtjcmVhdGVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiDwoNUmV3cmFwUmVxdWVzdCJhCg5SZXdyYXBSZXNwb25zZRITCgtrZXlfdmVyc2lvbhgBIAEoDRIRCglyZXdyYXBwZWQYAiABKAMSFwoPYWxyZWFkeV9jdXJyZW50GAMgASgDEg4KBmZhaWxlZBgEIAEoAyJACh5TZXRNaW5EZWNyeXB0aW9uVmVyc2lvblJlcXVlc3QSHgoWbWluX2RlY3J5cHRpb25fdmVyc2lvbhgBIAEoDSJWCh9TZXRNaW5EZWNyeXB0aW9uVmVyc2lvblJlc3BvbnNlEhMKC2tleV92ZXJzaW9uGAEgASgNEh4KFm1pbl9kZWNyeXB0aW9uX3ZlcnNpb24YAiABKA0y1wQKClNzb1NlcnZpY2USRQoGRW5yb2xsEhwucG9kY29ubmVjdC52MS5FbnJvbGxSZXF1ZXN0Gh0ucG9kY29ubmVjdC52MS5FbnJvbGxSZXNwb25zZRJUCgtHZXRWYXVsdEtleRIhLnBvZGNvbm5lY3QudjEuR2V0VmF1bHRLZXlSZXF1ZXN0GiIucG9kY29ubmVjdC52MS5HZXRWYXVsdEtleVJlc3BvbnNlElQKC1NpbGVudExvZ2luEiEucG9kY29ubmVjdC52MS5TaWxlbnRMb2dpblJlcXVlc3QaIi5wb2Rjb25uZWN0LnYxLlNpbGVudExvZ2luUmVzcG9uc2USRQoGRm9yZ2V0EhwucG9kY29ubmVjdC52MS5Gb3JnZXRSZXF1ZXN0Gh0ucG9kY29ubmVjdC52MS5Gb3JnZXRSZXNwb25zZRJOCglSb3RhdGVLZXkSHy5wb2Rjb25uZWN0LnYxLlJvdGF0ZUtleVJlcXVlc3QaIC5wb2Rjb25uZWN0LnYxLlJvdGF0ZUtleVJlc3BvbnNlEkUKBlJld3JhcBIcLnBvZGNvbm5lY3QudjEuUmV3cmFwUmVxdWVzdBodLnBvZGNvbm5lY3QudjEuUmV3cmFwUmVzcG9uc2USeAoXU2V0TWluRGVjcnlwdGlvblZlcnNpb24SLS5wb2Rjb25uZWN0LnYxLlNldE1pbkRlY3J5cHRpb25WZXJzaW9uUmVxdWVzdBouLnBvZGNvbm5lY3QudjEuU2V0TWluRGVjcnlwdGlvblZlcnNpb25SZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * Storefront credentials given explicitly to SsoService.Enroll.
@@ -340,9 +340,59 @@ export const RewrapResponseSchema: GenMessage<RewrapResponse> = /*@__PURE__*/
   messageDesc(file_podconnect_v1_sso, 12);
 
 /**
+ * Request of SsoService.SetMinDecryptionVersion. Operators only.
+ *
+ * @generated from message podconnect.v1.SetMinDecryptionVersionRequest
+ */
+export type SetMinDecryptionVersionRequest = Message<"podconnect.v1.SetMinDecryptionVersionRequest"> & {
+  /**
+   * The oldest KEK version that may decrypt: 1 to the newest version.
+   *
+   * @generated from field: uint32 min_decryption_version = 1;
+   */
+  minDecryptionVersion: number;
+};
+
+/**
+ * Describes the message podconnect.v1.SetMinDecryptionVersionRequest.
+ * Use `create(SetMinDecryptionVersionRequestSchema)` to create a new message.
+ */
+export const SetMinDecryptionVersionRequestSchema: GenMessage<SetMinDecryptionVersionRequest> = /*@__PURE__*/
+  messageDesc(file_podconnect_v1_sso, 13);
+
+/**
+ * Response of SsoService.SetMinDecryptionVersion.
+ *
+ * @generated from message podconnect.v1.SetMinDecryptionVersionResponse
+ */
+export type SetMinDecryptionVersionResponse = Message<"podconnect.v1.SetMinDecryptionVersionResponse"> & {
+  /**
+   * The newest KEK version (the one new entries are encrypted under).
+   *
+   * @generated from field: uint32 key_version = 1;
+   */
+  keyVersion: number;
+
+  /**
+   * The oldest KEK version that may decrypt, as now set.
+   *
+   * @generated from field: uint32 min_decryption_version = 2;
+   */
+  minDecryptionVersion: number;
+};
+
+/**
+ * Describes the message podconnect.v1.SetMinDecryptionVersionResponse.
+ * Use `create(SetMinDecryptionVersionResponseSchema)` to create a new message.
+ */
+export const SetMinDecryptionVersionResponseSchema: GenMessage<SetMinDecryptionVersionResponse> = /*@__PURE__*/
+  messageDesc(file_podconnect_v1_sso, 14);
+
+/**
  * Enrolls, uses and forgets stored storefront credentials. Enroll, GetVaultKey, SilentLogin and
  * Forget are called by a session whose device user was verified at StartSession (see
- * session.proto for authentication); RotateKey and Rewrap are operator-only.
+ * session.proto for authentication); RotateKey, Rewrap and SetMinDecryptionVersion are
+ * operator-only.
  *
  * @generated from service podconnect.v1.SsoService
  */
@@ -448,6 +498,23 @@ export const SsoService: GenService<{
     methodKind: "unary";
     input: typeof RewrapRequestSchema;
     output: typeof RewrapResponseSchema;
+  },
+  /**
+   * Sets the oldest KEK version that may still decrypt, as HashiCorp Vault's transit engine does:
+   * entries under older versions can no longer be used (SilentLogin then deletes them and answers
+   * FAILED_PRECONDITION), which retires a version after Rewrap has moved what it could. It can be
+   * lowered again while the older versions are still in the key ring. Operators only:
+   * UNAUTHENTICATED without an operator credential, PERMISSION_DENIED with a session token.
+   *
+   * Errors: INVALID_ARGUMENT (`min_decryption_version` is 0 or newer than the newest version),
+   * FAILED_PRECONDITION (the key ring cannot change at run time), plus the operator errors above.
+   *
+   * @generated from rpc podconnect.v1.SsoService.SetMinDecryptionVersion
+   */
+  setMinDecryptionVersion: {
+    methodKind: "unary";
+    input: typeof SetMinDecryptionVersionRequestSchema;
+    output: typeof SetMinDecryptionVersionResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_podconnect_v1_sso, 0);
