@@ -301,15 +301,14 @@ async fn sso_manager(settings: &SsoSettings, persistent: &SqliteStore) -> anyhow
                 .context("cannot open the SSO vault table in the database")?,
         ),
         VaultBackend::Service { url, ca, client_cert, client_key, timeout } => {
-            let read = |path: &std::path::Path| {
-                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
-            };
+            let read =
+                |path: &std::path::Path| std::fs::read(path).with_context(|| format!("cannot read {}", path.display()));
             Arc::new(
                 vault::GrpcVault::connect(vault::GrpcVaultConfig {
                     endpoint: url.clone(),
                     ca_pem: read(ca)?,
                     client_cert_pem: read(client_cert)?,
-                    client_key_pem: read(client_key)?.into(),
+                    client_key_pem: read(client_key)?,
                     timeout: *timeout,
                 })
                 .with_context(|| format!("cannot set up the vault service at {url}"))?,

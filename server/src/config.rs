@@ -759,14 +759,23 @@ fn resolve_sso(cli: &Cli, file: &FileSso, data_dir: &Path) -> anyhow::Result<Sso
             VaultBackend::Database
         }
         Some(url) => {
-            ensure!(url.starts_with("https://"), "the vault URL must start with https:// (it is always reached over TLS)");
+            ensure!(
+                url.starts_with("https://"),
+                "the vault URL must start with https:// (it is always reached over TLS)"
+            );
             let need = |flag: Option<&PathBuf>, key: Option<&PathBuf>, name: &str| {
-                flag.or(key).cloned().with_context(|| format!("a vault URL needs sso.{name} (--{})", name.replace('_', "-")))
+                flag.or(key)
+                    .cloned()
+                    .with_context(|| format!("a vault URL needs sso.{name} (--{})", name.replace('_', "-")))
             };
             VaultBackend::Service {
                 url,
                 ca: need(cli.vault_ca.as_ref(), file.vault_ca.as_ref(), "vault_ca")?,
-                client_cert: need(cli.vault_client_cert.as_ref(), file.vault_client_cert.as_ref(), "vault_client_cert")?,
+                client_cert: need(
+                    cli.vault_client_cert.as_ref(),
+                    file.vault_client_cert.as_ref(),
+                    "vault_client_cert",
+                )?,
                 client_key: need(cli.vault_client_key.as_ref(), file.vault_client_key.as_ref(), "vault_client_key")?,
                 timeout: parse_duration(file.vault_timeout.as_deref(), "sso.vault_timeout", "5s")?,
             }
@@ -838,7 +847,8 @@ fn resolve_assertions(cli: &Cli, file: &FileAssertions) -> anyhow::Result<Assert
         (Some(_), Some(_)) => bail!("assertion keys come from a JWKS file or a JWKS URL, not both"),
         (Some(path), None) => AssertionKeys::File(path),
         (None, Some(raw)) => {
-            let url = reqwest::Url::parse(&raw).with_context(|| format!("the assertion JWKS URL \"{raw}\" is not a URL"))?;
+            let url =
+                reqwest::Url::parse(&raw).with_context(|| format!("the assertion JWKS URL \"{raw}\" is not a URL"))?;
             ensure!(url.scheme() == "https", "the assertion JWKS URL must be https://, not {}://", url.scheme());
             ensure!(!refresh_min.is_zero(), "assertions.jwks_refresh_min must be longer than zero");
             AssertionKeys::Url { url, ca_file: jwks_ca.clone(), refresh_min }
@@ -860,7 +870,8 @@ fn resolve_assertions(cli: &Cli, file: &FileAssertions) -> anyhow::Result<Assert
         (_, Some(issuer)) if !issuer.trim().is_empty() => issuer,
         (_, _) => bail!("an assertion JWKS needs the issuer whose assertions it signs: set the assertion issuer"),
     };
-    let audience = cli.assertion_audience.clone().or_else(|| file.audience.clone()).unwrap_or_else(|| DEFAULT_AUDIENCE.into());
+    let audience =
+        cli.assertion_audience.clone().or_else(|| file.audience.clone()).unwrap_or_else(|| DEFAULT_AUDIENCE.into());
     ensure!(!audience.trim().is_empty(), "the assertion audience must not be empty");
     let leeway = parse_duration(file.leeway.as_deref(), "assertions.leeway", "30s")?;
     ensure!(

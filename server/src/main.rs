@@ -83,7 +83,9 @@ fn hash_password() -> ExitCode {
     let read = std::io::stdin().read_line(&mut line);
     let password = line.trim_end_matches(['\r', '\n']);
     if read.is_err() || password.is_empty() {
-        eprintln!("podconnect-server hash-password: give the password on standard input, e.g. `read -rs P; echo \"$P\" | podconnect-server hash-password`");
+        eprintln!(
+            "podconnect-server hash-password: give the password on standard input, e.g. `read -rs P; echo \"$P\" | podconnect-server hash-password`"
+        );
         return ExitCode::from(2);
     }
     match server::storefront::accounts::hash_password(password.as_bytes()) {

@@ -210,12 +210,7 @@ impl Keyring {
 
     /// Opens an envelope sealed for `owner` and `purpose`. Checks, in order: length, format, key
     /// version known, not newer than the newest, not below the minimum, then authentication.
-    pub fn open(
-        &self,
-        purpose: Purpose,
-        owner: &VaultAddress,
-        sealed: &[u8],
-    ) -> Result<Zeroizing<Vec<u8>>, OpenError> {
+    pub fn open(&self, purpose: Purpose, owner: &VaultAddress, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, OpenError> {
         let version = envelope::check_frame(sealed)?;
         let key = {
             let state = self.read();
@@ -360,7 +355,10 @@ impl Keyring {
             return Err(SsoError::KeysExhausted);
         }
         let info = self.rotate_locked()?;
-        tracing::info!(version = info.version, "SSO key version rotated automatically: the previous one reached its seal limit");
+        tracing::info!(
+            version = info.version,
+            "SSO key version rotated automatically: the previous one reached its seal limit"
+        );
         Ok(())
     }
 
@@ -432,7 +430,9 @@ fn check_versions(versions: impl Iterator<Item = u32>, min: u32) -> Result<(), S
     for (index, version) in versions.enumerate() {
         let expected = index as u64 + 1;
         if u64::from(version) != expected {
-            return Err(format!("key versions must be 1, 2, 3… without gaps; found {version} where {expected} belongs"));
+            return Err(format!(
+                "key versions must be 1, 2, 3… without gaps; found {version} where {expected} belongs"
+            ));
         }
         count = version;
     }
@@ -544,9 +544,9 @@ fn key_file_bytes(
 ) -> Result<Zeroizing<Vec<u8>>, SsoError> {
     let mut entries = Vec::with_capacity(versions.len());
     for v in versions {
-        let created = OffsetDateTime::from(v.created)
-            .format(&Rfc3339)
-            .map_err(|e| SsoError::KeyFile(format!("the created time of key version {} cannot be written: {e}", v.version)))?;
+        let created = OffsetDateTime::from(v.created).format(&Rfc3339).map_err(|e| {
+            SsoError::KeyFile(format!("the created time of key version {} cannot be written: {e}", v.version))
+        })?;
         let seals_reserved = match pending {
             Some((version, reserved)) if version == v.version => reserved,
             _ => v.reserved.load(Ordering::Acquire),

@@ -10,9 +10,9 @@ use sha2::Sha256;
 use vault::{VaultAddress, VaultEntry, VaultStore};
 use zeroize::Zeroizing;
 
+use crate::SsoError;
 use crate::envelope::{self, Purpose};
 use crate::keyring::{KeyVersionInfo, Keyring};
-use crate::SsoError;
 
 /// Longest username stored, in characters.
 pub const MAX_USERNAME_CHARS: usize = 256;
@@ -146,9 +146,7 @@ impl SsoManager {
     pub async fn rotate_key(&self) -> Result<KeyVersionInfo, SsoError> {
         let keyring = Arc::clone(&self.keyring);
         // Writes and fsyncs the key file: off the async workers.
-        tokio::task::spawn_blocking(move || keyring.rotate())
-            .await
-            .map_err(|e| SsoError::Interrupted(e.to_string()))?
+        tokio::task::spawn_blocking(move || keyring.rotate()).await.map_err(|e| SsoError::Interrupted(e.to_string()))?
     }
 
     /// Seals every entry under an older key version again under the newest, page by page. Each
@@ -222,11 +220,12 @@ impl SsoManager {
         }
         // Changed since the page was read: a new enrollment is sealed under the newest version.
         match self.vault.get(address).await? {
-            Some(now) if envelope::key_version(&now.envelope).is_some_and(|v| v >= target) => report.already_current += 1,
+            Some(now) if envelope::key_version(&now.envelope).is_some_and(|v| v >= target) => {
+                report.already_current += 1
+            }
             Some(_) => report.failed += 1,
             None => {}
         }
         Ok(())
     }
 }
-

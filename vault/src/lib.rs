@@ -159,8 +159,23 @@ mod tests {
 #[cfg(test)]
 mod boundary {
     const FORBIDDEN: &[&str] = &[
-        "sso", "aes", "aes-gcm", "aes-gcm-siv", "aead", "chacha20", "chacha20poly1305", "xchacha20poly1305",
-        "ring", "aws-lc-rs", "openssl", "hmac", "hkdf", "jsonwebtoken", "orion", "sodiumoxide", "age",
+        "sso",
+        "aes",
+        "aes-gcm",
+        "aes-gcm-siv",
+        "aead",
+        "chacha20",
+        "chacha20poly1305",
+        "xchacha20poly1305",
+        "ring",
+        "aws-lc-rs",
+        "openssl",
+        "hmac",
+        "hkdf",
+        "jsonwebtoken",
+        "orion",
+        "sodiumoxide",
+        "age",
     ];
 
     #[test]

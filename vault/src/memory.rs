@@ -67,11 +67,6 @@ impl VaultStore for MemoryVault {
         }
         let entries = self.lock();
         let start = after.map_or(Bound::Unbounded, |a| Bound::Excluded(a.clone()));
-        Ok(entries
-            .range((start, Bound::Unbounded))
-            .take(limit)
-            .map(|(a, e)| (a.clone(), e.clone()))
-            .collect())
+        Ok(entries.range((start, Bound::Unbounded)).take(limit).map(|(a, e)| (a.clone(), e.clone())).collect())
     }
 }
-

@@ -121,8 +121,8 @@ fn status(err: VaultError) -> Status {
 
 #[cfg(test)]
 mod tests {
-    use crate::VaultAddress;
     use super::*;
+    use crate::VaultAddress;
     use crate::{MAX_ENVELOPE, MemoryVault, VaultEntry};
 
     fn server() -> (VaultServer, Arc<MemoryVault>) {

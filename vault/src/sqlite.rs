@@ -80,16 +80,15 @@ impl SqliteVault {
 
     /// Replaces the entry at `address` if there is one; true when it did.
     async fn update(&self, address: &str, entry: &VaultEntry) -> VaultResult<bool> {
-        let done = sqlx::query(
-            "UPDATE vault_entries SET key_version = ?1, envelope = ?2, updated_ms = ?3 WHERE address = ?4",
-        )
-        .bind(i64::from(entry.key_version))
-        .bind(&entry.envelope)
-        .bind(now_ms())
-        .bind(address)
-        .execute(&self.pool)
-        .await
-        .map_err(db_error)?;
+        let done =
+            sqlx::query("UPDATE vault_entries SET key_version = ?1, envelope = ?2, updated_ms = ?3 WHERE address = ?4")
+                .bind(i64::from(entry.key_version))
+                .bind(&entry.envelope)
+                .bind(now_ms())
+                .bind(address)
+                .execute(&self.pool)
+                .await
+                .map_err(db_error)?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -182,7 +181,8 @@ impl VaultStore for SqliteVault {
         let mut page = Vec::with_capacity(rows.len());
         for row in &rows {
             let text: String = row.try_get("address").map_err(db_error)?;
-            let address = VaultAddress::from_hex(&text).ok_or_else(|| corrupt("an address that is not 64 hex digits"))?;
+            let address =
+                VaultAddress::from_hex(&text).ok_or_else(|| corrupt("an address that is not 64 hex digits"))?;
             page.push((address, entry_from_row(row)?));
         }
         Ok(page)

@@ -71,7 +71,12 @@ mod tests {
 
     fn entries(count: u8, envelope_len: usize) -> Vec<(VaultAddress, VaultEntry)> {
         (0..count)
-            .map(|i| (VaultAddress::from_bytes([i; 32]), VaultEntry { key_version: u32::MAX, envelope: vec![i; envelope_len] }))
+            .map(|i| {
+                (
+                    VaultAddress::from_bytes([i; 32]),
+                    VaultEntry { key_version: u32::MAX, envelope: vec![i; envelope_len] },
+                )
+            })
             .collect()
     }
 

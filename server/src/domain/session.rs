@@ -396,7 +396,9 @@ impl SessionManager {
                 return Ok(Some(name));
             }
             match self.store.get(RENAME_SCOPE, &name).await? {
-                Some(next) => name = String::from_utf8(next).map_err(|e| CoreError::internal("bad session rename", e))?,
+                Some(next) => {
+                    name = String::from_utf8(next).map_err(|e| CoreError::internal("bad session rename", e))?
+                }
                 None => return Ok(None),
             }
         }
@@ -434,7 +436,9 @@ impl SessionManager {
         let moved = async {
             self.write_record(&renamed).await?;
             self.store.put(INDEX_SCOPE, &renamed.token_hash, entry.clone(), remaining + INDEX_GRACE).await?;
-            self.store.put(RENAME_SCOPE, &session.token_hash, renamed.token_hash.clone().into_bytes(), remaining).await?;
+            self.store
+                .put(RENAME_SCOPE, &session.token_hash, renamed.token_hash.clone().into_bytes(), remaining)
+                .await?;
             CoreResult::Ok(())
         };
         if let Err(err) = moved.await {

@@ -208,7 +208,8 @@ impl SignIn {
                     )
                 };
                 let account = session.login().ok_or_else(not_logged_in)?;
-                let stored = self.deps.sessions.data(session).get(LOGIN_CREDENTIALS).await?.ok_or_else(not_logged_in)?;
+                let stored =
+                    self.deps.sessions.data(session).get(LOGIN_CREDENTIALS).await?.ok_or_else(not_logged_in)?;
                 let credentials: Credentials = serde_json::from_slice(&stored)
                     .map_err(|e| CoreError::internal("the session's login is unreadable", e))?;
                 (credentials, account.display_name.clone())

@@ -18,7 +18,8 @@ pub struct SsoAdapter(pub Arc<SignIn>);
 impl SsoService for SsoAdapter {
     async fn enroll(&self, request: Request<pb::EnrollRequest>) -> GrpcResult<pb::EnrollResponse> {
         let session = session(&request)?;
-        let login = request.get_ref().credentials.as_ref().map(|c| Login { username: &c.username, password: &c.password });
+        let login =
+            request.get_ref().credentials.as_ref().map(|c| Login { username: &c.username, password: &c.password });
         let (display_name, replaced) = self.0.enroll(&session, login).await?;
         Ok(Response::new(pb::EnrollResponse { display_name, replaced }))
     }

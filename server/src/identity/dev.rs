@@ -70,8 +70,9 @@ impl DevIssuer {
             std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600))
                 .with_context(|| format!("cannot make {} private", key_path.display()))?;
         }
-        let pair = rcgen::KeyPair::from_pem(&pem)
-            .map_err(|_| anyhow::anyhow!("{} is not a PEM private key; delete it to make a new one", key_path.display()))?;
+        let pair = rcgen::KeyPair::from_pem(&pem).map_err(|_| {
+            anyhow::anyhow!("{} is not a PEM private key; delete it to make a new one", key_path.display())
+        })?;
         if pair.algorithm() != &rcgen::PKCS_ED25519 {
             bail!("{} is not an Ed25519 key; delete it to make a new one", key_path.display());
         }
@@ -124,7 +125,10 @@ impl DevIssuer {
     /// An assertion for `user` issued at `now` (tests on a shifted clock).
     pub fn issue_at(&self, user: &str, ttl: Duration, now: SystemTime) -> anyhow::Result<String> {
         ensure!(!user.trim().is_empty(), "the device user's name is empty");
-        ensure!(user.chars().count() <= MAX_USER_CHARS, "the device user's name is longer than {MAX_USER_CHARS} characters");
+        ensure!(
+            user.chars().count() <= MAX_USER_CHARS,
+            "the device user's name is longer than {MAX_USER_CHARS} characters"
+        );
         ensure!(!ttl.is_zero() && ttl <= MAX_DEV_TTL, "an assertion lives longer than zero and at most a day");
         let iat = now.duration_since(UNIX_EPOCH).context("the clock is before 1970")?.as_secs();
         let claims = serde_json::json!({

@@ -257,7 +257,8 @@ pub struct KeySource(Source);
 
 enum Source {
     Fixed(Arc<KeySet>),
-    Remote(RemoteKeys),
+    // Boxed: it is large and there is one per server.
+    Remote(Box<RemoteKeys>),
 }
 
 impl fmt::Debug for KeySource {
@@ -316,7 +317,7 @@ impl KeySource {
             fetching: tokio::sync::Mutex::new(None),
         };
         remote.refresh(None).await;
-        Ok(KeySource(Source::Remote(remote)))
+        Ok(KeySource(Source::Remote(Box::new(remote))))
     }
 
     /// The set to check an assertion against now.

@@ -112,7 +112,13 @@ impl JwtVerifier {
         Ok(DeviceUser { issuer, subject })
     }
 
-    fn decode_with(&self, keys: &KeySet, assertion: &str, kid: &str, alg: Algorithm) -> Result<Claims, AssertionRejected> {
+    fn decode_with(
+        &self,
+        keys: &KeySet,
+        assertion: &str,
+        kid: &str,
+        alg: Algorithm,
+    ) -> Result<Claims, AssertionRejected> {
         match keys.lookup(kid, alg) {
             Lookup::Found(key) => self.decode(assertion, key, alg),
             Lookup::NoSuchKid | Lookup::WrongAlgorithm => Err(AssertionRejected::UnknownKey),

@@ -78,8 +78,11 @@ impl Accounts {
     /// storefront declares; an account naming another is an error naming the file.
     pub fn load(files: &StorefrontFiles, known_groups: &[String]) -> anyhow::Result<Self> {
         let shown = files.shown(ACCOUNTS_FILE);
-        let file: AccountsFile =
-            if files.exists(ACCOUNTS_FILE) { read_toml(files, ACCOUNTS_FILE)? } else { AccountsFile { accounts: Vec::new() } };
+        let file: AccountsFile = if files.exists(ACCOUNTS_FILE) {
+            read_toml(files, ACCOUNTS_FILE)?
+        } else {
+            AccountsFile { accounts: Vec::new() }
+        };
         let mut by_username = HashMap::new();
         let mut groups = HashMap::new();
         for account in file.accounts {
@@ -137,7 +140,9 @@ impl Accounts {
         let permit = tokio::time::timeout(CHECK_WAIT, self.checks.clone().acquire_owned())
             .await
             .map_err(|_| {
-                CoreError::Unavailable("the storefront is busy checking other logins; try again in a few seconds".into())
+                CoreError::Unavailable(
+                    "the storefront is busy checking other logins; try again in a few seconds".into(),
+                )
             })?
             .map_err(|e| CoreError::internal("the password checks stopped", e))?;
         let matches = tokio::task::spawn_blocking(move || {
@@ -231,14 +236,15 @@ mod tests {
     #[test]
     fn weak_or_foreign_hashes_and_unknown_groups_are_refused_at_start() {
         // argon2i, and argon2id below the minimum memory.
-        let argon2i = "$argon2i$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+        let argon2i =
+            "$argon2i$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
         let weak = "$argon2id$v=19$m=1024,t=1,p=1$c29tZXNhbHRzb21lc2FsdA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
         for (hash, says) in [(argon2i, "argon2id"), (weak, "too weak"), ("plaintext", "PHC")] {
-            let err = format!("{:#}", accounts(&one_account(hash, "[]")).err().expect("refused"));
+            let err = format!("{:#}", accounts(&one_account(hash, "[]")).expect_err("refused"));
             assert!(err.contains(says) && err.contains("account \"ana\""), "{err}");
         }
         let hash = hash_password(b"x").unwrap();
-        let err = format!("{:#}", accounts(&one_account(&hash, "[\"vip\"]")).err().expect("refused"));
+        let err = format!("{:#}", accounts(&one_account(&hash, "[\"vip\"]")).expect_err("refused"));
         assert!(err.contains("group \"vip\""), "{err}");
     }
 }

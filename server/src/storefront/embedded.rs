@@ -12,8 +12,8 @@ use bytes::Bytes;
 use serde::Deserialize;
 
 use crate::domain::catalog::{
-    Account, Category, CategoryId, Image, ImageInfo, Price, Product, ProductFilter, ProductId, ProductKind, ProductSlice,
-    ProductSummary, QuantityRule, Shopper, Storefront, TrimSize,
+    Account, Category, CategoryId, Image, ImageInfo, Price, Product, ProductFilter, ProductId, ProductKind,
+    ProductSlice, ProductSummary, QuantityRule, Shopper, Storefront, TrimSize,
 };
 use crate::domain::error::{CoreError, CoreResult};
 use crate::render::{self, Fonts, PageGeometry};
@@ -193,7 +193,8 @@ impl EmbeddedStorefront {
                 ensure!(group_ids.contains(group), "{where_}: group \"{group}\" is not declared");
             }
             // A category is seen by its own groups and no more than its parent's.
-            let inherited = category.parent.as_ref().and_then(|p| private.get(&CategoryId::parse(p).expect("checked slug")));
+            let inherited =
+                category.parent.as_ref().and_then(|p| private.get(&CategoryId::parse(p).expect("checked slug")));
             let seen_by: Option<Vec<String>> = match (inherited, category.visible_to.is_empty()) {
                 (None, true) => None,
                 (None, false) => Some(category.visible_to.clone()),

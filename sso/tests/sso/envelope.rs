@@ -68,14 +68,8 @@ fn tamper_matrix() {
     }
 
     assert_eq!(open(&with_version(&sealed, 0)).err(), Some(OpenError::UnknownKeyVersion(0)));
-    assert_eq!(
-        open(&with_version(&sealed, latest + 1)).err(),
-        Some(OpenError::TooNew { version: latest + 1, latest })
-    );
-    assert_eq!(
-        open(&with_version(&sealed, u32::MAX)).err(),
-        Some(OpenError::TooNew { version: u32::MAX, latest })
-    );
+    assert_eq!(open(&with_version(&sealed, latest + 1)).err(), Some(OpenError::TooNew { version: latest + 1, latest }));
+    assert_eq!(open(&with_version(&sealed, u32::MAX)).err(), Some(OpenError::TooNew { version: u32::MAX, latest }));
     keyring.set_min_decryption_version(latest).unwrap();
     assert_eq!(open(&with_version(&sealed, 1)).err(), Some(OpenError::TooOld { version: 1, min: latest }));
 }
@@ -177,7 +171,9 @@ async fn concurrent_seal_open_rotate() {
     const OPS: usize = 150;
     let dir = KeyDir::new();
     let keyring = Arc::new(dir.keyring(KeyPolicy { rotate_after_seals: 500 }));
-    let shared: Arc<Mutex<Vec<(u8, Vec<u8>, Vec<u8>)>>> = Arc::default();
+    // (owner, plaintext, envelope) of every seal, for other tasks to open.
+    type Sealed = Vec<(u8, Vec<u8>, Vec<u8>)>;
+    let shared: Arc<Mutex<Sealed>> = Arc::default();
 
     let mut tasks = Vec::new();
     for task in 0..TASKS {

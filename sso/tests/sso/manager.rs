@@ -3,9 +3,7 @@
 
 use std::sync::Arc;
 
-use sso::{
-    Credentials, KeyPolicy, MAX_PASSWORD_CHARS, MAX_USERNAME_CHARS, OpenError, SsoError, SsoManager,
-};
+use sso::{Credentials, KeyPolicy, MAX_PASSWORD_CHARS, MAX_USERNAME_CHARS, OpenError, SsoError, SsoManager};
 use vault::{MemoryVault, VaultStore};
 use zeroize::Zeroizing;
 

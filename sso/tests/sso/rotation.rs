@@ -18,7 +18,8 @@ fn credentials(n: u32) -> Credentials {
 async fn rotation_script() {
     let dir = KeyDir::new();
     let (manager, _keyring, vault) = manager(&dir);
-    let users: Vec<VaultAddress> = (1..=4).map(|n| manager.address_of("https://idp.example", &format!("u{n}"))).collect();
+    let users: Vec<VaultAddress> =
+        (1..=4).map(|n| manager.address_of("https://idp.example", &format!("u{n}"))).collect();
 
     for (n, address) in (1..=4).zip(&users) {
         if n > 1 {

@@ -115,9 +115,12 @@ async fn wrong_credentials_get_one_answer_that_names_neither() {
     // A refused login leaves the session as it was.
     category_ids(&channel, &token).await.unwrap();
 
-    for (username, password, field) in
-        [("", "x", "username"), ("a", "", "password"), (&*"u".repeat(257), "x", "username"), ("a", &*"p".repeat(1025), "password")]
-    {
+    for (username, password, field) in [
+        ("", "x", "username"),
+        ("a", "", "password"),
+        (&*"u".repeat(257), "x", "username"),
+        ("a", &*"p".repeat(1025), "password"),
+    ] {
         let err = login(&channel, &token, (username, password, ""), false).await.unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument, "{field}: {}", err.message());
         assert!(err.message().contains(field), "{}", err.message());
@@ -128,8 +131,11 @@ async fn wrong_credentials_get_one_answer_that_names_neither() {
 async fn failed_logins_are_limited_per_account_and_per_device() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("core.toml");
-    std::fs::write(&config, "[login]\nmax_failures_per_account = 2\nmax_failures_per_device = 3\nfailure_window = \"10m\"\n")
-        .unwrap();
+    std::fs::write(
+        &config,
+        "[login]\nmax_failures_per_account = 2\nmax_failures_per_device = 3\nfailure_window = \"10m\"\n",
+    )
+    .unwrap();
     let core = TestCore::builder().config_file(&config).spawn().await.unwrap();
     let channel = core.channel().await;
     let first = start(&channel, "mfd-1", "").await.session_token;
@@ -371,8 +377,7 @@ async fn a_changed_password_deletes_the_stored_sign_in_and_says_so() {
     let channel = core.channel().await;
     let started = start(&channel, DEVICE, &assertion).await;
     assert!(started.sso_available);
-    let key =
-        sso(&channel).get_vault_key(authed(&started.session_token, pb::GetVaultKeyRequest {})).await.unwrap();
+    let key = sso(&channel).get_vault_key(authed(&started.session_token, pb::GetVaultKeyRequest {})).await.unwrap();
     let err = sso(&channel)
         .silent_login(authed(&started.session_token, pb::SilentLoginRequest { vault_key: key.into_inner().vault_key }))
         .await
@@ -474,7 +479,10 @@ async fn a_retired_key_version_ends_the_entries_it_sealed_with_a_reason() {
         assert_eq!(err.code(), Code::InvalidArgument, "{bad}: {}", err.message());
     }
     // Raised and lowered again, as in Vault: nothing is lost while the version is in the ring.
-    assert_eq!(set(2).await.unwrap(), pb::SetMinDecryptionVersionResponse { key_version: 2, min_decryption_version: 2 });
+    assert_eq!(
+        set(2).await.unwrap(),
+        pb::SetMinDecryptionVersionResponse { key_version: 2, min_decryption_version: 2 }
+    );
     set(1).await.unwrap();
     assert!(start(&channel, DEVICE, &assertion).await.sso_available);
 
