@@ -11,6 +11,7 @@
 //! - `haproxy`: `ReferenceProxy`, a real HAProxy relaying gRPC to the core (the gateway bench's yardstick).
 //! - `process`: how the binaries are started (clean environment) and their JSON ready line.
 //! - `raw`: raw TCP, TLS and HTTP/2 clients with hand-built gRPC bodies, for attacks on the core.
+//! - `vault`: `TestVault`, the running vault service (`podconnect-vault`), and its mTLS clients.
 //! - `wait`: `eventually`, the one poll loop (for what happens in the background).
 
 pub mod client;
@@ -21,4 +22,5 @@ pub mod ipp;
 pub mod pki;
 pub mod process;
 pub mod raw;
+pub mod vault;
 pub mod wait;

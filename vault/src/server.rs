@@ -122,8 +122,7 @@ fn status(err: VaultError) -> Status {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::VaultAddress;
-    use crate::{MAX_ENVELOPE, MemoryVault, VaultEntry};
+    use crate::{MAX_ENVELOPE, MemoryVault, VaultAddress, VaultEntry};
 
     fn server() -> (VaultServer, Arc<MemoryVault>) {
         let store = Arc::new(MemoryVault::new());

@@ -19,4 +19,5 @@ mod signin;
 mod startup;
 mod tls;
 mod usage;
+mod vault;
 mod weblet;
