@@ -951,6 +951,55 @@ mod tests {
     }
 
     #[test]
+    fn the_vault_defaults_to_the_database_and_a_service_needs_its_certificates() {
+        let config = resolve(&[]).unwrap();
+        assert!(matches!(config.sso.vault, VaultBackend::Database));
+        assert!(config.sso.key_file.ends_with("sso-keys.json"));
+        let err = resolve(&["--vault-url", "https://vault:8470"]).unwrap_err().to_string();
+        assert!(err.contains("--vault-ca"), "{err}");
+        let err = resolve(&[
+            "--vault-url",
+            "http://vault:8470",
+            "--vault-ca",
+            "ca.pem",
+            "--vault-client-cert",
+            "c.pem",
+            "--vault-client-key",
+            "c.key",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("https://"), "{err}");
+        let service = resolve(&[
+            "--vault-url",
+            "https://vault:8470",
+            "--vault-ca",
+            "ca.pem",
+            "--vault-client-cert",
+            "c.pem",
+            "--vault-client-key",
+            "c.key",
+        ])
+        .unwrap();
+        assert!(matches!(service.sso.vault, VaultBackend::Service { .. }));
+    }
+
+    #[test]
+    fn login_limits_and_seal_counts_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("core.toml");
+        for (toml, says) in [
+            ("[login]\nmax_failures_per_device = 0\n", "login.max_failures_per_device"),
+            ("[sso]\nrotate_after_seals = 0\n", "sso.rotate_after_seals"),
+            ("[sso]\nrotate_after_seals = 4294967296\n", "2^32"),
+        ] {
+            std::fs::write(&file, toml).unwrap();
+            let err = format!("{:#}", resolve(&["--config", file.to_str().unwrap()]).unwrap_err());
+            assert!(err.contains(says), "{toml}: {err}");
+        }
+    }
+
+    #[test]
     fn defaults_are_tls_with_a_development_ca() {
         let config = resolve(&[]).unwrap();
         assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);

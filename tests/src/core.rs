@@ -173,6 +173,15 @@ impl CoreBuilder {
         self.flag("--pull-link-ttl", Some(flag_duration(ttl)))
     }
 
+    /// Keeps SSO ciphertext in the vault service at `url` (`--vault-url`), trusting `ca` for its
+    /// certificate and presenting `client_cert`/`client_key` (PEM files).
+    pub fn vault_service(self, url: &str, ca: &Path, client_cert: &Path, client_key: &Path) -> Self {
+        self.flag("--vault-url", Some(url.to_owned()))
+            .flag("--vault-ca", Self::path(ca))
+            .flag("--vault-client-cert", Self::path(client_cert))
+            .flag("--vault-client-key", Self::path(client_key))
+    }
+
     /// A storefront folder instead of the built-in sample (`--storefront-dir`).
     pub fn storefront_dir(self, dir: &Path) -> Self {
         self.flag("--storefront-dir", Self::path(dir))

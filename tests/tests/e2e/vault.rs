@@ -12,6 +12,7 @@ use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, RootCertStore};
 use sha2::{Digest as _, Sha256};
+use tests::core::TestCore;
 use tests::pki::TestCa;
 use tests::vault::{TestVault, VaultBuilder};
 use tests::wait::eventually;
@@ -259,4 +260,84 @@ async fn the_vault_refuses_to_start_without_a_client_ca() {
     assert!(output.stdout.is_empty(), "no ready line");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--client-ca"), "{stderr}");
+}
+
+/// The core with its vault in the vault service: single sign-on works end to end, the vault's
+/// files hold only ciphertext, and a vault that goes away costs single sign-on, never a session.
+#[tokio::test]
+async fn the_core_keeps_sso_ciphertext_in_the_vault_service() {
+    use proto::v1 as pb;
+    use tests::client::{ANA, authed, sessions, sso};
+
+    let mut vault = TestVault::start().await;
+    let pem = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = (pem.path().join("ca.pem"), pem.path().join("client.pem"), pem.path().join("client.key"));
+    std::fs::write(&ca, &vault.server_ca_pem).unwrap();
+    std::fs::write(&cert, &vault.client.cert_pem).unwrap();
+    std::fs::write(&key, &vault.client.key_pem).unwrap();
+    let core = TestCore::builder().vault_service(&vault.endpoint(), &ca, &cert, &key).spawn().await.unwrap();
+    let channel = core.channel().await;
+    let assertion = core.device_assertion("employee-vault-1").await;
+    let start = |assertion: String| {
+        let channel = channel.clone();
+        async move {
+            let request = pb::StartSessionRequest {
+                device_id: "mfd-1".into(),
+                device_user_assertion: assertion,
+                ..Default::default()
+            };
+            sessions(&channel).start_session(request).await.unwrap().into_inner()
+        }
+    };
+    let login = |token: String| {
+        let channel = channel.clone();
+        async move {
+            let request = pb::LoginRequest { username: ANA.0.into(), password: ANA.1.into(), remember: true };
+            sessions(&channel).login(authed(&token, request)).await.unwrap().into_inner()
+        }
+    };
+
+    assert!(login(start(assertion.clone()).await.session_token).await.remembered);
+    let next = start(assertion.clone()).await;
+    assert!(next.sso_available, "the core found the entry in the vault service");
+    let key = sso(&channel).get_vault_key(authed(&next.session_token, pb::GetVaultKeyRequest {})).await.unwrap();
+    let signed_in = sso(&channel)
+        .silent_login(authed(&next.session_token, pb::SilentLoginRequest { vault_key: key.into_inner().vault_key }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(signed_in.display_name, ANA.2);
+
+    // What the vault keeps: one entry, ciphertext only; the core's own files keep no credential.
+    let files = vault.files_on_disk().unwrap();
+    assert!(!files.is_empty(), "the vault wrote its database");
+    for (path, bytes) in files.iter().chain(&walk(&core.data_dir)) {
+        for needle in [ANA.1, ANA.0, "employee-vault-1"] {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                "{} holds {needle:?}",
+                path.display()
+            );
+        }
+    }
+
+    // The vault goes away: sessions still start (without single sign-on) and logins still work.
+    vault.terminate().await.unwrap();
+    let without = start(assertion).await;
+    assert!(!without.sso_available, "a vault that cannot be reached means no single sign-on now");
+    assert!(!login(without.session_token).await.remembered, "the login works; it is just not remembered");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            let bytes = std::fs::read(&path).unwrap();
+            out.push((path, bytes));
+        }
+    }
+    out
 }

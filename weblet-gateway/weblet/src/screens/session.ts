@@ -22,7 +22,6 @@ export async function startScreen(): Promise<void> {
   const s = screen({ title: app.title, testid: "screen-start" });
   s.body.appendChild(spinner("Starting the print shop…"));
   const assertion = deviceUserAssertion();
-  let ssoAvailable = false;
   try {
     const res = await session.startSession(
       { deviceId: app.deviceId, locale: app.locale, deviceUserAssertion: assertion },
@@ -32,7 +31,6 @@ export async function startScreen(): Promise<void> {
     setToken(res.sessionToken);
     app.session.deviceUser = assertion !== "";
     app.session.ssoStored = res.ssoAvailable;
-    ssoAvailable = res.ssoAvailable;
   } catch (e) {
     if (!alive(s)) return;
     const p = describe(e, assertion ? "start" : "call");
@@ -47,7 +45,7 @@ export async function startScreen(): Promise<void> {
     showProblem(s, e);
     return;
   }
-  if (ssoAvailable) await silentLogin(s);
+  if (app.session.ssoStored) await silentLogin(s);
   else nav.reset({ name: "home" });
 }
 
