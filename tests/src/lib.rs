@@ -7,6 +7,7 @@
 //! - `pki`: throwaway CAs and client certificates for mTLS tests.
 //! - `ipp`: `TestPrinter`, a real IPP printer (ippeveprinter) on loopback.
 //! - `client`: channels and session helpers.
+//! - `disk`: every file a server left below a folder, and whether one holds a secret.
 //! - `gateway`: `TestGateway`, the running weblet-gateway, and grpc-web clients over HTTP/1.1 and h2.
 //! - `haproxy`: `ReferenceProxy`, a real HAProxy relaying gRPC to the core (the gateway bench's yardstick).
 //! - `process`: how the binaries are started (clean environment) and their JSON ready line.
@@ -16,6 +17,7 @@
 
 pub mod client;
 pub mod core;
+pub mod disk;
 pub mod gateway;
 pub mod haproxy;
 pub mod ipp;

@@ -187,15 +187,7 @@ impl TestVault {
 
     /// Every file in the data folder with its bytes (the database and its WAL).
     pub fn files_on_disk(&self) -> anyhow::Result<Vec<(PathBuf, Vec<u8>)>> {
-        let mut files = Vec::new();
-        for entry in std::fs::read_dir(&self.data_dir)? {
-            let path = entry?.path();
-            if path.is_file() {
-                let bytes = std::fs::read(&path)?;
-                files.push((path, bytes));
-            }
-        }
-        Ok(files)
+        Ok(crate::disk::files_below(&self.data_dir))
     }
 
     /// What the binary wrote to standard error so far.

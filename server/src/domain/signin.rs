@@ -14,7 +14,7 @@ use sso::{Credentials, SsoError, SsoManager};
 use vault::VaultAddress;
 use zeroize::Zeroizing;
 
-use crate::domain::catalog::Storefront;
+use crate::domain::catalog::{Account, Storefront};
 use crate::domain::clock::Clock;
 use crate::domain::crypto::random_bytes;
 use crate::domain::ephemeral::EphemeralStore;
@@ -148,20 +148,7 @@ impl SignIn {
     /// Logs the session in to a storefront account, rotating its token; with `remember` and a
     /// verified device user, also stores the credentials for single sign-on.
     pub async fn login(&self, session: &Session, login: Login<'_>, remember: bool) -> CoreResult<LoggedIn> {
-        check_credentials(&login)?;
-        let account_key = account_key(login.username);
-        self.check_limits(session, &account_key)?;
-        let account = match self.deps.storefront.login(login.username, login.password).await {
-            Ok(account) => account,
-            Err(err) => {
-                if matches!(err, CoreError::PermissionDenied(_)) {
-                    self.count_failure(session, account_key);
-                    self.usage(UsageKind::LoginFailed).await;
-                }
-                return Err(err);
-            }
-        };
-        self.lock().forget_account(&account_key);
+        let account = self.check_with_storefront(session, &login).await?;
         let credentials = credentials(&login);
         let remembered = remember && self.remember(session, &credentials).await;
         let display_name = account.display_name.clone();
@@ -169,6 +156,27 @@ impl SignIn {
         self.keep_credentials(&session, &credentials).await?;
         self.usage(UsageKind::LoginSucceeded).await;
         Ok(LoggedIn { token, session, display_name, remembered })
+    }
+
+    /// Asks the storefront whether `login` is right, within the failed-login limits: a refusal
+    /// counts against the device and the account, a success clears the account's count.
+    async fn check_with_storefront(&self, session: &Session, login: &Login<'_>) -> CoreResult<Account> {
+        check_credentials(login)?;
+        let account_key = account_key(login.username);
+        self.check_limits(session, &account_key)?;
+        match self.deps.storefront.login(login.username, login.password).await {
+            Ok(account) => {
+                self.lock().forget_account(&account_key);
+                Ok(account)
+            }
+            Err(err) => {
+                if matches!(err, CoreError::PermissionDenied(_)) {
+                    self.count_failure(session, account_key);
+                    self.usage(UsageKind::LoginFailed).await;
+                }
+                Err(err)
+            }
+        }
     }
 
     /// Ends the session's storefront login; the session and its token stay.
@@ -185,18 +193,7 @@ impl SignIn {
         let address = device_user(session)?;
         let (credentials, display_name) = match login {
             Some(login) => {
-                check_credentials(&login)?;
-                let account_key = account_key(login.username);
-                self.check_limits(session, &account_key)?;
-                let account = match self.deps.storefront.login(login.username, login.password).await {
-                    Ok(account) => account,
-                    Err(err) => {
-                        if matches!(err, CoreError::PermissionDenied(_)) {
-                            self.count_failure(session, account_key);
-                        }
-                        return Err(err);
-                    }
-                };
+                let account = self.check_with_storefront(session, &login).await?;
                 (credentials(&login), account.display_name)
             }
             None => {

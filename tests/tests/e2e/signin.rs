@@ -398,34 +398,19 @@ async fn nothing_on_disk_holds_a_credential() {
     assert!(login(&channel, &token, BEN, true).await.unwrap().remembered);
     core.terminate().await.unwrap();
 
-    let mut files = 0;
-    for file in walk(&data) {
-        let bytes = std::fs::read(&file).unwrap();
-        files += 1;
+    let files = tests::disk::files_below(&data);
+    for (file, bytes) in &files {
         for needle in [BEN.1, BEN.0, "employee-5"] {
-            assert!(
-                !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
-                "{} holds {needle:?}",
-                file.display()
-            );
+            assert!(!tests::disk::holds(bytes, needle), "{} holds {needle:?}", file.display());
         }
     }
-    assert!(files >= 2, "the database and the key file were searched");
+    assert!(files.len() >= 2, "the database and the key file were searched");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
         let mode = std::fs::metadata(data.join("sso-keys.json")).unwrap().permissions().mode();
         assert_eq!(mode & 0o077, 0, "the key file is the service's alone");
     }
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() { out.extend(walk(&path)) } else { out.push(path) }
-    }
-    out
 }
 
 #[tokio::test]

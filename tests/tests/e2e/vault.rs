@@ -311,13 +311,9 @@ async fn the_core_keeps_sso_ciphertext_in_the_vault_service() {
     // What the vault keeps: one entry, ciphertext only; the core's own files keep no credential.
     let files = vault.files_on_disk().unwrap();
     assert!(!files.is_empty(), "the vault wrote its database");
-    for (path, bytes) in files.iter().chain(&walk(&core.data_dir)) {
+    for (path, bytes) in files.iter().chain(&tests::disk::files_below(&core.data_dir)) {
         for needle in [ANA.1, ANA.0, "employee-vault-1"] {
-            assert!(
-                !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
-                "{} holds {needle:?}",
-                path.display()
-            );
+            assert!(!tests::disk::holds(bytes, needle), "{} holds {needle:?}", path.display());
         }
     }
 
@@ -326,18 +322,4 @@ async fn the_core_keeps_sso_ciphertext_in_the_vault_service() {
     let without = start(assertion).await;
     assert!(!without.sso_available, "a vault that cannot be reached means no single sign-on now");
     assert!(!login(without.session_token).await.remembered, "the login works; it is just not remembered");
-}
-
-fn walk(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            let bytes = std::fs::read(&path).unwrap();
-            out.push((path, bytes));
-        }
-    }
-    out
 }
