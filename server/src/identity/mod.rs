@@ -5,6 +5,8 @@
 
 pub mod dev;
 pub mod jwks;
+#[cfg(test)]
+mod tests;
 pub mod verifier;
 
 use std::path::Path;
