@@ -366,12 +366,14 @@ async fn a_changed_password_deletes_the_stored_sign_in_and_says_so() {
     assert!(login(&channel, &token, ANA, true).await.unwrap().remembered);
     core.terminate().await.unwrap();
 
-    // Ana changes her password at the shop: her old hash is replaced by another password's.
+    // Ana changes her password at the shop: the shop's IT puts the new hash, made with the
+    // documented `hash-password` command, in place of her old one.
+    let new_password = "print-shop-ana-2";
+    let hashed = hash_password(new_password).await;
     let accounts = shop.join("accounts.toml");
     let text = std::fs::read_to_string(&accounts).unwrap();
     let ana_hash = text.lines().find(|l| l.starts_with("password_hash")).unwrap().to_owned();
-    let ben_hash = text.lines().filter(|l| l.starts_with("password_hash")).nth(1).unwrap().to_owned();
-    std::fs::write(&accounts, text.replacen(&ana_hash, &ben_hash, 1)).unwrap();
+    std::fs::write(&accounts, text.replacen(&ana_hash, &format!("password_hash = \"{hashed}\""), 1)).unwrap();
 
     let core = TestCore::builder().storefront_dir(&shop).data_dir(&data).spawn().await.unwrap();
     let channel = core.channel().await;
@@ -385,6 +387,28 @@ async fn a_changed_password_deletes_the_stored_sign_in_and_says_so() {
     assert_eq!(err.code(), Code::FailedPrecondition, "{}", err.message());
     assert!(err.message().contains("log in again"), "tells the person what to do: {}", err.message());
     assert!(!start(&channel, DEVICE, &assertion).await.sso_available, "the unusable entry was deleted");
+    // She logs in with her new password (and could be remembered anew).
+    let token = start(&channel, DEVICE, &assertion).await.session_token;
+    assert!(login(&channel, &token, (ANA.0, new_password, ""), true).await.unwrap().remembered);
+}
+
+/// `podconnect-server hash-password` for `password`, as the storefront README tells IT to run it.
+async fn hash_password(password: &str) -> String {
+    use tokio::io::AsyncWriteExt as _;
+    let mut child = tests::process::command(&tests::core::server_binary().unwrap())
+        .arg("hash-password")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(format!("{password}\n").as_bytes()).await.unwrap();
+    drop(stdin);
+    let output = child.wait_with_output().await.unwrap();
+    assert!(output.status.success(), "hash-password failed");
+    let hash = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    assert!(hash.starts_with("$argon2id$") && !hash.contains(password), "{hash}");
+    hash
 }
 
 #[tokio::test]
