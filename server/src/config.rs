@@ -244,7 +244,7 @@ pub struct Cli {
 
     /// The vault service to keep SSO ciphertext in, e.g. https://vault.internal:8470; without it
     /// the vault is a table in the database
-    #[arg(long, env = "PODCONNECT_VAULT_URL", value_name = "URL", requires_all = ["vault_ca", "vault_client_cert", "vault_client_key"])]
+    #[arg(long, env = "PODCONNECT_VAULT_URL", value_name = "URL")]
     pub vault_url: Option<String>,
 
     /// CA certificate (PEM) the vault service's certificate must chain to
@@ -752,8 +752,16 @@ fn resolve_sso(cli: &Cli, file: &FileSso, data_dir: &Path) -> anyhow::Result<Sso
     let url = cli.vault_url.clone().or(file.vault_url.clone());
     let vault = match url {
         None => {
+            let certificates = [
+                &cli.vault_ca,
+                &cli.vault_client_cert,
+                &cli.vault_client_key,
+                &file.vault_ca,
+                &file.vault_client_cert,
+                &file.vault_client_key,
+            ];
             ensure!(
-                cli.vault_ca.is_none() && file.vault_ca.is_none() && file.vault_client_cert.is_none(),
+                certificates.iter().all(|path| path.is_none()),
                 "vault certificates are set but no vault URL: set sso.vault_url (--vault-url) or remove them"
             );
             VaultBackend::Database
@@ -957,6 +965,19 @@ mod tests {
         assert!(config.sso.key_file.ends_with("sso-keys.json"));
         let err = resolve(&["--vault-url", "https://vault:8470"]).unwrap_err().to_string();
         assert!(err.contains("--vault-ca"), "{err}");
+        // A certificate without a URL is a mistake, never silently ignored.
+        let err = resolve(&["--vault-client-cert", "c.pem"]).unwrap_err().to_string();
+        assert!(err.contains("no vault URL"), "{err}");
+        // A URL from a flag takes its certificates from the file.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("core.toml");
+        std::fs::write(
+            &file,
+            "[sso]\nvault_ca = \"ca.pem\"\nvault_client_cert = \"c.pem\"\nvault_client_key = \"c.key\"\n",
+        )
+        .unwrap();
+        let mixed = resolve(&["--config", file.to_str().unwrap(), "--vault-url", "https://vault:8470"]).unwrap();
+        assert!(matches!(mixed.sso.vault, VaultBackend::Service { .. }));
         let err = resolve(&[
             "--vault-url",
             "http://vault:8470",
