@@ -125,10 +125,8 @@ impl SignIn {
         }
         match self.deps.verifier.verify(assertion).await {
             Ok(user) => Ok(Some(self.deps.sso.address_of(&user.issuer, &user.subject))),
-            Err(reason) => {
-                tracing::warn!(%reason, "a device-user assertion was refused");
-                Err(CoreError::Unauthenticated(ASSERTION_REFUSED.into()))
-            }
+            // The verifier has logged the reason, once.
+            Err(_) => Err(CoreError::Unauthenticated(ASSERTION_REFUSED.into())),
         }
     }
 
