@@ -58,18 +58,7 @@ fn pid(core: &TestCore) -> anyhow::Result<u32> {
 }
 
 fn main() -> std::process::ExitCode {
-    let result = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(anyhow::Error::from)
-        .and_then(|runtime| runtime.block_on(run()));
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("core bench failed: {err:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    tests::bench::main("core", run)
 }
 
 async fn run() -> anyhow::Result<()> {

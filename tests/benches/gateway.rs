@@ -29,18 +29,7 @@ const TARGET_ADDED_P50_MS: f64 = 0.5;
 const TARGET_RATIO: f64 = 0.70;
 
 fn main() -> std::process::ExitCode {
-    let result = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(anyhow::Error::from)
-        .and_then(|runtime| runtime.block_on(run()));
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("gateway bench failed: {err:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    tests::bench::main("gateway", run)
 }
 
 /// One run's latencies, and the CPU each process spent during the measured window.

@@ -18,18 +18,7 @@ use tonic::transport::Channel;
 const PARALLEL: usize = 4;
 
 fn main() -> std::process::ExitCode {
-    let result = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(anyhow::Error::from)
-        .and_then(|runtime| runtime.block_on(run()));
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("signin bench failed: {err:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    tests::bench::main("signin", run)
 }
 
 async fn run() -> anyhow::Result<()> {

@@ -6,6 +6,7 @@
 //! - `core`: `TestCore`, the running server, and how to reach it.
 //! - `pki`: throwaway CAs and client certificates for mTLS tests.
 //! - `ipp`: `TestPrinter`, a real IPP printer (ippeveprinter) on loopback.
+//! - `bench`: the entry point the benchmark binaries share.
 //! - `client`: channels and session helpers.
 //! - `disk`: every file a server left below a folder, and whether one holds a secret.
 //! - `gateway`: `TestGateway`, the running weblet-gateway, and grpc-web clients over HTTP/1.1 and h2.
@@ -15,6 +16,7 @@
 //! - `vault`: `TestVault`, the running vault service (`podconnect-vault`), and its mTLS clients.
 //! - `wait`: `eventually`, the one poll loop (for what happens in the background).
 
+pub mod bench;
 pub mod client;
 pub mod core;
 pub mod disk;
