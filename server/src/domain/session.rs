@@ -230,6 +230,11 @@ impl OpenSessions {
         self.next_end = next_end;
     }
 
+    /// The open session of `device` whose record is `token_hash`.
+    fn find_mut(&mut self, device: &str, token_hash: &str) -> Option<&mut OpenSession> {
+        self.devices.get_mut(device)?.iter_mut().find(|s| s.token_hash == token_hash)
+    }
+
     fn remove(&mut self, device: &str, token_hash: &str) {
         if let Some(list) = self.devices.get_mut(device)
             && let Some(at) = list.iter().position(|s| s.token_hash == token_hash)
@@ -317,10 +322,7 @@ impl SessionManager {
     }
 
     fn touch_open(&self, device: &DeviceId, token_hash: &str) {
-        let mut open = self.open();
-        if let Some(session) =
-            open.devices.get_mut(device.as_str()).and_then(|l| l.iter_mut().find(|s| s.token_hash == token_hash))
-        {
+        if let Some(session) = self.open().find_mut(device.as_str(), token_hash) {
             session.last_active = self.clock.instant();
         }
     }
@@ -449,12 +451,7 @@ impl SessionManager {
             return Err(err);
         }
         self.store.delete(TOKEN_SCOPE, &session.token_hash).await?;
-        let mut open = self.open();
-        if let Some(entry) = open
-            .devices
-            .get_mut(session.device_id.as_str())
-            .and_then(|l| l.iter_mut().find(|s| s.token_hash == session.token_hash))
-        {
+        if let Some(entry) = self.open().find_mut(session.device_id.as_str(), &session.token_hash) {
             entry.token_hash = renamed.token_hash.clone();
         }
         Ok((token, renamed))
