@@ -15,7 +15,6 @@ mod printing;
 mod printing_ipp;
 mod reflection;
 mod sessions;
-mod signin;
 mod startup;
 mod tls;
 mod usage;

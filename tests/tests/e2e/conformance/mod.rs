@@ -1,6 +1,7 @@
 //! Conformance: every documented rule of `proto/podconnect/v1/*.proto`, one test per rule, written
 //! from the proto files' documentation only, the way an outside client would read them. Each file
-//! covers one service; the cross-cutting rules at the top of session.proto are in `auth`.
+//! covers one service (`sso` also SessionService's Login and Logout); the cross-cutting rules at
+//! the top of session.proto are in `auth`.
 
 mod auth;
 mod catalog;
@@ -8,6 +9,7 @@ mod customization;
 mod device;
 mod print;
 mod session;
+mod sso;
 mod usage;
 
 use std::collections::HashMap;

@@ -1,5 +1,5 @@
 //! SessionService as session.proto documents it: StartSession's answer and argument checks, and
-//! what CloseSession ends. Login, Logout and single sign-on are covered by `signin.rs`.
+//! what CloseSession ends. Login, Logout and single sign-on are in `sso.rs`.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

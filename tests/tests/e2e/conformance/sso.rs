@@ -1,7 +1,8 @@
-//! Storefront login and single sign-on against the real core: login rotates the token and changes
-//! what the shopper sees, failed logins are limited, a device user who chose "remember me" is
-//! signed in on the next launch with nothing typed, and stored credentials that no longer work
-//! are deleted with a reason, never a crash. What is kept on disk holds no credential.
+//! SessionService.Login/Logout and SsoService as session.proto and sso.proto document them, against
+//! the real core: login rotates the token and changes what the shopper sees, failed logins are
+//! limited, a device user who chose "remember me" is signed in on the next launch with nothing
+//! typed, and stored credentials that no longer work are deleted with a reason, never a crash.
+//! What is kept on disk holds no credential.
 
 use std::path::Path;
 
