@@ -6,7 +6,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use hyper::body::Incoming;
@@ -25,10 +25,10 @@ use tonic_health::ServingStatus;
 use tower::{Layer as _, ServiceExt as _};
 
 use crate::config::{ClientAuth, Config, SsoSettings, TlsSettings, Transport, VaultBackend};
-use crate::domain::catalog::Catalog;
+use crate::domain::catalog::{Catalog, Storefront};
 use crate::domain::clock::Clock;
 use crate::domain::crypto::Key256;
-use crate::domain::customization::Customization;
+use crate::domain::customization::{Customization, Customizer};
 use crate::domain::devices::{DeliveryMode, Device, DeviceStore, Devices};
 use crate::domain::ephemeral::EphemeralStore;
 use crate::domain::ids::DeviceId;
@@ -49,6 +49,7 @@ use crate::serve::Protocol;
 use crate::store::sqlite::SqliteStore;
 use crate::storefront::customizer::EmbeddedCustomizer;
 use crate::storefront::embedded::EmbeddedStorefront;
+use crate::storefront::ustore::UstoreStorefront;
 use crate::tls;
 
 /// What `run` reports once the core answers health checks with SERVING.
@@ -100,14 +101,8 @@ pub async fn run(
     crate::store::private_dir(&config.data_dir)
         .with_context(|| format!("cannot create the data folder {}", config.data_dir.display()))?;
 
-    let storefront_dir = config.storefront_dir.clone();
-    let storefront = tokio::task::spawn_blocking(move || match storefront_dir {
-        Some(dir) => EmbeddedStorefront::load(&dir),
-        None => EmbeddedStorefront::built_in_sample(),
-    })
-    .await?
-    .context("the storefront could not be loaded")?;
-    let (storefront_name, products) = (storefront.name().to_owned(), storefront.product_count());
+    let backend = load_storefront(&config).await?;
+    let (storefront_name, products) = (backend.name.clone(), backend.products);
     let persistent = SqliteStore::open(&config.database_url)
         .await
         .with_context(|| format!("cannot open the database {}", config.database_url))?;
@@ -129,7 +124,7 @@ pub async fn run(
             .with_clock(clock.clone()),
     );
     let sweeper = tokio::spawn(sweep_sessions(sessions.clone()));
-    let storefront = Arc::new(storefront);
+    let storefront = backend.storefront;
     let sign_in = Arc::new(SignIn::new(SignInDeps {
         sessions: sessions.clone(),
         storefront: storefront.clone(),
@@ -140,13 +135,10 @@ pub async fn run(
         clock,
         limits: config.login,
     }));
+    let catalog_storefront = storefront.clone();
     let catalog = Arc::new(Catalog::new(storefront.clone(), Arc::new(usage.clone())));
-    let customization = Arc::new(Customization::new(
-        storefront.clone(),
-        Arc::new(EmbeddedCustomizer::new(storefront, config.render)),
-        sessions.clone(),
-        Arc::new(usage.clone()),
-    ));
+    let customization =
+        Arc::new(Customization::new(storefront.clone(), backend.customizer, sessions.clone(), Arc::new(usage.clone())));
     let printing = &config.printing;
     let unregistered = if printing.require_registered_devices {
         UnregisteredDevices::Refuse
@@ -219,7 +211,7 @@ pub async fn run(
             jobs: jobs.clone(),
             sign_in: sign_in.clone(),
         }))
-        .add_service(CatalogServiceServer::new(CatalogAdapter(catalog)))
+        .add_service(CatalogServiceServer::new(CatalogAdapter { catalog, sessions: sessions.clone() }))
         .add_service(UsageServiceServer::new(UsageAdapter(usage.clone())))
         .add_service(CustomizationServiceServer::new(CustomizationAdapter(customization.clone())))
         .add_service(PrintServiceServer::new(PrintAdapter(jobs)))
@@ -259,6 +251,7 @@ pub async fn run(
     for name in SERVICES {
         health.set_service_status(*name, ServingStatus::Serving).await;
     }
+    let storefront_watch = tokio::spawn(watch_storefront(catalog_storefront, health.clone()));
     let ready = Ready {
         addr,
         tls: tls_config.is_some(),
@@ -275,6 +268,7 @@ pub async fn run(
     let tls = tls_config.map(|(server_config, _)| server_config);
     crate::serve::serve(listener, tls, Protocol::Http2, config.connections, grpc, shutdown).await;
     let _ = pull_stop.send(());
+    storefront_watch.abort();
     for name in SERVICES {
         health.set_service_status(*name, ServingStatus::NotServing).await;
     }
@@ -284,6 +278,37 @@ pub async fn run(
     drop(usage);
     usage_writer.abort();
     Ok(())
+}
+
+/// The storefront backend the configuration names, with its customization side.
+struct Backend {
+    storefront: Arc<dyn Storefront>,
+    customizer: Arc<dyn Customizer>,
+    name: String,
+    /// Products it holds, when known at start (the embedded shop).
+    products: usize,
+}
+
+async fn load_storefront(config: &Config) -> anyhow::Result<Backend> {
+    if let Some(settings) = &config.ustore {
+        let ustore = Arc::new(UstoreStorefront::new(settings.clone()).context("cannot set up the uStore client")?);
+        return Ok(Backend { name: ustore.describe(), products: 0, storefront: ustore.clone(), customizer: ustore });
+    }
+    let storefront_dir = config.storefront_dir.clone();
+    let storefront = tokio::task::spawn_blocking(move || match storefront_dir {
+        Some(dir) => EmbeddedStorefront::load(&dir),
+        None => EmbeddedStorefront::built_in_sample(),
+    })
+    .await?
+    .context("the storefront could not be loaded")?;
+    let (name, products) = (storefront.name().to_owned(), storefront.product_count());
+    let storefront = Arc::new(storefront);
+    Ok(Backend {
+        customizer: Arc::new(EmbeddedCustomizer::new(storefront.clone(), config.render)),
+        storefront,
+        name,
+        products,
+    })
 }
 
 /// The SSO manager: its keyring from the key file (made on first start) and its vault, a table
@@ -335,6 +360,36 @@ async fn sweep_sessions(sessions: Arc<SessionManager>) {
 }
 
 /// Names the health service reports on ("" is the whole server).
+/// How often the storefront is asked whether it is reachable, for the health service.
+const STOREFRONT_CHECK_EVERY: Duration = Duration::from_secs(5);
+/// The services that need the storefront: NOT_SERVING while it cannot be reached.
+pub const STOREFRONT_SERVICES: &[&str] = &["podconnect.v1.CatalogService", "podconnect.v1.CustomizationService"];
+
+/// Keeps the health of the services that need the storefront in step with whether it answers.
+async fn watch_storefront(storefront: Arc<dyn Storefront>, health: tonic_health::server::HealthReporter) {
+    let mut reachable = true;
+    loop {
+        let now = match tokio::time::timeout(STOREFRONT_CHECK_EVERY, storefront.check_reachable()).await {
+            Ok(Ok(())) => true,
+            Ok(Err(err)) => {
+                if reachable {
+                    tracing::warn!(error = %err, "the storefront cannot be reached");
+                }
+                false
+            }
+            Err(_) => false,
+        };
+        if now != reachable {
+            let status = if now { ServingStatus::Serving } else { ServingStatus::NotServing };
+            for name in STOREFRONT_SERVICES {
+                health.set_service_status(*name, status).await;
+            }
+            reachable = now;
+        }
+        tokio::time::sleep(STOREFRONT_CHECK_EVERY).await;
+    }
+}
+
 const SERVICES: &[&str] = &[
     "",
     "podconnect.v1.SessionService",

@@ -79,6 +79,34 @@ pub struct Cli {
     #[arg(long, env = "PODCONNECT_STOREFRONT_DIR", value_name = "DIR")]
     pub storefront_dir: Option<PathBuf>,
 
+    /// Which storefront backend serves the catalog and customization [default: embedded]
+    #[arg(long, env = "PODCONNECT_STOREFRONT", value_name = "KIND")]
+    pub storefront: Option<StorefrontKind>,
+
+    /// XMPie uStore: the REST API's base URL, e.g. https://shop.example.com/uStoreRestAPI/
+    #[arg(long, env = "PODCONNECT_USTORE_BASE_URL", value_name = "URL")]
+    pub ustore_base_url: Option<String>,
+
+    /// XMPie uStore: the store's id (a GUID), sent with registered users' logins
+    #[arg(long, env = "PODCONNECT_USTORE_STORE_ID", value_name = "GUID")]
+    pub ustore_store_id: Option<String>,
+
+    /// XMPie uStore: the storefront's URL, which anonymous shoppers log in by
+    #[arg(long, env = "PODCONNECT_USTORE_STOREFRONT_URL", value_name = "URL")]
+    pub ustore_storefront_url: Option<String>,
+
+    /// XMPie uStore: the culture sent as Accept-Language [default: en-US]
+    #[arg(long, env = "PODCONNECT_USTORE_CULTURE", value_name = "TAG")]
+    pub ustore_culture: Option<String>,
+
+    /// XMPie uStore: CA certificate (PEM) the server's certificate must chain to [default: the system's roots]
+    #[arg(long, env = "PODCONNECT_USTORE_CA", value_name = "FILE")]
+    pub ustore_ca: Option<PathBuf>,
+
+    /// XMPie uStore: longest wait for one answer, e.g. "10s" [default: 10s]
+    #[arg(long, env = "PODCONNECT_USTORE_TIMEOUT", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub ustore_timeout: Option<Duration>,
+
     /// A session ends after this long without a call, e.g. "10m" [default: 10m]
     #[arg(long, env = "PODCONNECT_SESSION_IDLE_TIMEOUT", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub session_idle_timeout: Option<Duration>,
@@ -451,7 +479,67 @@ struct FileAssertions {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileStorefront {
+    kind: Option<StorefrontKind>,
     dir: Option<PathBuf>,
+    #[serde(default)]
+    ustore: FileUstore,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileUstore {
+    base_url: Option<String>,
+    store_id: Option<String>,
+    storefront_url: Option<String>,
+    culture: Option<String>,
+    ca: Option<PathBuf>,
+    timeout: Option<String>,
+    connect_timeout: Option<String>,
+    preview_timeout: Option<String>,
+    proof_timeout: Option<String>,
+    cache_ttl: Option<String>,
+    renew_after: Option<String>,
+    breaker_failures: Option<u32>,
+    breaker_cooldown: Option<String>,
+}
+
+/// The storefront backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorefrontKind {
+    /// The embedded shop (the sample, or a folder).
+    Embedded,
+    /// An XMPie uStore storefront over its REST API.
+    Ustore,
+}
+
+/// How the core talks to an XMPie uStore storefront.
+#[derive(Debug, Clone)]
+pub struct UstoreSettings {
+    /// The REST API's base, ending in `/`.
+    pub base_url: reqwest::Url,
+    /// The store's GUID.
+    pub store_id: String,
+    /// The storefront page anonymous shoppers log in by (`loginByUrl`).
+    pub storefront_url: String,
+    /// Sent as `Accept-Language`.
+    pub culture: String,
+    pub ca_file: Option<PathBuf>,
+    /// One answer, headers and body.
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    /// A preview, from asking to the last image downloaded.
+    pub preview_timeout: Duration,
+    /// A proof (the print-ready PDF), from asking to the file downloaded.
+    pub proof_timeout: Duration,
+    /// How long anonymous catalog answers are reused.
+    pub cache_ttl: Duration,
+    /// A token older than this is renewed before it is used.
+    pub renew_after: Duration,
+    /// Consecutive failures that open the circuit breaker.
+    pub breaker_failures: u32,
+    /// How long the open breaker refuses calls before one is let through to probe.
+    pub breaker_cooldown: Duration,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -477,6 +565,8 @@ pub struct Config {
     pub sessions: SessionLimits,
     /// `None`: the sample shop built into the binary.
     pub storefront_dir: Option<PathBuf>,
+    /// `Some`: the catalog and customization come from XMPie uStore instead of the embedded shop.
+    pub ustore: Option<UstoreSettings>,
     pub database_url: String,
     pub max_concurrent_calls: usize,
     pub connections: ConnectionLimits,
@@ -630,6 +720,7 @@ impl Config {
         let printing = resolve_printing(&cli, &file.printing, &file.pull, &data_dir, plaintext)?;
         let sso = resolve_sso(&cli, &file.sso, &data_dir)?;
         let login = resolve_login(&file.login)?;
+        let ustore = resolve_ustore(&cli, &file.storefront)?;
 
         let cert = cli.tls_cert.or(file.tls.cert);
         let key = cli.tls_key.or(file.tls.key);
@@ -719,6 +810,10 @@ impl Config {
         };
         ensure!(render.concurrent > 0, "max concurrent renders must be at least 1");
         let storefront_dir = cli.storefront_dir.or(file.storefront.dir);
+        ensure!(
+            ustore.is_none() || storefront_dir.is_none(),
+            "a storefront folder is for the embedded storefront; with uStore, leave it out"
+        );
         Ok(Config {
             listen: cli.listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default")),
             data_dir,
@@ -726,6 +821,7 @@ impl Config {
             operators,
             sessions,
             storefront_dir,
+            ustore,
             database_url,
             max_concurrent_calls,
             connections,
@@ -936,6 +1032,79 @@ pub fn default_storefront_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("storefront/sample")
 }
 
+/// The uStore settings when `--storefront ustore` (or `[storefront] kind = "ustore"`) is chosen.
+fn resolve_ustore(cli: &Cli, file: &FileStorefront) -> anyhow::Result<Option<UstoreSettings>> {
+    let file_ustore = &file.ustore;
+    if cli.storefront.or(file.kind).unwrap_or(StorefrontKind::Embedded) == StorefrontKind::Embedded {
+        let set = cli.ustore_base_url.is_some() || cli.ustore_store_id.is_some() || cli.ustore_storefront_url.is_some();
+        ensure!(!set, "uStore settings are given but the storefront is the embedded one: add --storefront ustore");
+        return Ok(None);
+    }
+    let required = |flag: Option<&String>, key: Option<&String>, name: &str| {
+        flag.or(key).cloned().with_context(|| {
+            format!("the uStore storefront needs --ustore-{name} (or storefront.ustore.{})", name.replace('-', "_"))
+        })
+    };
+    let base = required(cli.ustore_base_url.as_ref(), file_ustore.base_url.as_ref(), "base-url")?;
+    let mut base_url =
+        reqwest::Url::parse(&base).with_context(|| format!("the uStore base URL \"{base}\" is not a URL"))?;
+    ensure!(
+        base_url.scheme() == "https",
+        "the uStore base URL must start with https:// (tokens and passwords cross it)"
+    );
+    ensure!(
+        base_url.username().is_empty() && base_url.password().is_none() && base_url.query().is_none(),
+        "the uStore base URL must not carry a user, password or query"
+    );
+    if !base_url.path().ends_with('/') {
+        let path = format!("{}/", base_url.path());
+        base_url.set_path(&path);
+    }
+    let store_id = required(cli.ustore_store_id.as_ref(), file_ustore.store_id.as_ref(), "store-id")?;
+    ensure!(
+        store_id.len() == 36 && store_id.chars().all(|c| c.is_ascii_hexdigit() || c == '-'),
+        "the uStore store id must be a GUID such as 0f8fad5b-d9cb-469f-a165-70867728950e"
+    );
+    let storefront_url =
+        required(cli.ustore_storefront_url.as_ref(), file_ustore.storefront_url.as_ref(), "storefront-url")?;
+    ensure!(
+        reqwest::Url::parse(&storefront_url).is_ok_and(|u| u.scheme() == "https"),
+        "the uStore storefront URL must be an https:// URL"
+    );
+    let culture = cli.ustore_culture.clone().or(file_ustore.culture.clone()).unwrap_or_else(|| "en-US".into());
+    ensure!(
+        language_tags::LanguageTag::parse(&culture).is_ok(),
+        "the uStore culture \"{culture}\" is not a language tag such as en-US"
+    );
+    let duration = |flag: Option<Duration>, key: &Option<String>, name: &str, default: &str| match flag {
+        Some(d) => Ok(d),
+        None => parse_duration(key.as_deref(), &format!("storefront.ustore.{name}"), default),
+    };
+    let settings = UstoreSettings {
+        base_url,
+        store_id: store_id.to_ascii_lowercase(),
+        storefront_url,
+        culture,
+        ca_file: cli.ustore_ca.clone().or(file_ustore.ca.clone()),
+        timeout: duration(cli.ustore_timeout, &file_ustore.timeout, "timeout", "10s")?,
+        connect_timeout: duration(None, &file_ustore.connect_timeout, "connect_timeout", "3s")?,
+        preview_timeout: duration(None, &file_ustore.preview_timeout, "preview_timeout", "20s")?,
+        proof_timeout: duration(None, &file_ustore.proof_timeout, "proof_timeout", "2m")?,
+        cache_ttl: duration(None, &file_ustore.cache_ttl, "cache_ttl", "30s")?,
+        renew_after: duration(None, &file_ustore.renew_after, "renew_after", "15m")?,
+        breaker_failures: file_ustore.breaker_failures.unwrap_or(5),
+        breaker_cooldown: duration(None, &file_ustore.breaker_cooldown, "breaker_cooldown", "10s")?,
+    };
+    ensure!(
+        [settings.timeout, settings.connect_timeout, settings.preview_timeout, settings.proof_timeout]
+            .iter()
+            .all(|d| !d.is_zero()),
+        "uStore time limits must be longer than zero"
+    );
+    ensure!(settings.breaker_failures > 0, "storefront.ustore.breaker_failures must be at least 1");
+    Ok(Some(settings))
+}
+
 fn parse_duration(raw: Option<&str>, key: &str, default: &str) -> anyhow::Result<Duration> {
     let raw = raw.unwrap_or(default);
     humantime::parse_duration(raw).with_context(|| format!("{key} = \"{raw}\" is not a duration such as \"10m\""))
@@ -956,6 +1125,45 @@ mod tests {
     fn resolve(args: &[&str]) -> anyhow::Result<Config> {
         let cli = Cli::try_parse_from(std::iter::once("podconnect-server").chain(args.iter().copied()))?;
         Config::resolve(cli, None)
+    }
+
+    #[test]
+    fn ustore_is_chosen_explicitly_and_checked_once() {
+        assert!(resolve(&[]).unwrap().ustore.is_none(), "the embedded shop is the default");
+        let base = ["--ustore-store-id", "0f8fad5b-d9cb-469f-a165-70867728950e"];
+        let err = resolve(&["--ustore-base-url", "https://shop.example.com/uStoreRestAPI"]).unwrap_err().to_string();
+        assert!(err.contains("--storefront ustore"), "{err}");
+        let err = resolve(&["--storefront", "ustore"]).unwrap_err().to_string();
+        assert!(err.contains("--ustore-base-url"), "{err}");
+        let full = |url: &str| {
+            let mut args = vec!["--storefront", "ustore", "--ustore-base-url", url];
+            args.extend(base);
+            args.extend(["--ustore-storefront-url", "https://shop.example.com/ustore/6/home"]);
+            resolve(&args)
+        };
+        let err = full("http://shop.example.com/uStoreRestAPI").unwrap_err().to_string();
+        assert!(err.contains("https://"), "{err}");
+        let config = full("https://shop.example.com/uStoreRestAPI").unwrap();
+        let ustore = config.ustore.unwrap();
+        assert_eq!(ustore.base_url.as_str(), "https://shop.example.com/uStoreRestAPI/", "a trailing slash is added");
+        assert_eq!((ustore.culture.as_str(), ustore.timeout), ("en-US", Duration::from_secs(10)));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("core.toml");
+        std::fs::write(
+            &file,
+            "[storefront]\nkind = \"ustore\"\n[storefront.ustore]\nbase_url = \"https://u.example/uStoreRestAPI/\"\n\
+             store_id = \"0F8FAD5B-D9CB-469F-A165-70867728950E\"\nstorefront_url = \"https://u.example/ustore/6\"\n\
+             culture = \"de-DE\"\nbreaker_cooldown = \"500ms\"\n",
+        )
+        .unwrap();
+        let from_file = resolve(&["--config", file.to_str().unwrap()]).unwrap().ustore.unwrap();
+        assert_eq!(from_file.store_id, "0f8fad5b-d9cb-469f-a165-70867728950e");
+        assert_eq!((from_file.culture.as_str(), from_file.breaker_cooldown), ("de-DE", Duration::from_millis(500)));
+        let err =
+            resolve(&["--storefront", "ustore", "--ustore-base-url", "https://u.example/", "--ustore-store-id", "x"])
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("GUID"), "{err}");
     }
 
     #[test]

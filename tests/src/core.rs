@@ -183,6 +183,22 @@ impl CoreBuilder {
     }
 
     /// A storefront folder instead of the built-in sample (`--storefront-dir`).
+    /// Serves the catalog and customization from an XMPie uStore storefront (the test double),
+    /// trusting `ca_file` for its certificate. Short breaker and cache times keep tests quick.
+    pub fn ustore(self, base_url: &str, store_id: &str, storefront_url: &str, ca_file: &Path) -> Self {
+        self.flag("--storefront", Some("ustore".into()))
+            .flag("--ustore-base-url", Some(base_url.to_owned()))
+            .flag("--ustore-store-id", Some(store_id.to_owned()))
+            .flag("--ustore-storefront-url", Some(storefront_url.to_owned()))
+            .flag("--ustore-ca", Self::path(ca_file))
+    }
+
+    /// The longest wait for one uStore answer (`--ustore-timeout`); the finer uStore settings
+    /// (breaker, cache, preview and proof limits) come from a config file's `[storefront.ustore]`.
+    pub fn ustore_timeout(self, limit: Duration) -> Self {
+        self.flag("--ustore-timeout", Some(format!("{}ms", limit.as_millis())))
+    }
+
     pub fn storefront_dir(self, dir: &Path) -> Self {
         self.flag("--storefront-dir", Self::path(dir))
     }

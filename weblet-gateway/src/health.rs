@@ -1,6 +1,8 @@
 //! `/healthz`: the core's own `grpc.health.v1.Health/Check`, as 200 "SERVING" or 503, over a
 //! channel of its own and with a cap of its own, so checks neither wait behind calls nor, flooded,
-//! load the core without bound.
+//! load the core without bound. A core that serves but cannot reach its storefront is reported
+//! as 200 "DEGRADED" (not 503: the weblet still tells people what is wrong, and a balancer should
+//! not take every gateway out because the storefront is down).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +18,8 @@ use tonic_health::pb::health_client::HealthClient;
 
 use crate::web::plain;
 
+/// The core's service that is NOT_SERVING while its storefront cannot be reached.
+const STOREFRONT_SERVICE: &str = "podconnect.v1.CatalogService";
 /// How long the core may take to answer a health check.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 /// Health checks in flight at once; a monitor needs one, more is a flood.
@@ -47,7 +51,14 @@ async fn healthz(channel: Channel) -> Response<Body> {
     let check = client.check(HealthCheckRequest { service: String::new() });
     match tokio::time::timeout(CHECK_TIMEOUT, check).await {
         Ok(Ok(response)) if response.get_ref().status == ServingStatus::Serving as i32 => {
-            plain(StatusCode::OK, "SERVING\n")
+            // The core serves; the catalog also needs the storefront, which the core watches.
+            let catalog = client.check(HealthCheckRequest { service: STOREFRONT_SERVICE.into() });
+            match tokio::time::timeout(CHECK_TIMEOUT, catalog).await {
+                Ok(Ok(response)) if response.get_ref().status == ServingStatus::NotServing as i32 => {
+                    plain(StatusCode::OK, "DEGRADED: the storefront cannot be reached\n")
+                }
+                _ => plain(StatusCode::OK, "SERVING\n"),
+            }
         }
         Ok(Ok(_)) => plain(StatusCode::SERVICE_UNAVAILABLE, "NOT_SERVING\n"),
         Ok(Err(status)) => {

@@ -10,6 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
+use crate::domain::ephemeral::SessionStash;
 use crate::domain::error::{CoreError, CoreResult};
 // Re-exported so storefront backends can name a catalog's ids from the catalog.
 pub use crate::domain::ids::{CategoryId, ProductId};
@@ -133,6 +134,28 @@ impl std::fmt::Debug for Account {
     }
 }
 
+/// Who asks a storefront, and where a remote storefront keeps what it holds for that session
+/// (uStore's token and its anonymous user). `stash` is `None` outside a session (health checks,
+/// benches); a backend that needs one refuses the call then.
+#[derive(Clone)]
+pub struct Visit {
+    pub shopper: Shopper,
+    pub stash: Option<Arc<dyn SessionStash>>,
+}
+
+impl Visit {
+    /// A visit with no session behind it.
+    pub fn without_session(shopper: Shopper) -> Self {
+        Visit { shopper, stash: None }
+    }
+}
+
+impl std::fmt::Debug for Visit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Visit").field("shopper", &self.shopper).finish_non_exhaustive()
+    }
+}
+
 /// Which products to list.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProductFilter {
@@ -154,24 +177,33 @@ pub struct ProductSlice {
 #[async_trait]
 pub trait Storefront: Send + Sync + 'static {
     /// The category tree's roots.
-    async fn categories(&self, shopper: &Shopper) -> CoreResult<Vec<Category>>;
+    async fn categories(&self, visit: &Visit) -> CoreResult<Vec<Category>>;
     /// Products matching `filter`, `limit` of them from position `offset`. An unknown category
     /// is `NotFound`.
     async fn products(
         &self,
-        shopper: &Shopper,
+        visit: &Visit,
         filter: &ProductFilter,
         offset: u32,
         limit: u32,
     ) -> CoreResult<ProductSlice>;
     /// One product; `NotFound` when it does not exist for this shopper.
-    async fn product(&self, shopper: &Shopper, id: &ProductId) -> CoreResult<Product>;
+    async fn product(&self, visit: &Visit, id: &ProductId) -> CoreResult<Product>;
     /// The product's thumbnail; `NotFound` when it has none.
-    async fn thumbnail(&self, shopper: &Shopper, id: &ProductId) -> CoreResult<Image>;
+    async fn thumbnail(&self, visit: &Visit, id: &ProductId) -> CoreResult<Image>;
     /// Checks a storefront account's user name and password. Wrong ones are `PermissionDenied`
     /// with one message that does not say which was wrong; `Unavailable` when the storefront
-    /// cannot be asked.
-    async fn login(&self, username: &str, password: &str) -> CoreResult<Account>;
+    /// cannot be asked. A remote storefront keeps its login in the visit's stash.
+    async fn login(&self, visit: &Visit, username: &str, password: &str) -> CoreResult<Account>;
+    /// Ends the visit's storefront login (what `login` kept); nothing to do for local backends.
+    async fn logout(&self, _visit: &Visit) -> CoreResult<()> {
+        Ok(())
+    }
+    /// Whether the storefront can be reached now; `Unavailable` with a reason when not. Local
+    /// backends always can.
+    async fn check_reachable(&self) -> CoreResult<()> {
+        Ok(())
+    }
 }
 
 /// A product list request as the caller sent it.
@@ -205,11 +237,11 @@ impl Catalog {
         Catalog { storefront, usage }
     }
 
-    pub async fn categories(&self, shopper: &Shopper) -> CoreResult<Vec<Category>> {
-        self.storefront.categories(shopper).await
+    pub async fn categories(&self, visit: &Visit) -> CoreResult<Vec<Category>> {
+        self.storefront.categories(visit).await
     }
 
-    pub async fn list_products(&self, shopper: &Shopper, request: ListProducts) -> CoreResult<ProductPage> {
+    pub async fn list_products(&self, visit: &Visit, request: ListProducts) -> CoreResult<ProductPage> {
         let query = request.query.trim();
         if query.chars().count() > MAX_QUERY_CHARS {
             return Err(CoreError::InvalidArgument(format!(
@@ -232,7 +264,7 @@ impl Catalog {
             "" => 0,
             token => decode_page_token(token, fingerprint)?,
         };
-        let slice = self.storefront.products(shopper, &filter, offset, limit).await?;
+        let slice = self.storefront.products(visit, &filter, offset, limit).await?;
         let next = offset.saturating_add(slice.items.len() as u32);
         let next_page_token = if next < slice.total && !slice.items.is_empty() {
             encode_page_token(fingerprint, next)
@@ -242,14 +274,14 @@ impl Catalog {
         Ok(ProductPage { items: slice.items, next_page_token, total: slice.total })
     }
 
-    pub async fn product(&self, shopper: &Shopper, id: &ProductId) -> CoreResult<Product> {
-        let product = self.storefront.product(shopper, id).await?;
+    pub async fn product(&self, visit: &Visit, id: &ProductId) -> CoreResult<Product> {
+        let product = self.storefront.product(visit, id).await?;
         self.usage.record(UsageEvent::new(UsageKind::ProductViewed).with_product(id.clone())).await;
         Ok(product)
     }
 
-    pub async fn thumbnail(&self, shopper: &Shopper, id: &ProductId) -> CoreResult<Image> {
-        self.storefront.thumbnail(shopper, id).await
+    pub async fn thumbnail(&self, visit: &Visit, id: &ProductId) -> CoreResult<Image> {
+        self.storefront.thumbnail(visit, id).await
     }
 
     /// The storefront behind the catalog (for logins).

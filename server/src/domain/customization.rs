@@ -13,7 +13,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::domain::catalog::{Price, Product, ProductKind, Shopper, Storefront, TrimSize};
+use crate::domain::catalog::{Price, Product, ProductKind, Storefront, TrimSize, Visit};
 use crate::domain::error::{CoreError, CoreResult};
 use crate::domain::form::{FieldError, Form, Values, check_quantity, normalize};
 use crate::domain::ids::ProductId;
@@ -65,22 +65,22 @@ pub struct PrintReady {
 #[async_trait]
 pub trait Customizer: Send + Sync + 'static {
     /// The product's form; static products have an empty one.
-    async fn form(&self, shopper: &Shopper, product: &ProductId) -> CoreResult<Form>;
+    async fn form(&self, visit: &Visit, product: &ProductId) -> CoreResult<Form>;
     /// Starts the backend's side of a draft; returns its handle, if it keeps one.
-    async fn open_draft(&self, shopper: &Shopper, product: &ProductId) -> CoreResult<Option<String>>;
+    async fn open_draft(&self, visit: &Visit, product: &ProductId) -> CoreResult<Option<String>>;
     /// Checks the backend can print these values (copy fitting, glyph coverage, remote rules),
     /// beyond the rules the form states. Only called when the form's own rules pass.
-    async fn check(&self, shopper: &Shopper, draft: DraftRef<'_>) -> CoreResult<Vec<FieldError>>;
+    async fn check(&self, visit: &Visit, draft: DraftRef<'_>) -> CoreResult<Vec<FieldError>>;
     /// Preview images of the requested pages (0-based; empty = all) at `width_px`.
     async fn preview(
         &self,
-        shopper: &Shopper,
+        visit: &Visit,
         draft: DraftRef<'_>,
         width_px: u32,
         pages: &[u32],
     ) -> CoreResult<Vec<PageImage>>;
     /// The print-ready PDF.
-    async fn print_ready(&self, shopper: &Shopper, draft: DraftRef<'_>) -> CoreResult<PrintReady>;
+    async fn print_ready(&self, visit: &Visit, draft: DraftRef<'_>) -> CoreResult<PrintReady>;
 }
 
 /// Where a draft stands.
@@ -203,10 +203,11 @@ impl Customization {
         Customization { catalog, backend, sessions, usage, previews: Default::default() }
     }
 
-    pub async fn form(&self, shopper: &Shopper, product: &ProductId) -> CoreResult<Form> {
+    pub async fn form(&self, session: &Session, product: &ProductId) -> CoreResult<Form> {
+        let visit = self.sessions.visit(session);
         // A product the shopper may not see (another account's private category) has no form.
-        self.catalog.product(shopper, product).await?;
-        self.backend.form(shopper, product).await
+        self.catalog.product(&visit, product).await?;
+        self.backend.form(&visit, product).await
     }
 
     /// Creates a draft with the form's defaults overlaid by `values`; returns it with every
@@ -214,20 +215,20 @@ impl Customization {
     pub async fn create_draft(
         &self,
         session: &Session,
-        shopper: &Shopper,
         product_id: &ProductId,
         quantity: Option<u32>,
         values: Values,
     ) -> CoreResult<(Draft, Vec<FieldError>)> {
-        let product = self.catalog.product(shopper, product_id).await?;
-        let form = self.backend.form(shopper, product_id).await?;
+        let visit = self.sessions.visit(session);
+        let product = self.catalog.product(&visit, product_id).await?;
+        let form = self.backend.form(&visit, product_id).await?;
         let mut values = values;
         form.screen(&values).map_err(|problem| CoreError::InvalidArgument(problem.message()))?;
         normalize(&mut values);
         self.count_new_draft(session).await?;
         let mut merged = form.defaults();
         merged.extend(values);
-        let backend_ref = self.backend.open_draft(shopper, product_id).await?;
+        let backend_ref = self.backend.open_draft(&visit, product_id).await?;
         let now = now_ms();
         let mut stored = StoredDraft {
             product: product_id.as_str().to_owned(),
@@ -239,7 +240,7 @@ impl Customization {
             updated_ms: now,
             file: None,
         };
-        let errors = self.evaluate(shopper, &product, &form, &mut stored).await?;
+        let errors = self.evaluate(&visit, &product, &form, &mut stored).await?;
         let id = new_id();
         self.save(session, &id, &stored).await?;
         self.usage.record(UsageEvent::new(UsageKind::DraftCreated).with_product(product_id.clone())).await;
@@ -251,10 +252,10 @@ impl Customization {
     pub async fn update_draft(
         &self,
         session: &Session,
-        shopper: &Shopper,
         draft_id: &str,
         changes: DraftChanges,
     ) -> CoreResult<(Draft, Vec<FieldError>)> {
+        let visit = self.sessions.visit(session);
         let mut stored = self.load(session, draft_id).await?;
         if stored.state == DraftState::Finalized {
             // Its print file is what FinalizeDraft reported; changing the values would break that.
@@ -263,8 +264,8 @@ impl Customization {
             ));
         }
         let product_id = ProductId::parse(&stored.product)?;
-        let product = self.catalog.product(shopper, &product_id).await?;
-        let form = self.backend.form(shopper, &product_id).await?;
+        let product = self.catalog.product(&visit, &product_id).await?;
+        let form = self.backend.form(&visit, &product_id).await?;
         let mut values = changes.values;
         form.screen(&values).map_err(|problem| CoreError::InvalidArgument(problem.message()))?;
         normalize(&mut values);
@@ -291,7 +292,7 @@ impl Customization {
             stored.quantity = quantity;
         }
         stored.updated_ms = now_ms();
-        let errors = self.evaluate(shopper, &product, &form, &mut stored).await?;
+        let errors = self.evaluate(&visit, &product, &form, &mut stored).await?;
         self.save(session, draft_id, &stored).await?;
         Ok((self.view(session, draft_id, &stored, &product), errors))
     }
@@ -300,14 +301,14 @@ impl Customization {
     pub async fn preview(
         &self,
         session: &Session,
-        shopper: &Shopper,
         draft_id: &str,
         width_px: u32,
         pages: &[u32],
     ) -> CoreResult<(Vec<PageImage>, u32)> {
+        let visit = self.sessions.visit(session);
         let stored = self.load(session, draft_id).await?;
         let product_id = ProductId::parse(&stored.product)?;
-        let product = self.catalog.product(shopper, &product_id).await?;
+        let product = self.catalog.product(&visit, &product_id).await?;
         if let Some(&bad) = pages.iter().find(|&&p| p == 0 || p > product.page_count) {
             return Err(CoreError::InvalidArgument(format!(
                 "page_numbers contains {bad}; this product has pages 1 to {}",
@@ -324,7 +325,7 @@ impl Customization {
         let turn = queue.lock().await;
         // Read again in turn: a change made while this preview waited is shown.
         let rendered = match self.load(session, draft_id).await {
-            Ok(stored) => self.backend.preview(shopper, draft_ref(&product_id, &stored), width, &zero_based).await,
+            Ok(stored) => self.backend.preview(&visit, draft_ref(&product_id, &stored), width, &zero_based).await,
             Err(err) => Err(err),
         };
         drop(turn);
@@ -350,23 +351,19 @@ impl Customization {
 
     /// Produces the print-ready PDF of a valid draft and keeps it, encrypted, in the session. A
     /// finalized draft gets its file back, or a new one from the same values once it was deleted.
-    pub async fn finalize(
-        &self,
-        session: &Session,
-        shopper: &Shopper,
-        draft_id: &str,
-    ) -> CoreResult<(PrintFile, Draft)> {
+    pub async fn finalize(&self, session: &Session, draft_id: &str) -> CoreResult<(PrintFile, Draft)> {
+        let visit = self.sessions.visit(session);
         let mut stored = self.load(session, draft_id).await?;
         let product_id = ProductId::parse(&stored.product)?;
-        let product = self.catalog.product(shopper, &product_id).await?;
+        let product = self.catalog.product(&visit, &product_id).await?;
         if let Some(file) = stored.file.clone().filter(|_| stored.state == DraftState::Finalized) {
             return Ok((
                 self.file_view(session, draft_id, &product, &stored, &file),
                 self.view(session, draft_id, &stored, &product),
             ));
         }
-        let form = self.backend.form(shopper, &product_id).await?;
-        let errors = self.evaluate(shopper, &product, &form, &mut stored).await?;
+        let form = self.backend.form(&visit, &product_id).await?;
+        let errors = self.evaluate(&visit, &product, &form, &mut stored).await?;
         if !errors.is_empty() {
             let fields = errors.iter().map(|e| if e.field.is_empty() { "quantity" } else { e.field.as_str() });
             return Err(CoreError::FailedPrecondition(format!(
@@ -374,7 +371,7 @@ impl Customization {
                 fields.collect::<Vec<_>>().join(", ")
             )));
         }
-        let ready = self.backend.print_ready(shopper, draft_ref(&product_id, &stored)).await?;
+        let ready = self.backend.print_ready(&visit, draft_ref(&product_id, &stored)).await?;
         let file = StoredFileInfo {
             id: new_id(),
             size_bytes: ready.pdf.len() as u64,
@@ -445,14 +442,14 @@ impl Customization {
 
     /// The print file of a FINALIZED draft, made again from its values if it was deleted; a draft
     /// that is not finalized is not printed (the person has not confirmed it).
-    pub async fn finalized_file(&self, session: &Session, shopper: &Shopper, draft_id: &str) -> CoreResult<PrintFile> {
+    pub async fn finalized_file(&self, session: &Session, draft_id: &str) -> CoreResult<PrintFile> {
         let stored = self.load(session, draft_id).await?;
         if stored.state != DraftState::Finalized {
             return Err(CoreError::FailedPrecondition(
                 "the draft is not finalized; call FinalizeDraft first, then print the file it returns".into(),
             ));
         }
-        Ok(self.finalize(session, shopper, draft_id).await?.0)
+        Ok(self.finalize(session, draft_id).await?.0)
     }
 
     /// Counts a new draft against the session's allowance.
@@ -474,7 +471,7 @@ impl Customization {
     /// Applies the form's rules, then the backend's, and sets the draft's state accordingly.
     async fn evaluate(
         &self,
-        shopper: &Shopper,
+        visit: &Visit,
         product: &Product,
         form: &Form,
         stored: &mut StoredDraft,
@@ -485,7 +482,7 @@ impl Customization {
         }
         if errors.is_empty() && product.summary.kind == ProductKind::Customizable {
             let product_id = &product.summary.id;
-            errors = self.backend.check(shopper, draft_ref(product_id, stored)).await?;
+            errors = self.backend.check(visit, draft_ref(product_id, stored)).await?;
         }
         stored.state = if errors.is_empty() { DraftState::Valid } else { DraftState::Editing };
         Ok(errors)
@@ -604,16 +601,16 @@ mod tests {
 
     #[async_trait]
     impl Customizer for Previews {
-        async fn form(&self, _: &Shopper, product: &ProductId) -> CoreResult<Form> {
+        async fn form(&self, _: &Visit, product: &ProductId) -> CoreResult<Form> {
             Ok(Form { product: product.clone(), sections: Vec::new(), fields: Vec::new() })
         }
-        async fn open_draft(&self, _: &Shopper, _: &ProductId) -> CoreResult<Option<String>> {
+        async fn open_draft(&self, _: &Visit, _: &ProductId) -> CoreResult<Option<String>> {
             Ok(None)
         }
-        async fn check(&self, _: &Shopper, _: DraftRef<'_>) -> CoreResult<Vec<FieldError>> {
+        async fn check(&self, _: &Visit, _: DraftRef<'_>) -> CoreResult<Vec<FieldError>> {
             Ok(Vec::new())
         }
-        async fn preview(&self, _: &Shopper, _: DraftRef<'_>, width: u32, pages: &[u32]) -> CoreResult<Vec<PageImage>> {
+        async fn preview(&self, _: &Visit, _: DraftRef<'_>, width: u32, pages: &[u32]) -> CoreResult<Vec<PageImage>> {
             use std::sync::atomic::Ordering::SeqCst;
             let now = self.running.fetch_add(1, SeqCst) + 1;
             self.most_at_once.fetch_max(now, SeqCst);
@@ -631,7 +628,7 @@ mod tests {
             let all = [0, 1, 2, 3];
             Ok(if pages.is_empty() { &all[..] } else { pages }.iter().map(|&n| image(n)).collect())
         }
-        async fn print_ready(&self, _: &Shopper, _: DraftRef<'_>) -> CoreResult<PrintReady> {
+        async fn print_ready(&self, _: &Visit, _: DraftRef<'_>) -> CoreResult<PrintReady> {
             Err(CoreError::Unavailable("not in this test".into()))
         }
     }
@@ -642,15 +639,12 @@ mod tests {
         let (customization, session) = service(backend.clone()).await;
         let customization = Arc::new(customization);
         let product = ProductId::parse("newsletter-a4").unwrap();
-        let (draft, _) =
-            customization.create_draft(&session, &Shopper::Anonymous, &product, None, Values::new()).await.unwrap();
+        let (draft, _) = customization.create_draft(&session, &product, None, Values::new()).await.unwrap();
         // Three previews asked one after the other (told apart by their widths).
         let mut calls = Vec::new();
         for width in [100, 200, 300] {
             let (customization, session, id) = (customization.clone(), session.clone(), draft.id.clone());
-            calls.push(tokio::spawn(async move {
-                customization.preview(&session, &Shopper::Anonymous, &id, width, &[]).await.map(|_| ())
-            }));
+            calls.push(tokio::spawn(async move { customization.preview(&session, &id, width, &[]).await.map(|_| ()) }));
             // Let it run until it renders or waits its turn.
             for _ in 0..20 {
                 tokio::task::yield_now().await;
@@ -683,13 +677,12 @@ mod tests {
     async fn previews_beyond_one_response_are_refused_with_what_to_ask_for() {
         let (customization, session) = service(Previews::new(1536 * 1024, 1000)).await;
         let product = ProductId::parse("newsletter-a4").unwrap();
-        let (draft, _) =
-            customization.create_draft(&session, &Shopper::Anonymous, &product, None, Values::new()).await.unwrap();
+        let (draft, _) = customization.create_draft(&session, &product, None, Values::new()).await.unwrap();
 
         // Two pages of 1.5 MiB fit in one response; four do not, and the message says what to do.
-        let (two, _) = customization.preview(&session, &Shopper::Anonymous, &draft.id, 2000, &[1, 2]).await.unwrap();
+        let (two, _) = customization.preview(&session, &draft.id, 2000, &[1, 2]).await.unwrap();
         assert_eq!(two.len(), 2);
-        let refused = customization.preview(&session, &Shopper::Anonymous, &draft.id, 2000, &[]).await;
+        let refused = customization.preview(&session, &draft.id, 2000, &[]).await;
         match refused {
             Err(CoreError::ResourceExhausted(message)) => {
                 assert!(message.contains("fewer pages") && message.contains("width_px"), "{message}")

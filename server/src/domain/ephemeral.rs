@@ -54,3 +54,14 @@ pub trait EphemeralStore: Send + Sync + 'static {
     /// Scopes that hold at least one live entry (for audits and tests; not for hot paths).
     async fn scopes(&self) -> StoreResult<Vec<String>>;
 }
+
+/// One session's own corner of the ephemeral store, sealed and bound to the session, as a
+/// storefront backend sees it: where a remote storefront keeps what it holds per session (uStore's
+/// token), so it ends with the session and no other session can read it.
+#[async_trait]
+pub trait SessionStash: Send + Sync + 'static {
+    async fn put(&self, name: &str, value: &[u8]) -> Result<(), CoreError>;
+    /// The plaintext, wiped from memory when the caller drops it.
+    async fn get(&self, name: &str) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, CoreError>;
+    async fn delete(&self, name: &str) -> Result<bool, CoreError>;
+}

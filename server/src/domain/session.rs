@@ -23,10 +23,10 @@ use sha2::{Digest, Sha256};
 
 use vault::VaultAddress;
 
-use crate::domain::catalog::{Account, Shopper};
+use crate::domain::catalog::{Account, Shopper, Visit};
 use crate::domain::clock::{Clock, SystemClock};
 use crate::domain::crypto::{Key256, random_bytes};
-use crate::domain::ephemeral::EphemeralStore;
+use crate::domain::ephemeral::{EphemeralStore, SessionStash};
 use crate::domain::error::{CoreError, CoreResult};
 use crate::domain::ids::DeviceId;
 use crate::domain::usage::{UsageEvent, UsageKind, UsageSink};
@@ -558,6 +558,11 @@ impl SessionManager {
         SessionData { store: self.store.clone(), session: session.clone(), clock: self.clock.clone() }
     }
 
+    /// The session as a storefront sees it: who shops, and the session's data as its stash.
+    pub fn visit(&self, session: &Session) -> Visit {
+        Visit { shopper: session.shopper(), stash: Some(Arc::new(self.data(session))) }
+    }
+
     async fn write_record(&self, session: &Session) -> CoreResult<()> {
         let mut stored = StoredSession {
             id: session.id,
@@ -607,6 +612,21 @@ impl SessionData {
 
     pub async fn delete(&self, name: &str) -> CoreResult<bool> {
         Ok(self.store.delete(&self.session.scope(), name).await?)
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionStash for SessionData {
+    async fn put(&self, name: &str, value: &[u8]) -> CoreResult<()> {
+        SessionData::put(self, name, value).await
+    }
+
+    async fn get(&self, name: &str) -> CoreResult<Option<zeroize::Zeroizing<Vec<u8>>>> {
+        SessionData::get(self, name).await
+    }
+
+    async fn delete(&self, name: &str) -> CoreResult<bool> {
+        SessionData::delete(self, name).await
     }
 }
 

@@ -162,7 +162,8 @@ impl SignIn {
         check_credentials(login)?;
         let account_key = account_key(login.username);
         self.check_limits(session, &account_key)?;
-        match self.deps.storefront.login(login.username, login.password).await {
+        let visit = self.deps.sessions.visit(session);
+        match self.deps.storefront.login(&visit, login.username, login.password).await {
             Ok(account) => {
                 self.lock().forget_account(&account_key);
                 Ok(account)
@@ -180,6 +181,7 @@ impl SignIn {
     /// Ends the session's storefront login; the session and its token stay.
     pub async fn logout(&self, session: &Session) -> CoreResult<()> {
         self.deps.sessions.data(session).delete(LOGIN_CREDENTIALS).await?;
+        self.deps.storefront.logout(&self.deps.sessions.visit(session)).await?;
         self.deps.sessions.log_out(session).await?;
         Ok(())
     }
@@ -270,7 +272,8 @@ impl SignIn {
             }
             Err(err) => return Err(sso_error(err)),
         };
-        let account = match self.deps.storefront.login(&credentials.username, &credentials.password).await {
+        let visit = self.deps.sessions.visit(session);
+        let account = match self.deps.storefront.login(&visit, &credentials.username, &credentials.password).await {
             Ok(account) => account,
             Err(CoreError::PermissionDenied(_)) => {
                 self.drop_unusable(&address).await?;

@@ -7,11 +7,15 @@ use proto::v1::catalog_service_server::CatalogService;
 use tonic::{Request, Response};
 
 use crate::domain::catalog::Catalog;
+use crate::domain::session::SessionManager;
 use crate::grpc::convert;
 use crate::grpc::gate::session;
 use crate::grpc::status::GrpcResult;
 
-pub struct CatalogAdapter(pub Arc<Catalog>);
+pub struct CatalogAdapter {
+    pub catalog: Arc<Catalog>,
+    pub sessions: Arc<SessionManager>,
+}
 
 #[tonic::async_trait]
 impl CatalogService for CatalogAdapter {
@@ -19,29 +23,29 @@ impl CatalogService for CatalogAdapter {
         &self,
         request: Request<pb::ListCategoriesRequest>,
     ) -> GrpcResult<pb::ListCategoriesResponse> {
-        let shopper = session(&request)?.shopper();
-        let roots = self.0.categories(&shopper).await?;
+        let visit = self.sessions.visit(&session(&request)?);
+        let roots = self.catalog.categories(&visit).await?;
         Ok(Response::new(pb::ListCategoriesResponse { categories: roots.into_iter().map(convert::category).collect() }))
     }
 
     async fn list_products(&self, request: Request<pb::ListProductsRequest>) -> GrpcResult<pb::ListProductsResponse> {
-        let shopper = session(&request)?.shopper();
+        let visit = self.sessions.visit(&session(&request)?);
         let query = convert::list_products(request.into_inner())?;
-        let page = self.0.list_products(&shopper, query).await?;
+        let page = self.catalog.list_products(&visit, query).await?;
         Ok(Response::new(convert::product_page(page)))
     }
 
     async fn get_product(&self, request: Request<pb::GetProductRequest>) -> GrpcResult<pb::GetProductResponse> {
-        let shopper = session(&request)?.shopper();
+        let visit = self.sessions.visit(&session(&request)?);
         let id = convert::product_id(&request.get_ref().product_id)?;
-        let product = self.0.product(&shopper, &id).await?;
+        let product = self.catalog.product(&visit, &id).await?;
         Ok(Response::new(pb::GetProductResponse { product: Some(convert::product(product)) }))
     }
 
     async fn get_thumbnail(&self, request: Request<pb::GetThumbnailRequest>) -> GrpcResult<pb::GetThumbnailResponse> {
-        let shopper = session(&request)?.shopper();
+        let visit = self.sessions.visit(&session(&request)?);
         let id = convert::product_id(&request.get_ref().product_id)?;
-        let image = self.0.thumbnail(&shopper, &id).await?;
+        let image = self.catalog.thumbnail(&visit, &id).await?;
         Ok(Response::new(pb::GetThumbnailResponse {
             content_type: image.info.content_type,
             data: image.data.to_vec(),

@@ -167,7 +167,8 @@ pub fn product(p: Product) -> pb::Product {
         category_id: s.category.as_str().to_owned(),
         price: s.price.map(price),
         thumbnail: s.thumbnail.map(thumbnail_info),
-        trim_size: Some(trim(p.trim)),
+        // A storefront that does not say (uStore without trim attributes) leaves it unset.
+        trim_size: (p.trim.width_mm > 0.0 && p.trim.height_mm > 0.0).then(|| trim(p.trim)),
         page_count: count(p.page_count),
         quantity: Some(quantity(p.quantity)),
     }

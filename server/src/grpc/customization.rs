@@ -16,9 +16,9 @@ pub struct CustomizationAdapter(pub Arc<Customization>);
 #[tonic::async_trait]
 impl CustomizationService for CustomizationAdapter {
     async fn get_form(&self, request: Request<pb::GetFormRequest>) -> GrpcResult<pb::GetFormResponse> {
-        let shopper = session(&request)?.shopper();
+        let session = session(&request)?;
         let product = convert::product_id(&request.get_ref().product_id)?;
-        let form = self.0.form(&shopper, &product).await?;
+        let form = self.0.form(&session, &product).await?;
         Ok(Response::new(pb::GetFormResponse { form: Some(convert::form(&form)) }))
     }
 
@@ -28,7 +28,7 @@ impl CustomizationService for CustomizationAdapter {
         let product = convert::product_id(&request.product_id)?;
         let quantity = convert::create_quantity(request.quantity)?;
         let values = request.values.into_iter().collect();
-        let (draft, errors) = self.0.create_draft(&session, &session.shopper(), &product, quantity, values).await?;
+        let (draft, errors) = self.0.create_draft(&session, &product, quantity, values).await?;
         Ok(Response::new(pb::CreateDraftResponse {
             draft: Some(convert::draft(draft)),
             field_errors: convert::field_errors(errors),
@@ -40,7 +40,7 @@ impl CustomizationService for CustomizationAdapter {
         let request = request.into_inner();
         let draft_id = request.draft_id.clone();
         let changes = convert::draft_changes(request)?;
-        let (draft, errors) = self.0.update_draft(&session, &session.shopper(), &draft_id, changes).await?;
+        let (draft, errors) = self.0.update_draft(&session, &draft_id, changes).await?;
         Ok(Response::new(pb::UpdateDraftResponse {
             draft: Some(convert::draft(draft)),
             field_errors: convert::field_errors(errors),
@@ -55,8 +55,7 @@ impl CustomizationService for CustomizationAdapter {
         let request = request.into_inner();
         let width = convert::preview_width(request.width_px)?;
         let pages = convert::page_numbers(&request.page_numbers)?;
-        let (images, page_count) =
-            self.0.preview(&session, &session.shopper(), &request.draft_id, width, &pages).await?;
+        let (images, page_count) = self.0.preview(&session, &request.draft_id, width, &pages).await?;
         Ok(Response::new(convert::preview_pages(images, page_count)))
     }
 
@@ -65,7 +64,7 @@ impl CustomizationService for CustomizationAdapter {
         request: Request<pb::FinalizeDraftRequest>,
     ) -> GrpcResult<pb::FinalizeDraftResponse> {
         let session = session(&request)?;
-        let (file, draft) = self.0.finalize(&session, &session.shopper(), &request.get_ref().draft_id).await?;
+        let (file, draft) = self.0.finalize(&session, &request.get_ref().draft_id).await?;
         Ok(Response::new(pb::FinalizeDraftResponse {
             print_file: Some(convert::print_file(file)),
             draft: Some(convert::draft(draft)),

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::sync::Semaphore;
 
-use crate::domain::catalog::{ProductId, Shopper};
+use crate::domain::catalog::{ProductId, Visit};
 use crate::domain::customization::{Customizer, DraftRef, PageImage, PrintReady};
 use crate::domain::error::{CoreError, CoreResult};
 use crate::domain::form::{FieldError, FieldErrorCode, FieldKind, Form};
@@ -179,19 +179,19 @@ impl EmbeddedCustomizer {
 
 #[async_trait]
 impl Customizer for EmbeddedCustomizer {
-    async fn form(&self, _shopper: &Shopper, product: &ProductId) -> CoreResult<Form> {
+    async fn form(&self, _visit: &Visit, product: &ProductId) -> CoreResult<Form> {
         Ok(match self.store.printable(product)? {
             Printable::Customizable(loaded) => loaded.form.clone(),
             Printable::Static { .. } => Form { product: product.clone(), sections: Vec::new(), fields: Vec::new() },
         })
     }
 
-    async fn open_draft(&self, _shopper: &Shopper, product: &ProductId) -> CoreResult<Option<String>> {
+    async fn open_draft(&self, _visit: &Visit, product: &ProductId) -> CoreResult<Option<String>> {
         self.store.printable(product)?;
         Ok(None)
     }
 
-    async fn check(&self, _shopper: &Shopper, draft: DraftRef<'_>) -> CoreResult<Vec<FieldError>> {
+    async fn check(&self, _visit: &Visit, draft: DraftRef<'_>) -> CoreResult<Vec<FieldError>> {
         let store = self.store.clone();
         let draft = OwnedDraft::of(&draft);
         self.pool.run(move || Ok(compose(&store, &draft.product, &draft.as_ref())?.err().unwrap_or_default())).await?
@@ -199,7 +199,7 @@ impl Customizer for EmbeddedCustomizer {
 
     async fn preview(
         &self,
-        _shopper: &Shopper,
+        _visit: &Visit,
         draft: DraftRef<'_>,
         width_px: u32,
         pages: &[u32],
@@ -226,7 +226,7 @@ impl Customizer for EmbeddedCustomizer {
             .await?
     }
 
-    async fn print_ready(&self, _shopper: &Shopper, draft: DraftRef<'_>) -> CoreResult<PrintReady> {
+    async fn print_ready(&self, _visit: &Visit, draft: DraftRef<'_>) -> CoreResult<PrintReady> {
         if let Printable::Static { document, pages, .. } = self.store.printable(draft.product)? {
             let pdf = (self.store.files().read_async(document).await)
                 .map_err(|e| CoreError::internal("the product's PDF is unreadable", e))?;

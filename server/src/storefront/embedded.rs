@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use crate::domain::catalog::{
     Account, Category, CategoryId, Image, ImageInfo, Price, Product, ProductFilter, ProductId, ProductKind,
-    ProductSlice, ProductSummary, QuantityRule, Shopper, Storefront, TrimSize,
+    ProductSlice, ProductSummary, QuantityRule, Shopper, Storefront, TrimSize, Visit,
 };
 use crate::domain::error::{CoreError, CoreResult};
 use crate::render::{self, Fonts, PageGeometry};
@@ -335,8 +335,8 @@ fn visible_tree(categories: &[Category], sees: &dyn Fn(&CategoryId) -> bool) -> 
 
 #[async_trait]
 impl Storefront for EmbeddedStorefront {
-    async fn categories(&self, shopper: &Shopper) -> CoreResult<Vec<Category>> {
-        let view = self.view(shopper);
+    async fn categories(&self, visit: &Visit) -> CoreResult<Vec<Category>> {
+        let view = self.view(&visit.shopper);
         if self.private.is_empty() {
             return Ok(self.roots.clone());
         }
@@ -345,12 +345,12 @@ impl Storefront for EmbeddedStorefront {
 
     async fn products(
         &self,
-        shopper: &Shopper,
+        visit: &Visit,
         filter: &ProductFilter,
         offset: u32,
         limit: u32,
     ) -> CoreResult<ProductSlice> {
-        let view = self.view(shopper);
+        let view = self.view(&visit.shopper);
         if let Some(category) = &filter.category
             && (!self.categories.contains(category) || !self.sees(&view, category))
         {
@@ -372,18 +372,18 @@ impl Storefront for EmbeddedStorefront {
         Ok(ProductSlice { items, total })
     }
 
-    async fn product(&self, shopper: &Shopper, id: &ProductId) -> CoreResult<Product> {
-        let view = self.view(shopper);
+    async fn product(&self, visit: &Visit, id: &ProductId) -> CoreResult<Product> {
+        let view = self.view(&visit.shopper);
         let mut product = self.visible_entry(&view, id)?.product.clone();
         product.summary = view.price(product.summary);
         Ok(product)
     }
 
-    async fn thumbnail(&self, shopper: &Shopper, id: &ProductId) -> CoreResult<Image> {
-        Ok(self.visible_entry(&self.view(shopper), id)?.thumbnail.clone())
+    async fn thumbnail(&self, visit: &Visit, id: &ProductId) -> CoreResult<Image> {
+        Ok(self.visible_entry(&self.view(&visit.shopper), id)?.thumbnail.clone())
     }
 
-    async fn login(&self, username: &str, password: &str) -> CoreResult<Account> {
+    async fn login(&self, _visit: &Visit, username: &str, password: &str) -> CoreResult<Account> {
         self.accounts.login(username, password).await
     }
 }
@@ -708,7 +708,7 @@ mod tests {
     async fn the_built_in_sample_is_the_sample_folder() {
         let (folder, built_in) =
             (EmbeddedStorefront::load(&sample()).unwrap(), EmbeddedStorefront::built_in_sample().unwrap());
-        let shopper = Shopper::Anonymous;
+        let visit = Visit::without_session(Shopper::Anonymous);
         let all =
             |shop: &EmbeddedStorefront| shop.products.iter().map(|entry| entry.product.clone()).collect::<Vec<_>>();
         assert_eq!(format!("{:?}", all(&built_in)), format!("{:?}", all(&folder)));
@@ -722,8 +722,8 @@ mod tests {
         let Printable::Customizable(loaded) = built_in.printable(&postcard).unwrap() else { panic!("customizable") };
         assert!(loaded.choices.values().flat_map(|options| options.values()).any(|asset| asset.image.is_some()));
         assert_eq!(
-            built_in.thumbnail(&shopper, &id).await.unwrap().data,
-            folder.thumbnail(&shopper, &id).await.unwrap().data
+            built_in.thumbnail(&visit, &id).await.unwrap().data,
+            folder.thumbnail(&visit, &id).await.unwrap().data
         );
     }
 

@@ -5,3 +5,4 @@ pub mod customizer;
 pub mod embedded;
 pub mod files;
 pub mod template;
+pub mod ustore;

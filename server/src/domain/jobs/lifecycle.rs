@@ -8,7 +8,6 @@ use std::time::Duration;
 use super::ticket::{RequestRecord, check_request_id, check_ticket, request_key};
 use super::watch::{Watch, WatchSlot};
 use super::{DocumentRef, Job, Jobs, MAX_UNFINISHED_JOBS, PullLink, SubmitRequest, describe, job_event};
-use crate::domain::catalog::Shopper;
 use crate::domain::devices::{DeliveryMode, Device};
 use crate::domain::error::{CoreError, CoreResult};
 use crate::domain::ids::ProductId;
@@ -54,7 +53,7 @@ impl Jobs {
         let (file_id, meta) = match &request.document {
             DocumentRef::File(id) => (id.clone(), self.deps.customization.print_file_meta(session, id).await?),
             DocumentRef::Draft(id) => {
-                let file = self.deps.customization.finalized_file(session, &Shopper::Anonymous, id).await?;
+                let file = self.deps.customization.finalized_file(session, id).await?;
                 let meta = self.deps.customization.print_file_meta(session, &file.id).await?;
                 (file.id, meta)
             }

@@ -6,7 +6,7 @@ use std::path::Path;
 use async_trait::async_trait;
 
 use super::*;
-use crate::domain::catalog::{Shopper, Storefront};
+use crate::domain::catalog::Storefront;
 use crate::domain::crypto::Key256;
 use crate::domain::devices::PrinterUri;
 use crate::domain::form::Values;
@@ -135,9 +135,8 @@ async fn service() -> (Arc<Jobs>, Session, String) {
     let customization = Arc::new(Customization::new(catalog, Arc::new(backend), sessions.clone(), Arc::new(NoUsage)));
     // A static product: its print-ready file is the shipped PDF, nothing is rendered.
     let product = ProductId::parse("fire-action-notice").unwrap();
-    let (draft, _) =
-        customization.create_draft(&session, &Shopper::Anonymous, &product, None, Values::new()).await.unwrap();
-    let (file, _) = customization.finalize(&session, &Shopper::Anonymous, &draft.id).await.unwrap();
+    let (draft, _) = customization.create_draft(&session, &product, None, Values::new()).await.unwrap();
+    let (file, _) = customization.finalize(&session, &draft.id).await.unwrap();
     let printer: Arc<dyn Printer> = Arc::new(WrongCertificate);
     let stand_in = Device {
         id: DeviceId::parse("unregistered").unwrap(),
