@@ -12,6 +12,7 @@
 //! - `gateway`: `TestGateway`, the running weblet-gateway, and grpc-web clients over HTTP/1.1 and h2.
 //! - `haproxy`: `ReferenceProxy`, a real HAProxy relaying gRPC to the core (the gateway bench's yardstick).
 //! - `process`: how the binaries are started (clean environment) and their JSON ready line.
+//! - `ustore`: `UstoreDouble`, a test double of the XMPie uStore storefront REST API, with fault switches.
 //! - `raw`: raw TCP, TLS and HTTP/2 clients with hand-built gRPC bodies, for attacks on the core.
 //! - `vault`: `TestVault`, the running vault service (`podconnect-vault`), and its mTLS clients.
 //! - `wait`: `eventually`, the one poll loop (for what happens in the background).
@@ -26,5 +27,6 @@ pub mod ipp;
 pub mod pki;
 pub mod process;
 pub mod raw;
+pub mod ustore;
 pub mod vault;
 pub mod wait;

@@ -1,4 +1,5 @@
-//! Throwaway certificate authorities and client certificates for mTLS tests.
+//! Throwaway certificate authorities, client certificates for mTLS tests, and server certificates
+//! for the test doubles.
 
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
@@ -11,7 +12,7 @@ pub struct TestCa {
     issuer: Issuer<'static, KeyPair>,
 }
 
-/// A client certificate and its key, in PEM.
+/// A certificate and its key, in PEM (a client's, or a server's from [`TestCa::server`]).
 pub struct ClientCert {
     pub cert_pem: String,
     pub key_pem: String,
@@ -39,6 +40,17 @@ impl TestCa {
         params.not_before = date_time_ymd(2020, 1, 1);
         params.not_after = date_time_ymd(2020, 12, 31);
         self.sign_client(name, params)
+    }
+
+    /// A server certificate for `names` (DNS names or IP addresses), e.g. `["localhost", "127.0.0.1"]`.
+    pub fn server(&self, names: &[&str]) -> ClientCert {
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let mut params = CertificateParams::new(names).expect("valid server names");
+        params.distinguished_name.push(DnType::CommonName, "localhost");
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let key = KeyPair::generate().expect("key generation");
+        let cert = params.signed_by(&key, &self.issuer).expect("signed server certificate");
+        ClientCert { cert_pem: cert.pem(), key_pem: key.serialize_pem() }
     }
 
     fn sign_client(&self, name: &str, mut params: CertificateParams) -> ClientCert {

@@ -18,5 +18,6 @@ mod sessions;
 mod startup;
 mod tls;
 mod usage;
+mod ustore_double;
 mod vault;
 mod weblet;
