@@ -243,16 +243,27 @@ fn dispatch(
         },
         (Route::Unknown, _) => Err(not_found("ResourceNotAvailable", "No such resource.")),
         (route, Some(caller)) => authenticated(ctx, route, settings, &caller, query, body),
-        (_, None) => Err(error(StatusCode::UNAUTHORIZED, "AccessDenied", "Access denied.")),
+        (_, None) => Err(refuse(StatusCode::UNAUTHORIZED, "AccessDenied", "Access denied.")),
     };
-    let answer = answer.unwrap_or_else(|refusal| refusal);
+    let answer = answer.unwrap_or_else(|r| error(r.status, r.type_name, &r.message));
     if route.is_catalog() && answer.status() == StatusCode::OK {
         return shape_catalog(settings, answer);
     }
     answer
 }
 
-type Answer = Result<Response<Body>, Response<Body>>;
+type Answer = Result<Response<Body>, Refusal>;
+
+/// An error answer, kept small until it becomes a response.
+pub(crate) struct Refusal {
+    status: StatusCode,
+    type_name: &'static str,
+    message: String,
+}
+
+fn refuse(status: StatusCode, type_name: &'static str, message: &str) -> Refusal {
+    Refusal { status, type_name, message: message.to_string() }
+}
 
 fn authenticated(
     ctx: &Ctx,
@@ -308,7 +319,7 @@ fn authenticated(
             }
             let page = paging(query)?;
             let products: Vec<&Product> =
-                fixtures::PRODUCTS.iter().filter(|p| p.categories.iter().any(|c| *c == category)).collect();
+                fixtures::PRODUCTS.iter().filter(|p| p.categories.contains(&category)).collect();
             Ok(json_response(page_of(&products, page)))
         }
         Route::Search => {
@@ -535,7 +546,7 @@ fn login_by_url(ctx: &Ctx, body: &[u8]) -> Answer {
         .iter()
         .any(|s| url.strip_prefix(s.as_str()).is_some_and(|rest| rest.is_empty() || rest.starts_with(['/', '?', '#'])));
     if !matches {
-        return Err(error(StatusCode::BAD_REQUEST, "ResourceNotAvailable.Store", "The store is not available."));
+        return Err(refuse(StatusCode::BAD_REQUEST, "ResourceNotAvailable.Store", "The store is not available."));
     }
     let wanted = body.get("UserID").and_then(Value::as_str);
     let mut inner = ctx.shared.lock();
@@ -567,14 +578,14 @@ fn login(ctx: &Ctx, body: &[u8]) -> Answer {
     let field = |name: &str| body.get(name).and_then(Value::as_str);
     let store = field("StoreID").ok_or_else(|| bad_request("StoreID is required"))?;
     if !store.eq_ignore_ascii_case(fixtures::STORE_ID) {
-        return Err(error(StatusCode::BAD_REQUEST, "ResourceNotAvailable.Store", "The store is not available."));
+        return Err(refuse(StatusCode::BAD_REQUEST, "ResourceNotAvailable.Store", "The store is not available."));
     }
     let account = match (field("Email"), field("Password")) {
         (Some(email), Some(password)) => fixtures::account_by_email(email).filter(|a| a.password == password),
         _ => None,
     };
     let Some(account) = account else {
-        return Err(error(StatusCode::UNAUTHORIZED, "AuthenticationFailed", "The email or password is incorrect."));
+        return Err(refuse(StatusCode::UNAUTHORIZED, "AuthenticationFailed", "The email or password is incorrect."));
     };
     let mut inner = ctx.shared.lock();
     inner.sweep_tokens();
@@ -585,7 +596,7 @@ fn is_trade(ctx: &Ctx, user: &str) -> bool {
     ctx.shared.lock().users.get(user).is_some_and(|u| u.trade)
 }
 
-fn visible_product(ctx: &Ctx, user: &str, id: &str) -> Result<&'static Product, Response<Body>> {
+fn visible_product(ctx: &Ctx, user: &str, id: &str) -> Result<&'static Product, Refusal> {
     let trade = is_trade(ctx, user);
     fixtures::product(id)
         .filter(|p| trade || !p.trade_only())
@@ -616,7 +627,7 @@ fn category_nodes(parent: Option<&str>, depth: u32, trade: bool) -> Vec<Value> {
 }
 
 /// `(page number, page size)`, both checked.
-fn paging(query: &HashMap<String, String>) -> Result<(usize, usize), Response<Body>> {
+fn paging(query: &HashMap<String, String>) -> Result<(usize, usize), Refusal> {
     let number = |name: &str, default: usize| match query.get(name) {
         Some(v) => v.parse::<usize>().map_err(|_| bad_request(&format!("{name} must be a number"))),
         None => Ok(default),
@@ -637,7 +648,7 @@ fn page_of(products: &[&Product], (page, size): (usize, usize)) -> Value {
     json!({"Products": models, "Count": products.len()})
 }
 
-fn owned<'a>(inner: &'a mut Inner, oi: &str, user: &str) -> Result<&'a mut OrderItem, Response<Body>> {
+fn owned<'a>(inner: &'a mut Inner, oi: &str, user: &str) -> Result<&'a mut OrderItem, Refusal> {
     inner
         .items
         .get_mut(oi)
@@ -671,7 +682,7 @@ fn value_text(value: &Value) -> String {
 }
 
 /// `[{"id"|"ID", "value"|"Value"}]` → `(dial id, value)`; an id the product lacks is refused.
-fn id_values(product: &Product, list: &Value) -> Result<Vec<(&'static str, String)>, Response<Body>> {
+fn id_values(product: &Product, list: &Value) -> Result<Vec<(&'static str, String)>, Refusal> {
     let list = list.as_array().ok_or_else(|| bad_request("Properties must be a list"))?;
     list.iter()
         .map(|entry| {
@@ -689,7 +700,7 @@ fn id_values(product: &Product, list: &Value) -> Result<Vec<(&'static str, Strin
 }
 
 /// Takes the quantity entry out of a state or save body.
-fn split_quantity(list: &Value) -> Result<(Option<Value>, Value), Response<Body>> {
+fn split_quantity(list: &Value) -> Result<(Option<Value>, Value), Refusal> {
     let list = list.as_array().ok_or_else(|| bad_request("The body must be a list of {id, value}"))?;
     let mut quantity = None;
     let mut rest = Vec::new();
@@ -704,7 +715,7 @@ fn split_quantity(list: &Value) -> Result<(Option<Value>, Value), Response<Body>
     Ok((quantity, Value::Array(rest)))
 }
 
-fn parse_quantity(product: &Product, value: &Value) -> Result<u32, Response<Body>> {
+fn parse_quantity(product: &Product, value: &Value) -> Result<u32, Refusal> {
     value_text(value)
         .trim()
         .parse::<u32>()
@@ -966,7 +977,7 @@ fn streamed(content_type: &str, body: Body) -> Response<Body> {
     response
 }
 
-fn parse_json(body: &[u8]) -> Result<Value, Response<Body>> {
+fn parse_json(body: &[u8]) -> Result<Value, Refusal> {
     serde_json::from_slice(body).map_err(|e| bad_request(&format!("The request body is not valid JSON: {e}")))
 }
 
@@ -1022,18 +1033,18 @@ pub(crate) fn error(status: StatusCode, type_name: &str, message: &str) -> Respo
     response
 }
 
-fn bad_request(message: &str) -> Response<Body> {
-    error(StatusCode::BAD_REQUEST, "OperationFailed", message)
+fn bad_request(message: &str) -> Refusal {
+    refuse(StatusCode::BAD_REQUEST, "OperationFailed", message)
 }
 
-fn not_found(type_name: &str, message: &str) -> Response<Body> {
-    error(StatusCode::NOT_FOUND, type_name, message)
+fn not_found(type_name: &'static str, message: &str) -> Refusal {
+    refuse(StatusCode::NOT_FOUND, type_name, message)
 }
 
-fn access_denied() -> Response<Body> {
-    error(StatusCode::UNAUTHORIZED, "AccessDenied", "Access denied.")
+fn access_denied() -> Refusal {
+    refuse(StatusCode::UNAUTHORIZED, "AccessDenied", "Access denied.")
 }
 
-fn no_preview() -> Response<Body> {
+fn no_preview() -> Refusal {
     not_found("ResourceNotAvailable.Preview", "The preview is not available.")
 }

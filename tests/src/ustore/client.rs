@@ -89,7 +89,7 @@ pub async fn call(
     };
     let request = request.body(Full::new(bytes))?;
     let io = TokioIo::new(tls);
-    let response = match version {
+    match version {
         Version::H1 => {
             let (mut sender, connection) = hyper::client::conn::http1::handshake(io).await?;
             let driver = tokio::spawn(connection);
@@ -106,8 +106,7 @@ pub async fn call(
             driver.abort();
             reply
         }
-    };
-    response
+    }
 }
 
 async fn read(response: http::Response<hyper::body::Incoming>) -> anyhow::Result<Reply> {

@@ -85,7 +85,7 @@ fn pt(mm: f64) -> f32 {
 }
 
 /// The proof: one page per product page, MediaBox = trim + bleed, TrimBox = trim, and Helvetica
-/// text lines with the product name and the values shown on that page (front-section dials on
+/// text lines with the product name and the non-empty values shown on that page (front-section dials on
 /// the first page, back-section dials on the last). A static product's proof is fixed.
 pub(crate) fn proof_pdf(product: &Product, values: &[(&Dial, String)]) -> Vec<u8> {
     let (w_mm, h_mm) = page_mm(product);
@@ -110,7 +110,7 @@ pub(crate) fn proof_pdf(product: &Product, values: &[(&Dial, String)]) -> Vec<u8
             lines.push(format!("Static product {}", product.friendly_id));
         }
         let last = number == count;
-        for (dial, value) in values {
+        for (dial, value) in values.iter().filter(|(_, v)| !v.is_empty()) {
             let front = dial.section.1 == "front";
             if (front && number == 1) || (!front && last) {
                 lines.push(format!("{}: {value}", dial.title));

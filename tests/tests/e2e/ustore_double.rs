@@ -251,6 +251,13 @@ async fn fault_switches() {
     assert!(reply.body.len() > 1 << 20);
     controls.set_oversized_catalog(None);
 
+    // Headers at once, then the (valid) body a few hundred bytes a second.
+    controls.set_slow_catalog(Some(400));
+    let started = std::time::Instant::now();
+    let reply = double.call(Method::GET, "v1/store/categories/tree?depth=2", Some(&ana), None).await.unwrap();
+    assert!(started.elapsed() >= Duration::from_secs(1) && reply.json().is_ok(), "{:?}", started.elapsed());
+    controls.set_slow_catalog(None);
+
     controls.set_fail(Some(FailMode::Status(503)));
     assert_eq!(get(&double, "v1/store", &ana).await.0, StatusCode::SERVICE_UNAVAILABLE);
     controls.set_fail(Some(FailMode::Down));
