@@ -2,7 +2,8 @@
 # Starts the whole system on its embedded defaults: the gRPC core (sample storefront, in-memory
 # ephemeral store, SQLite under .data/podconnect, spool printer, development CA) and the weblet
 # gateway in front of it, then prints the address to open. Ctrl-C stops both.
-# Usage: bash scripts/start.sh
+# Usage: bash scripts/start.sh [core flags...]  (extra flags go to the core, for example
+# `--storefront ustore --ustore-base-url ...` to shop an XMPie uStore storefront; see README.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,7 +33,7 @@ wait_ready() {
     exit 1
 }
 
-./target/release/podconnect-server --pull-base-url https://localhost:8443/print-files \
+./target/release/podconnect-server --pull-base-url https://localhost:8443/print-files "$@" \
     >"$core_out" 2>"$logs/core.log" &
 pids+=($!)
 wait_ready "${pids[0]}" "$core_out" "$logs/core.log"

@@ -18,6 +18,7 @@ mod sessions;
 mod startup;
 mod tls;
 mod usage;
+mod ustore;
 mod ustore_double;
 mod vault;
 mod weblet;

@@ -167,7 +167,7 @@ export const FormSectionSchema: GenMessage<FormSection> = /*@__PURE__*/
 export type FormField = Message<"podconnect.v1.FormField"> & {
   /**
    * The field's id, unique within the form and stable for the product; the key of the field's
-   * value in Draft.values. Opaque, at most 128 characters (for uStore: the property's GUID).
+   * value in Draft.values. Opaque, at most 128 characters (for uStore: the property form's key).
    *
    * @generated from field: string id = 1;
    */
