@@ -15,6 +15,7 @@ use proto::v1::print_service_client::PrintServiceClient;
 use server::domain::ephemeral::EphemeralStore as _;
 use tests::client::{ANA, BEN, authed, catalog, sessions, start_session};
 use tests::core::{CoreBuilder, TestCore};
+use tests::gateway::{Http, TestGateway, full};
 use tests::ipp::TestPrinter;
 use tests::ustore::fixtures::{
     CAT_BUSINESS_CARDS, CAT_MARKETING, CAT_STATIONERY, CAT_TRADE, PROD_BUSINESS_CARD, PROD_FLYER, PROD_LETTERHEAD,
@@ -35,11 +36,21 @@ struct Shop {
 }
 
 async fn shop_with(double: UstoreDouble, configure: impl FnOnce(CoreBuilder) -> CoreBuilder) -> Shop {
+    shop_configured(double, "", configure).await
+}
+
+/// `settings`: more `[storefront.ustore]` lines.
+async fn shop_configured(
+    double: UstoreDouble,
+    settings: &str,
+    configure: impl FnOnce(CoreBuilder) -> CoreBuilder,
+) -> Shop {
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("ustore-ca.pem");
     double.write_ca(&ca).unwrap();
     let config = dir.path().join("core.toml");
-    std::fs::write(&config, "[storefront.ustore]\nbreaker_failures = 3\nbreaker_cooldown = \"700ms\"\n").unwrap();
+    let settings = format!("[storefront.ustore]\nbreaker_failures = 3\nbreaker_cooldown = \"700ms\"\n{settings}");
+    std::fs::write(&config, settings).unwrap();
     let builder = TestCore::builder()
         .config_file(&config)
         .ustore(&double.base_url(), double.store_id(), &double.storefront_url(), &ca)
@@ -311,6 +322,20 @@ async fn an_expired_token_is_renewed_by_one_login_and_a_second_refusal_is_an_err
 }
 
 #[tokio::test]
+async fn tokens_are_renewed_before_they_go_stale() {
+    let shop = shop_configured(UstoreDouble::start().await.unwrap(), "renew_after = \"1ms\"\n", |b| b).await;
+    let (channel, controls) = (&shop.channel, shop.double.controls());
+    let token = start_session(channel, "mfd-lobby").await;
+    let draft = create(channel, &token, PROD_BUSINESS_CARD, CARD).await.draft.unwrap();
+    let (logins, renewals) = (controls.count("loginByUrl"), controls.count("renew"));
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let after = update(channel, &token, &draft.id, &[("JobTitle", "Partner")]).await;
+    assert!(after.field_errors.is_empty(), "{:?}", after.field_errors);
+    assert!(controls.count("renew") > renewals, "an old token is renewed: {:?}", controls.counts());
+    assert_eq!(controls.count("loginByUrl"), logins, "renewed, not logged in again");
+}
+
+#[tokio::test]
 async fn throttled_previews_back_off_and_finish() {
     let shop = shop().await;
     let (channel, controls) = (&shop.channel, shop.double.controls());
@@ -364,6 +389,14 @@ async fn an_upstream_outage_is_unavailable_in_time_opens_the_breaker_and_recover
     .await;
     let overall = health.check(HealthCheckRequest { service: String::new() }).await.unwrap().into_inner();
     assert_eq!(overall.status, 1, "the core itself still serves");
+    let gateway = TestGateway::start(&shop.core).await;
+    let mut web = gateway.client(Http::H2).await;
+    let healthz = |web: &tests::gateway::WebClient| {
+        web.request(http::Method::GET, "/healthz").body(full(bytes::Bytes::new())).unwrap()
+    };
+    let (status, _, body) = web.fetch(healthz(&web)).await.unwrap();
+    assert_eq!(status, http::StatusCode::OK, "a storefront outage does not take the gateway out of a balancer");
+    assert_eq!(&body[..], &b"DEGRADED: the storefront cannot be reached\n"[..]);
 
     controls.set_fail(None);
     eventually("the breaker to close once uStore answers again", Duration::from_secs(20), || {
@@ -377,6 +410,8 @@ async fn an_upstream_outage_is_unavailable_in_time_opens_the_breaker_and_recover
         async move { health.check(catalog_health()).await.is_ok_and(|r| r.into_inner().status == 1).then_some(()) }
     })
     .await;
+    let (_, _, body) = web.fetch(healthz(&web)).await.unwrap();
+    assert_eq!(&body[..], &b"SERVING\n"[..]);
 }
 
 #[tokio::test]
@@ -403,7 +438,7 @@ async fn malformed_huge_and_slow_answers_end_in_clear_errors_in_bounded_time() {
     assert!(started.elapsed() < Duration::from_secs(10), "refused before 64 MiB were read");
     controls.set_oversized_catalog(None);
 
-    controls.set_slow_catalog(Some(16));
+    controls.set_slow_catalog(Some(4));
     let started = Instant::now();
     let err = ask("slow").await.unwrap_err();
     assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
@@ -418,6 +453,22 @@ async fn two_sessions_never_see_each_others_order_items() {
     let (channel, controls) = (&shop.channel, shop.double.controls());
     let ana = login(channel, &start_session(channel, "mfd-lobby").await, ANA).await.session_token;
     let ben = login(channel, &start_session(channel, "mfd-lobby").await, BEN).await.session_token;
+    // Ben's private view (the trade counter) never reaches Ana or an anonymous shopper, cache or not.
+    let categories = |token: String| {
+        let mut client = catalog(channel);
+        async move {
+            ids(&client
+                .list_categories(authed(&token, pb::ListCategoriesRequest {}))
+                .await
+                .unwrap()
+                .into_inner()
+                .categories)
+        }
+    };
+    assert!(categories(ben.clone()).await.contains(&CAT_TRADE.to_string()));
+    assert!(!categories(ana.clone()).await.contains(&CAT_TRADE.to_string()), "ana does not see ben's view");
+    let anonymous = start_session(channel, "mfd-lobby").await;
+    assert!(!categories(anonymous).await.contains(&CAT_TRADE.to_string()), "nor does an anonymous shopper");
     let ana_draft = create(channel, &ana, PROD_BUSINESS_CARD, CARD).await.draft.unwrap();
     let ben_draft = create(channel, &ben, PROD_BUSINESS_CARD, CARD).await.draft.unwrap();
 

@@ -144,7 +144,8 @@ impl Upstream {
         loop {
             attempt += 1;
             match self.once(&call, limit).await {
-                Err(err) if attempt < attempts && err.is_outage() => {
+                // A timeout is not retried: a slow uStore stays slow, and the caller's time is gone.
+                Err(err) if attempt < attempts && err.is_outage() && !matches!(err, UpstreamError::Timeout(_)) => {
                     // 100-200 ms, then 200-400 ms: enough for a restarting node, short for a caller.
                     let base = 100u64 << (attempt - 1);
                     let jitter = u64::from(crate::domain::crypto::random_bytes::<2>()[0]) * base / 255;
