@@ -1,7 +1,9 @@
 //! The weblet in a real browser: the real core, the real gateway serving the committed weblet bundle,
 //! and headless Chromium driven by `weblet-gateway/weblet/tests/flow.mjs` (playwright-core) through
 //! browse, customize, preview, print and exit, and through single sign-on (log in with "remember
-//! me", relaunch signed in without typing, forget), each ending with nothing kept in the browser. The browser
+//! me", relaunch signed in without typing, forget), and through a shop on the XMPie uStore test double
+//! (anonymous browse, login, uStore's own validation on its field, a conditional field, preview,
+//! print), each ending with nothing kept in the browser. The browser
 //! trusts the gateway's development CA through a throw-away NSS database under a temporary HOME,
 //! and first proves it refuses the gateway without it.
 
@@ -11,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use tests::core::TestCore;
 use tests::gateway::TestGateway;
+use tests::ustore::UstoreDouble;
+use tests::ustore::fixtures::PROD_BUSINESS_CARD;
 use tokio::process::Command;
 
 /// How long the whole browser walk may take (the script stops itself a little earlier).
@@ -162,4 +166,40 @@ async fn a_remembered_device_user_is_signed_in_without_typing_in_a_real_browser(
     .await;
     assert!(stdout.contains("with nothing typed"), "{stdout}");
     assert!(!core.log().contains(&assertion), "the core never logs the assertion");
+}
+
+#[tokio::test]
+async fn a_person_shops_a_ustore_storefront_in_a_real_browser() {
+    let double = UstoreDouble::start().await.expect("the uStore double starts");
+    let controls = double.controls();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ustore-ca.pem");
+    double.write_ca(&ca).unwrap();
+    let core = TestCore::builder()
+        .ustore(&double.base_url(), double.store_id(), &double.storefront_url(), &ca)
+        .spool_print_time(Duration::from_millis(500))
+        .job_poll(Duration::from_millis(100))
+        .spawn()
+        .await
+        .expect("the core starts against the uStore double");
+    let (user, password, display_name) = tests::client::BEN;
+    let stdout = browser_walk(
+        &core,
+        "weblet-ustore",
+        &["--scenario", "ustore", "--user", user, "--password", password, "--display-name", display_name],
+    )
+    .await;
+    assert!(stdout.contains("uStore's Name error") && stdout.contains("reserved"), "{stdout}");
+
+    // What the person did reached uStore: logged in, previewed, and ben's card holds what was typed.
+    assert!(controls.count("login") >= 1, "{:?}", controls.counts());
+    assert!(controls.count("preview-create") >= 1, "{:?}", controls.counts());
+    let items = controls.order_items();
+    let item = items
+        .iter()
+        .find(|i| i.product_id == PROD_BUSINESS_CARD && i.email.as_deref() == Some(user))
+        .unwrap_or_else(|| panic!("no business card of {user} among the order items: {items:?}"));
+    assert_eq!(item.values.get("Name").map(String::as_str), Some("Ben Okafor"), "{item:?}");
+    assert_eq!(item.values.get("ShowPhone").map(String::as_str), Some("Yes"), "{item:?}");
+    assert_eq!(item.values.get("Phone").map(String::as_str), Some("+44 20 7946 0018"), "{item:?}");
 }

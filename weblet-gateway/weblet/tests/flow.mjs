@@ -4,9 +4,14 @@
 // preview → print → job COMPLETED → exit. The single sign-on walk (`--scenario sso`): without a
 // device user there is no "remember me"; launched with a device-user assertion, log in with
 // "remember me", exit, launch again: signed in with nothing typed; "Forget me"; launch again: not
-// signed in. Both then prove the browser kept nothing (no cookies, storage or IndexedDB). Any
-// console error or page error (CSP violations included) fails the run. One numbered screenshot
-// per step.
+// signed in. The uStore walk (`--scenario ustore`, against a core whose storefront is the uStore
+// test double, tests/src/ustore): home shows uStore's categories → Stationery → Business cards →
+// the business card, anonymously → Back home, log in through the account screen (the trade-only
+// category appears) → the business card again → customize: a name uStore refuses shows uStore's
+// "reserved" message on the Name field, fixed; ShowPhone Yes makes the conditional Phone field
+// appear, filled → preview (an image) → print → job COMPLETED → exit. All of them then prove the
+// browser kept nothing (no cookies, storage or IndexedDB). Any console error or page error (CSP
+// violations included) fails the run. One numbered screenshot per step.
 //
 // The browser trusts the gateway's development CA the way a kiosk's IT team would make it: the CA
 // goes into the NSS database under the browser's HOME ($HOME/.pki/nssdb, where Chromium on Linux
@@ -17,7 +22,9 @@
 // Usage: node tests/flow.mjs [--url https://localhost:8443/?device=mfd-lobby] [--out DIR]
 //        [--chromium /usr/bin/chromium] [--ca ../../.data/podconnect/tls/dev-ca.pem]
 //        [--home EMPTY-DIR] [--certutil certutil]
-//        [--scenario print|sso] [--assertion JWT --user NAME --password PW --display-name NAME]
+//        [--scenario print|sso|ustore] [--assertion JWT] [--user NAME --password PW --display-name NAME]
+// sso needs --assertion, --user, --password and --display-name; ustore needs --user, --password
+// and --display-name (an account of the uStore double, e.g. ben@example.com).
 // --home is the browser's HOME (its NSS database goes in there); without it a temporary folder is
 // made and removed at the end. certutil comes from Debian's libnss3-tools.
 // Exits 0 when every step passed, 1 with a message on stderr otherwise.
@@ -43,12 +50,16 @@ const { values: opts } = parseArgs({
     "display-name": { type: "string", default: "" },
   },
 });
-if (!["print", "sso"].includes(opts.scenario)) {
-  console.error(`flow: unknown --scenario ${opts.scenario} (print or sso)`);
+if (!["print", "sso", "ustore"].includes(opts.scenario)) {
+  console.error(`flow: unknown --scenario ${opts.scenario} (print, sso or ustore)`);
   process.exit(1);
 }
 if (opts.scenario === "sso" && !(opts.assertion && opts.user && opts.password && opts["display-name"])) {
   console.error("flow: --scenario sso needs --assertion, --user, --password and --display-name");
+  process.exit(1);
+}
+if (opts.scenario === "ustore" && !(opts.user && opts.password && opts["display-name"])) {
+  console.error("flow: --scenario ustore needs --user, --password and --display-name");
   process.exit(1);
 }
 
@@ -65,6 +76,25 @@ const GROUP_TITLE = "Marketing";
 const SUBCATEGORY = "flyers";
 const SUBCATEGORY_TITLE = "Flyers";
 const SUBCATEGORY_PRODUCT = "a4-flyer";
+
+/** The uStore walk's ids and names: fixtures of the uStore test double's store
+ * (tests/src/ustore/fixtures.rs), GUIDs as uStore has them; not the sample shop's. */
+const USTORE = {
+  stationery: "ca7e0000-0000-4000-8000-000000000101",
+  stationeryTitle: "Stationery",
+  businessCards: "ca7e0000-0000-4000-8000-000000000102",
+  businessCardsTitle: "Business cards",
+  /** Seen only by accounts in the "trade" group (ben). */
+  trade: "ca7e0000-0000-4000-8000-000000000104",
+  card: "9d0d0000-0000-4000-8000-000000000201",
+  cardName: "Business card",
+  cardTrim: "85 × 55 mm",
+  /** The double refuses any name containing "forbidden" with "This name is reserved; …". */
+  refusedName: "Forbidden Name",
+  name: "Ben Okafor",
+  jobTitle: "Print buyer",
+  phone: "+44 20 7946 0018",
+};
 
 const out = resolve(opts.out);
 mkdirSync(out, { recursive: true });
@@ -177,30 +207,69 @@ async function cleanUp() {
 /** The subject of the CA the browser is made to trust. */
 let caSubject = "";
 
+/** The first load: the page over verified TLS with its CSP, the home screen's category tiles (the
+ * one with id `category` among them). */
+async function openHome(category) {
+  const response = await page.goto(opts.url, { waitUntil: "load" });
+  check(response?.ok(), `GET ${opts.url} answered ${response?.status()}`);
+  check(
+    (response.headers()["content-security-policy"] || "").includes("default-src"),
+    "the page came without a Content-Security-Policy",
+  );
+  // The certificate was verified, not waved through: its issuer is the CA trusted above.
+  const tls = await response.securityDetails();
+  check(
+    tls?.issuer && caSubject.split("\n").includes(`CN=${tls.issuer}`),
+    `the page's certificate was not issued by ${caSubject}: ${JSON.stringify(tls)}`,
+  );
+  log(`certificate for ${tls.subjectName} issued by ${tls.issuer} (${tls.protocol}), trusted via NSS`);
+  await t("screen-home").waitFor();
+  await t(`category-${category}`).waitFor();
+  const tiles = await t("category-list").locator("[data-category-id]").count();
+  check(tiles >= 2, `expected the category tiles, found ${tiles}`);
+  // From navigation start to tappable category tiles (session started, categories loaded).
+  const firstScreenMs = await page.evaluate(() => Math.round(performance.now()));
+  log(`first screen usable after ${firstScreenMs} ms (navigation start to category tiles)`);
+}
+
+/** The preview image shows page `n`, decoded with a real size. */
+async function previewShows(n) {
+  await page.waitForFunction(
+    (want) => {
+      const img = document.querySelector('[data-testid="preview-image"]');
+      return img && img.getAttribute("data-page") === String(want) && img.complete && img.naturalWidth > 0;
+    },
+    n,
+    { timeout: STEP },
+  );
+  const size = await t("preview-image").evaluate((img) => [img.naturalWidth, img.naturalHeight]);
+  check(size[0] > 0 && size[1] > 0, `preview page ${n} has no size`);
+  log(`preview page ${n}: ${size[0]} x ${size[1]} px, "${await t("preview-page").textContent()}"`);
+}
+
+/** The job screen reaches COMPLETED (or the done screen, reached only from COMPLETED). */
+async function jobCompletes() {
+  // The job screen shows COMPLETED for 0.9 s before the done screen replaces it; a slow step may
+  // miss that window, so either proves it.
+  const completed = page.locator('[data-testid="job-state"][data-state="COMPLETED"], [data-testid="screen-done"]');
+  try {
+    await completed.first().waitFor({ timeout: JOB });
+    if (await t("screen-done").count()) log("job state: COMPLETED (already on the done screen)");
+    else log("job state: COMPLETED");
+  } catch {
+    const state = await t("job-state")
+      .getAttribute("data-state")
+      .catch(() => "(gone)");
+    const message = await t("job-message")
+      .textContent()
+      .catch(() => "");
+    throw new Failure(`the job did not complete within ${JOB / 1000} s: last state ${state} ${message}`);
+  }
+}
+
 /** The print walk: browse, customize, preview, print, watch the job, exit. */
 async function printWalk() {
-  await step("home", async () => {
-    const response = await page.goto(opts.url, { waitUntil: "load" });
-    check(response?.ok(), `GET ${opts.url} answered ${response?.status()}`);
-    check(
-      (response.headers()["content-security-policy"] || "").includes("default-src"),
-      "the page came without a Content-Security-Policy",
-    );
-    // The certificate was verified, not waved through: its issuer is the CA trusted above.
-    const tls = await response.securityDetails();
-    check(
-      tls?.issuer && caSubject.split("\n").includes(`CN=${tls.issuer}`),
-      `the page's certificate was not issued by ${caSubject}: ${JSON.stringify(tls)}`,
-    );
-    log(`certificate for ${tls.subjectName} issued by ${tls.issuer} (${tls.protocol}), trusted via NSS`);
-    await t("screen-home").waitFor();
-    await t(`category-${CATEGORY}`).waitFor();
-    const tiles = await t("category-list").locator("[data-category-id]").count();
-    check(tiles >= 2, `expected the category tiles, found ${tiles}`);
-    // From navigation start to tappable category tiles (session started, categories loaded).
-    const firstScreenMs = await page.evaluate(() => Math.round(performance.now()));
-    log(`first screen usable after ${firstScreenMs} ms (navigation start to category tiles)`);
-  });
+  await step("home", () => openHome(CATEGORY));
 
   await step("subcategory", async () => {
     await t(`category-${GROUP}`).click();
@@ -287,21 +356,6 @@ async function printWalk() {
     );
   });
 
-  /** The preview image shows page `n`, decoded with a real size. */
-  const previewShows = async (n) => {
-    await page.waitForFunction(
-      (want) => {
-        const img = document.querySelector('[data-testid="preview-image"]');
-        return img && img.getAttribute("data-page") === String(want) && img.complete && img.naturalWidth > 0;
-      },
-      n,
-      { timeout: STEP },
-    );
-    const size = await t("preview-image").evaluate((img) => [img.naturalWidth, img.naturalHeight]);
-    check(size[0] > 0 && size[1] > 0, `preview page ${n} has no size`);
-    log(`preview page ${n}: ${size[0]} x ${size[1]} px, "${await t("preview-page").textContent()}"`);
-  };
-
   await step("preview-page-1", async () => {
     await t("preview-button").click();
     await t("screen-preview").waitFor();
@@ -338,24 +392,7 @@ async function printWalk() {
     log(`job state: ${await t("job-state").getAttribute("data-state")}`);
   });
 
-  await step("job-completed", async () => {
-    // The job screen shows COMPLETED for 0.9 s before the done screen (reached only from
-    // COMPLETED) replaces it; a slow step above may miss that window, so either proves it.
-    const completed = page.locator('[data-testid="job-state"][data-state="COMPLETED"], [data-testid="screen-done"]');
-    try {
-      await completed.first().waitFor({ timeout: JOB });
-      if (await t("screen-done").count()) log("job state: COMPLETED (already on the done screen)");
-      else log("job state: COMPLETED");
-    } catch {
-      const state = await t("job-state")
-        .getAttribute("data-state")
-        .catch(() => "(gone)");
-      const message = await t("job-message")
-        .textContent()
-        .catch(() => "");
-      throw new Failure(`the job did not complete within ${JOB / 1000} s: last state ${state} ${message}`);
-    }
-  });
+  await step("job-completed", jobCompletes);
 
   await step("done", async () => {
     await t("screen-done").waitFor();
@@ -497,6 +534,173 @@ async function ssoWalk() {
   });
 }
 
+/** The uStore walk: against the uStore test double, browse anonymously, log in, customize with
+ * uStore's own validation and a conditional field, preview, print, exit. */
+async function ustoreWalk() {
+  const u = USTORE;
+  /** Home → Stationery → Business cards → the business card's product screen. */
+  const toBusinessCard = async () => {
+    await t(`category-${u.stationery}`).click();
+    await titled(u.stationeryTitle);
+    await t(`subcategory-${u.businessCards}`).click();
+    await titled(u.businessCardsTitle);
+    await t(`product-${u.card}`).click();
+    await t("screen-product").waitFor();
+    await titled(u.cardName);
+  };
+
+  await step("ustore-home", async () => {
+    await openHome(u.stationery);
+    const title = (await t(`category-${u.stationery}`).locator(".tile-title").textContent()) || "";
+    check(title === u.stationeryTitle, `the Stationery tile reads ${JSON.stringify(title)}`);
+    check((await t(`category-${u.trade}`).count()) === 0, "the trade-only category shows before anyone logged in");
+    await t("login-open").waitFor();
+  });
+
+  await step("ustore-subcategory", async () => {
+    await t(`category-${u.stationery}`).click();
+    await titled(u.stationeryTitle);
+    await t(`subcategory-${u.businessCards}`).click();
+    await titled(u.businessCardsTitle);
+    await t(`product-${u.card}`).waitFor();
+  });
+
+  await step("ustore-product", async () => {
+    await t(`product-${u.card}`).click();
+    await t("screen-product").waitFor();
+    await t("customize").waitFor();
+    const name = (await t("product-name").textContent()) || "";
+    check(name === u.cardName, `unexpected product name ${JSON.stringify(name)}`);
+    const trim = (await t("product-trim").textContent()) || "";
+    check(trim === u.cardTrim, `the trim size reads ${JSON.stringify(trim)}, not ${u.cardTrim}`);
+    const description = (await t("product-description").textContent()) || "";
+    check(description && !description.includes("<"), `uStore's HTML description shows as markup: ${description}`);
+  });
+
+  await step("ustore-login", async () => {
+    // Logging in is on the home screen's bar: Back to it the way the person came.
+    for (const title of [u.businessCardsTitle, u.stationeryTitle]) {
+      await t("back").click();
+      await titled(title);
+    }
+    await t("back").click();
+    await t("screen-home").waitFor();
+    await t("login-open").click();
+    await t("screen-login").waitFor();
+    check((await t("login-remember").count()) === 0, "'remember me' is offered without a device user");
+    await t("login-username").fill(opts.user);
+    await t("login-password").fill(opts.password);
+  });
+
+  await step("ustore-logged-in", async () => {
+    const from = calls.length;
+    await t("login-submit").click();
+    await t("screen-home").waitFor();
+    await page.waitForFunction(
+      (want) => document.querySelector('[data-testid="user-name"]')?.textContent?.includes(want),
+      opts["display-name"],
+      { timeout: STEP },
+    );
+    check(callNames(from).includes("Login"), `logging in called ${callNames(from).join(", ")}`);
+    // The account's own catalog: uStore shows this account the trade-only category.
+    await t(`category-${u.trade}`).waitFor();
+    log(`logged in as ${opts["display-name"]}; the trade-only category shows`);
+  });
+
+  await step("ustore-product-again", async () => {
+    await toBusinessCard();
+    await t("customize").waitFor();
+  });
+
+  await step("ustore-form", async () => {
+    await t("customize").click();
+    await t("screen-form").waitFor();
+    await t("field-Name").waitFor();
+    await t("field-ShowPhone").waitFor();
+    check(await t("field-wrap-Phone").isHidden(), "the Phone field shows while ShowPhone is No");
+  });
+
+  await step("ustore-name-refused", async () => {
+    // uStore's own rule (not one the weblet or the core knows): its message on its field.
+    await t("field-Name").fill(u.refusedName);
+    await t("field-Name").blur();
+    const error = t("field-error-Name");
+    await error.waitFor({ state: "visible" });
+    const text = ((await error.textContent()) || "").trim();
+    check(/reserved/.test(text), `the Name error is not uStore's: ${JSON.stringify(text)}`);
+    log(`uStore's Name error: ${JSON.stringify(text)}`);
+    check(
+      (await t("field-Name").getAttribute("aria-invalid")) === "true",
+      "the refused Name input is not marked aria-invalid",
+    );
+  });
+
+  await step("ustore-name-fixed", async () => {
+    await t("field-Name").fill(u.name);
+    await t("field-Name").blur();
+    await t("field-error-Name").waitFor({ state: "hidden" });
+    check((await t("field-Name").getAttribute("aria-invalid")) === "false", "the fixed Name is still aria-invalid");
+    await t("field-JobTitle").fill(u.jobTitle);
+    await t("field-JobTitle").blur();
+  });
+
+  await step("ustore-conditional-phone", async () => {
+    await t("choice-ShowPhone-Yes").click();
+    await t("field-wrap-Phone").waitFor({ state: "visible" });
+    await t("field-Phone").fill(u.phone);
+    await t("field-Phone").blur();
+    await page.waitForFunction(
+      () =>
+        document.querySelectorAll(".field.invalid").length === 0 &&
+        document.querySelector('[data-testid="save-status"]')?.textContent === "All fields OK",
+      null,
+      { timeout: STEP },
+    );
+    await t("field-Phone").scrollIntoViewIfNeeded();
+  });
+
+  await step("ustore-preview", async () => {
+    await t("preview-button").click();
+    await t("screen-preview").waitFor();
+    await t("preview-image").waitFor();
+    await previewShows(1);
+  });
+
+  await step("ustore-print-options", async () => {
+    await t("to-print").click();
+    await t("screen-print").waitFor();
+    await t("print-button").waitFor();
+  });
+
+  await step("ustore-job", async () => {
+    await t("print-button").click();
+    await t("screen-job").waitFor();
+    await t("job-state").waitFor();
+    log(`job state: ${await t("job-state").getAttribute("data-state")}`);
+  });
+
+  await step("ustore-job-completed", jobCompletes);
+
+  await step("ustore-done", async () => {
+    await t("screen-done").waitFor();
+    await t("done").waitFor();
+  });
+
+  await step("ustore-fresh-start", async () => {
+    const from = calls.length;
+    await t("exit").click();
+    await t("screen-home").waitFor();
+    await t(`category-${u.stationery}`).waitFor();
+    check((await t("user-name").count()) === 0, "a user is still shown after exit");
+    check((await t(`category-${u.trade}`).count()) === 0, "the trade-only category outlived the exit");
+    const names = callNames(from);
+    check(
+      names.includes("CloseSession") && names.includes("StartSession"),
+      `exit did not close and start a session (calls: ${names.join(", ")})`,
+    );
+  });
+}
+
 try {
   const caPem = (() => {
     try {
@@ -569,6 +773,7 @@ try {
   });
 
   if (opts.scenario === "sso") await ssoWalk();
+  else if (opts.scenario === "ustore") await ustoreWalk();
   else await printWalk();
 
   log("step: nothing kept");
