@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod clock;
 pub mod crypto;
 pub mod customization;
+pub mod deadline;
 pub mod devices;
 pub mod ephemeral;
 pub mod error;

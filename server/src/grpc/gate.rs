@@ -238,12 +238,13 @@ where
             let single = !streams_requests(path);
             let timeout = state.limits.request_timeout;
             let mut request = request.map(|body| Body::new(RequestBody::new(body, timeout, single)));
-            let call = async {
+            // Work that waits on the caller's behalf (uStore previews) ends within the deadline.
+            let call = crate::domain::deadline::within(deadline, async {
                 match admit(&state, &mut request).await {
                     Ok(()) => inner.call(request).await,
                     Err(err) => Ok(refusal(err)),
                 }
-            };
+            });
             let response = match deadline {
                 None => call.await?,
                 Some(deadline) => match tokio::time::timeout(deadline, call).await {

@@ -303,6 +303,14 @@ impl Controls {
         Some(self.shared.lock().issue_token(account.id))
     }
 
+    /// The live tokens a registered user holds (what a client logged in as them was handed).
+    pub fn live_tokens_of(&self, email: &str) -> Vec<String> {
+        let Some(account) = fixtures::account_by_email(email) else { return Vec::new() };
+        let mut inner = self.shared.lock();
+        inner.sweep_tokens();
+        inner.tokens.iter().filter(|(_, t)| t.user_id == account.id).map(|(token, _)| token.clone()).collect()
+    }
+
     /// Live tokens right now (each login and renew makes one; renew retires the old).
     pub fn live_tokens(&self) -> usize {
         let mut inner = self.shared.lock();

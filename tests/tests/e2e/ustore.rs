@@ -322,6 +322,35 @@ async fn an_expired_token_is_renewed_by_one_login_and_a_second_refusal_is_an_err
 }
 
 #[tokio::test]
+async fn tokens_and_passwords_never_reach_the_log() {
+    let double = UstoreDouble::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ustore-ca.pem");
+    double.write_ca(&ca).unwrap();
+    let core = TestCore::builder()
+        .ustore(&double.base_url(), double.store_id(), &double.storefront_url(), &ca)
+        .log_filter("debug")
+        .spawn()
+        .await
+        .unwrap();
+    let channel = core.channel().await;
+    let controls = double.controls();
+    let token = login(&channel, &start_session(&channel, "mfd-lobby").await, BEN).await.session_token;
+    let draft = create(&channel, &token, PROD_BUSINESS_CARD, CARD).await.draft.unwrap();
+    let first = controls.live_tokens_of(BEN.0);
+    assert_eq!(first.len(), 1, "the core logged in as ben once");
+    controls.expire_tokens();
+    update(&channel, &token, &draft.id, &[("JobTitle", "Partner")]).await;
+    let second = controls.live_tokens_of(BEN.0);
+    assert_eq!(second.len(), 1, "and once more after the token expired");
+    let log = core.log();
+    assert!(log.contains("logging in again"), "the re-login is logged: {log}");
+    for secret in [BEN.1, first[0].as_str(), second[0].as_str(), "Anna Keller"] {
+        assert!(!log.contains(secret), "{secret:?} is in the core's log");
+    }
+}
+
+#[tokio::test]
 async fn tokens_are_renewed_before_they_go_stale() {
     let shop = shop_configured(UstoreDouble::start().await.unwrap(), "renew_after = \"1ms\"\n", |b| b).await;
     let (channel, controls) = (&shop.channel, shop.double.controls());
@@ -445,6 +474,16 @@ async fn malformed_huge_and_slow_answers_end_in_clear_errors_in_bounded_time() {
     assert!(started.elapsed() < Duration::from_secs(4), "ended by the 2 s limit: {:?}", started.elapsed());
     controls.set_slow_catalog(None);
     assert!(ask("card").await.is_ok(), "and the next call works");
+
+    // A slow uStore and a caller with a shorter deadline: the storefront's own message, in time.
+    controls.set_latency(Duration::from_secs(3));
+    let mut request = authed(&token, pb::ListProductsRequest { query: "late".into(), ..Default::default() });
+    request.set_timeout(Duration::from_secs(1));
+    let started = Instant::now();
+    let err = catalog(channel).list_products(request).await.unwrap_err();
+    assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
+    assert!(err.message().contains("storefront"), "says what was slow: {}", err.message());
+    assert!(started.elapsed() < Duration::from_millis(2500), "not after the 3 s upstream: {:?}", started.elapsed());
 }
 
 #[tokio::test]

@@ -197,16 +197,18 @@ impl Upstream {
         if let Some(body) = &call.body {
             request = request.header(CONTENT_TYPE, "application/json").body(body.to_string());
         }
-        let deadline = Instant::now() + self.timeout;
+        // One answer gets `timeout`, or what is left of the caller's deadline.
+        let timeout = crate::domain::deadline::capped(self.timeout);
+        let deadline = Instant::now() + timeout;
         let exchange = async {
-            let mut response = request.send().await.map_err(|e| transport_error(&e, self.timeout))?;
+            let mut response = request.send().await.map_err(|e| transport_error(&e, timeout))?;
             let status = response.status();
             let limit = if status.is_success() { limit } else { 64 * 1024 };
             if response.content_length().is_some_and(|length| length > limit as u64) {
                 return Err(UpstreamError::TooLarge(limit));
             }
             let mut body = Vec::new();
-            while let Some(chunk) = response.chunk().await.map_err(|e| transport_error(&e, self.timeout))? {
+            while let Some(chunk) = response.chunk().await.map_err(|e| transport_error(&e, timeout))? {
                 if body.len() + chunk.len() > limit {
                     return Err(UpstreamError::TooLarge(limit));
                 }
@@ -216,7 +218,7 @@ impl Upstream {
         };
         match tokio::time::timeout_at(deadline.into(), exchange).await {
             Ok(result) => result,
-            Err(_) => Err(UpstreamError::Timeout(self.timeout)),
+            Err(_) => Err(UpstreamError::Timeout(timeout)),
         }
     }
 }

@@ -430,7 +430,9 @@ pub(crate) struct Budget {
 }
 
 impl Budget {
+    /// `limit`, or what is left of the caller's deadline when that is sooner.
     pub(crate) fn new(limit: Duration) -> Self {
+        let limit = crate::domain::deadline::capped(limit);
         Budget { until: Instant::now() + limit, limit }
     }
 
@@ -438,8 +440,8 @@ impl Budget {
     pub(crate) async fn pause(&self, pause: Duration, doing: &str) -> CoreResult<()> {
         if Instant::now() + pause >= self.until {
             return Err(CoreError::DeadlineExceeded(format!(
-                "could not {doing}: the storefront (XMPie uStore) did not finish within {}s; try again",
-                self.limit.as_secs()
+                "could not {doing}: the storefront (XMPie uStore) did not finish within {:.1}s; try again",
+                self.limit.as_secs_f32()
             )));
         }
         tokio::time::sleep(pause).await;
