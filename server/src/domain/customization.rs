@@ -190,7 +190,26 @@ pub struct Customization {
     usage: Arc<dyn UsageSink>,
     /// One queue per draft with previews in flight: previews of a draft render one at a time, in
     /// the order asked (tokio's mutex is fair). An entry lives only while someone waits on it.
-    previews: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    previews: std::sync::Mutex<HashMap<String, PreviewQueue>>,
+}
+
+/// A draft's preview queue and the last preview rendered through it: one waiting for the same
+/// values, width and pages shares it instead of rendering again (a remote backend's previews take
+/// seconds, and a person tapping "preview" twice should not wait twice).
+type PreviewQueue = Arc<tokio::sync::Mutex<Option<LastPreview>>>;
+
+struct LastPreview {
+    values: Values,
+    quantity: u32,
+    width: u32,
+    pages: Vec<u32>,
+    images: Vec<PageImage>,
+}
+
+impl LastPreview {
+    fn shows(&self, stored: &StoredDraft, width: u32, pages: &[u32]) -> bool {
+        self.values == stored.values && self.quantity == stored.quantity && self.width == width && self.pages == pages
+    }
 }
 
 impl Customization {
@@ -322,13 +341,28 @@ impl Customization {
         let zero_based: Vec<u32> = pages.iter().map(|p| p - 1).collect();
         let key = format!("{}/{draft_id}", session.scope());
         let queue = self.previews.lock().unwrap_or_else(|p| p.into_inner()).entry(key.clone()).or_default().clone();
-        let turn = queue.lock().await;
-        // Read again in turn: a change made while this preview waited is shown.
+        let mut last = queue.lock().await;
+        // Read again in turn: a change made while this preview waited is shown, and the newest
+        // values win over a render of older ones.
         let rendered = match self.load(session, draft_id).await {
-            Ok(stored) => self.backend.preview(&visit, draft_ref(&product_id, &stored), width, &zero_based).await,
+            Ok(stored) => match last.as_ref().filter(|last| last.shows(&stored, width, &zero_based)) {
+                Some(same) => Ok(same.images.clone()),
+                None => {
+                    let rendered =
+                        self.backend.preview(&visit, draft_ref(&product_id, &stored), width, &zero_based).await;
+                    *last = rendered.as_ref().ok().map(|images| LastPreview {
+                        values: stored.values.clone(),
+                        quantity: stored.quantity,
+                        width,
+                        pages: zero_based.clone(),
+                        images: images.clone(),
+                    });
+                    rendered
+                }
+            },
             Err(err) => Err(err),
         };
-        drop(turn);
+        drop(last);
         {
             let mut map = self.previews.lock().unwrap_or_else(|p| p.into_inner());
             // Ours and the map's: nobody else waits, so the queue can go.

@@ -386,6 +386,36 @@ async fn throttled_previews_back_off_and_finish() {
 }
 
 #[tokio::test]
+async fn previews_asked_while_one_renders_share_it_and_a_change_renders_anew() {
+    let shop = shop().await;
+    let (channel, controls) = (&shop.channel, shop.double.controls());
+    let token = start_session(channel, "mfd-lobby").await;
+    let draft = create(channel, &token, PROD_BUSINESS_CARD, CARD).await.draft.unwrap();
+    let preview = || {
+        let request = pb::RenderPreviewRequest { draft_id: draft.id.clone(), width_px: 300, ..Default::default() };
+        let mut client = customize(channel);
+        let token = token.clone();
+        async move { client.render_preview(authed(&token, request)).await.expect("the preview renders").into_inner() }
+    };
+    // The first waits a second on uStore's throttling; three more taps arrive meanwhile.
+    controls.throttle_next(1);
+    let before = controls.count("preview-create");
+    let all = futures::future::join_all((0..4).map(|_| preview())).await;
+    assert_eq!(
+        controls.count("preview-create") - before,
+        2,
+        "one preview asked for (and once again after the throttle): {:?}",
+        controls.counts()
+    );
+    assert!(all.iter().all(|p| p.pages.len() == 2 && p.pages == all[0].pages), "every tap got the same preview");
+
+    update(channel, &token, &draft.id, &[("JobTitle", "Partner")]).await;
+    let changed = preview().await;
+    assert_eq!(controls.count("preview-create") - before, 3, "new values render anew");
+    assert_ne!(changed.pages[0].data, all[0].pages[0].data, "showing the change");
+}
+
+#[tokio::test]
 async fn an_upstream_outage_is_unavailable_in_time_opens_the_breaker_and_recovery_closes_it() {
     let shop = shop().await;
     let (channel, controls) = (&shop.channel, shop.double.controls());
