@@ -92,6 +92,30 @@ pub fn crypto_provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// The TLS configuration of the core's outbound HTTPS clients (uStore, JWKS): the CA in
+/// `ca_file`, or the system's roots when none is configured (`what` names the setting to fix).
+pub fn outbound_client_config(ca_file: Option<&Path>, what: &str) -> anyhow::Result<rustls::ClientConfig> {
+    let mut roots = RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            for cert in load_certs(path)? {
+                roots.add(cert).with_context(|| format!("{}: not a usable CA certificate", path.display()))?;
+            }
+        }
+        None => {
+            for cert in rustls_native_certs::load_native_certs().certs {
+                // One unreadable system certificate must not stop the others.
+                let _ = roots.add(cert);
+            }
+            anyhow::ensure!(!roots.is_empty(), "the system has no trusted root certificates; set the {what} CA file");
+        }
+    }
+    Ok(rustls::ClientConfig::builder_with_provider(crypto_provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
 /// Builds the listener's TLS configuration. Returns the development CA when one is in use.
 pub fn server_config(settings: &TlsSettings, data_dir: &Path) -> anyhow::Result<(Arc<ServerConfig>, Option<DevCa>)> {
     let (cert_path, key_path, dev) = match &settings.identity {

@@ -1,10 +1,13 @@
 //! Clients for a `TestCore`: TLS channels that trust the core's development CA, and helpers that
 //! start sessions and attach tokens the way the weblet and podctl do.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use proto::v1 as pb;
 use proto::v1::catalog_service_client::CatalogServiceClient;
+use proto::v1::customization_service_client::CustomizationServiceClient;
+use proto::v1::print_service_client::PrintServiceClient;
 use proto::v1::session_service_client::SessionServiceClient;
 use tonic::Request;
 use tonic::metadata::MetadataValue;
@@ -90,3 +93,39 @@ pub const VALID_CARD: &[(&str, &str)] = &[
     ("website", "keller-architects.de"),
     ("address", "Lindenstrasse 12\n10969 Berlin"),
 ];
+
+/// A customization client that takes previews up to 16 MiB.
+pub fn customize(channel: &Channel) -> CustomizationServiceClient<Channel> {
+    CustomizationServiceClient::new(channel.clone()).max_decoding_message_size(16 * 1024 * 1024)
+}
+
+pub fn print(channel: &Channel) -> PrintServiceClient<Channel> {
+    PrintServiceClient::new(channel.clone())
+}
+
+/// Form values from `(field, value)` pairs.
+pub fn values(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+/// Creates a draft of `product` with `pairs` (the product's default quantity); panics if refused.
+pub async fn create_draft(
+    channel: &Channel,
+    token: &str,
+    product: &str,
+    pairs: &[(&str, &str)],
+) -> pb::CreateDraftResponse {
+    let request = pb::CreateDraftRequest { product_id: product.into(), quantity: 0, values: values(pairs) };
+    customize(channel).create_draft(authed(token, request)).await.expect("CreateDraft succeeds").into_inner()
+}
+
+/// Sets `pairs` on a draft; panics if refused.
+pub async fn update_draft(
+    channel: &Channel,
+    token: &str,
+    draft: &str,
+    pairs: &[(&str, &str)],
+) -> pb::UpdateDraftResponse {
+    let request = pb::UpdateDraftRequest { draft_id: draft.into(), values: values(pairs), ..Default::default() };
+    customize(channel).update_draft(authed(token, request)).await.expect("UpdateDraft succeeds").into_inner()
+}

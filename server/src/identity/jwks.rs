@@ -434,33 +434,7 @@ fn error_chain(err: &dyn std::error::Error) -> String {
 /// The client for JWKS URLs: https only, our rustls config (ring) with the configured CA or the
 /// system's roots, no redirects, bounded in time.
 fn https_client(ca_file: Option<&Path>) -> anyhow::Result<reqwest::Client> {
-    use anyhow::Context as _;
-    let mut roots = rustls::RootCertStore::empty();
-    match ca_file {
-        Some(path) => {
-            for cert in crate::tls::load_certs(path)? {
-                roots.add(cert).with_context(|| format!("{}: not a usable CA certificate", path.display()))?;
-            }
-        }
-        None => {
-            let native = rustls_native_certs::load_native_certs();
-            for cert in native.certs {
-                // One unreadable system certificate must not stop the others.
-                let _ = roots.add(cert);
-            }
-            if roots.is_empty() {
-                return Err(JwksError::Tls(
-                    "the system has no trusted root certificates; set the assertion JWKS CA file".into(),
-                )
-                .into());
-            }
-        }
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(crate::tls::crypto_provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|err| JwksError::Tls(err.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let tls = crate::tls::outbound_client_config(ca_file, "assertion JWKS")?;
     reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
         .https_only(true)

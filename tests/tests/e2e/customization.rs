@@ -6,29 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use proto::v1 as pb;
-use proto::v1::customization_service_client::CustomizationServiceClient;
-use tests::client::{authed, start_session};
+use tests::client::{authed, create_draft, customize, start_session, update_draft, values};
 use tests::core::TestCore;
 use tonic::Code;
 use tonic::transport::Channel;
-
-fn customize(channel: &Channel) -> CustomizationServiceClient<Channel> {
-    CustomizationServiceClient::new(channel.clone()).max_decoding_message_size(16 * 1024 * 1024)
-}
-
-fn values(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-}
-
-async fn create(channel: &Channel, token: &str, product: &str, pairs: &[(&str, &str)]) -> pb::CreateDraftResponse {
-    let request = pb::CreateDraftRequest { product_id: product.into(), quantity: 0, values: values(pairs) };
-    customize(channel).create_draft(authed(token, request)).await.expect("CreateDraft succeeds").into_inner()
-}
-
-async fn update(channel: &Channel, token: &str, draft: &str, pairs: &[(&str, &str)]) -> pb::UpdateDraftResponse {
-    let request = pb::UpdateDraftRequest { draft_id: draft.into(), values: values(pairs), ..Default::default() };
-    customize(channel).update_draft(authed(token, request)).await.expect("UpdateDraft succeeds").into_inner()
-}
 
 fn errors(list: &[pb::FieldError]) -> Vec<(String, pb::FieldErrorCode)> {
     list.iter().map(|e| (e.field_id.clone(), e.code())).collect()
@@ -95,7 +76,7 @@ async fn every_rule_is_checked_and_invalid_values_are_kept_not_dropped() {
     let token = start_session(&channel, "mfd-lobby").await;
     use pb::FieldErrorCode as E;
 
-    let created = create(&channel, &token, "classic-business-card", &[]).await;
+    let created = create_draft(&channel, &token, "classic-business-card", &[]).await;
     let draft = created.draft.unwrap();
     assert_eq!(draft.state(), pb::DraftState::Editing);
     assert_eq!(draft.values.get("card_colour").map(String::as_str), Some("navy"), "defaults are filled in");
@@ -116,19 +97,19 @@ async fn every_rule_is_checked_and_invalid_values_are_kept_not_dropped() {
     for (id, bad, code) in card_errors {
         let mut pairs = CARD.to_vec();
         pairs.push((id, bad));
-        let updated = update(&channel, &token, &draft.id, &pairs).await;
+        let updated = update_draft(&channel, &token, &draft.id, &pairs).await;
         assert_eq!(errors(&updated.field_errors), vec![(id.to_string(), code)], "{id} = {bad:?}");
         let kept = updated.draft.unwrap();
         assert_eq!(kept.values.get(id).map(String::as_str), Some(bad), "the invalid value is kept as typed");
         assert_eq!(kept.state(), pb::DraftState::Editing);
     }
-    let valid = update(&channel, &token, &draft.id, CARD).await;
+    let valid = update_draft(&channel, &token, &draft.id, CARD).await;
     assert!(valid.field_errors.is_empty(), "{:?}", valid.field_errors);
     assert_eq!(valid.draft.unwrap().state(), pb::DraftState::Valid);
 
     let flyer_base =
         [("headline", "Grand Opening"), ("price", "12.50"), ("event_date", "2027-03-14"), ("venue", "Market Hall")];
-    let flyer = create(&channel, &token, "a4-flyer", &flyer_base).await;
+    let flyer = create_draft(&channel, &token, "a4-flyer", &flyer_base).await;
     let flyer_id = flyer.draft.unwrap().id;
     assert!(flyer.field_errors.is_empty(), "{:?}", flyer.field_errors);
     for (id, bad, code) in [
@@ -139,9 +120,9 @@ async fn every_rule_is_checked_and_invalid_values_are_kept_not_dropped() {
         ("event_date", "2027-02-30", E::InvalidFormat),
         ("event_date", "14.03.2027", E::InvalidFormat),
     ] {
-        let updated = update(&channel, &token, &flyer_id, &[(id, bad)]).await;
+        let updated = update_draft(&channel, &token, &flyer_id, &[(id, bad)]).await;
         assert_eq!(errors(&updated.field_errors), vec![(id.to_string(), code)], "{id} = {bad:?}");
-        update(&channel, &token, &flyer_id, &flyer_base).await;
+        update_draft(&channel, &token, &flyer_id, &flyer_base).await;
     }
 
     // Quantities follow the product's rule; the error has no field id.
@@ -154,12 +135,12 @@ async fn every_rule_is_checked_and_invalid_values_are_kept_not_dropped() {
     // Control characters are the person's to fix: kept as typed and named by field (a pasted TAB
     // simply becomes a space).
     for bad in ["Grand\0Opening", "Line\nbreak"] {
-        let updated = update(&channel, &token, &flyer_id, &[("headline", bad)]).await;
+        let updated = update_draft(&channel, &token, &flyer_id, &[("headline", bad)]).await;
         let headline = updated.field_errors.iter().find(|e| e.field_id == "headline").expect("an error on headline");
         assert_eq!(headline.code(), E::UnsupportedCharacter, "{bad:?}");
         assert_eq!(updated.draft.unwrap().values["headline"], bad, "kept as typed");
     }
-    let updated = update(&channel, &token, &flyer_id, &[("headline", "Grand\tOpening")]).await;
+    let updated = update_draft(&channel, &token, &flyer_id, &[("headline", "Grand\tOpening")]).await;
     assert_eq!(updated.draft.unwrap().values["headline"], "Grand Opening");
     assert!(updated.field_errors.iter().all(|e| e.field_id != "headline"), "{:?}", updated.field_errors);
 
@@ -197,13 +178,13 @@ async fn copy_fitting_fits_shrinks_or_says_how_much_to_cut() {
     let core = TestCore::builder().in_process().await.unwrap();
     let channel = core.channel().await;
     let token = start_session(&channel, "mfd-lobby").await;
-    let draft = create(&channel, &token, "classic-business-card", CARD).await.draft.unwrap();
+    let draft = create_draft(&channel, &token, "classic-business-card", CARD).await.draft.unwrap();
 
     // Fits at full size, and shrinks when longer: both valid and printed whole.
     for company in ["Keller", "Keller Architects & Partners"] {
         let mut pairs: Vec<(&str, &str)> = CARD.iter().copied().filter(|(k, _)| *k != "company").collect();
         pairs.push(("company", company));
-        let created = create(&channel, &token, "classic-business-card", &pairs).await;
+        let created = create_draft(&channel, &token, "classic-business-card", &pairs).await;
         assert!(created.field_errors.is_empty(), "{company}: {:?}", created.field_errors);
         let pdf = finalize_pdf(&core, &channel, &token, &created.draft.unwrap().id).await;
         // The template prints the company in capitals.
@@ -213,7 +194,7 @@ async fn copy_fitting_fits_shrinks_or_says_how_much_to_cut() {
     // Within the field's 36 characters, but too wide for the box even at the smallest size: a
     // field error that says how much to cut.
     let wide = "W".repeat(36);
-    let updated = update(&channel, &token, &draft.id, &[("name", &wide)]).await;
+    let updated = update_draft(&channel, &token, &draft.id, &[("name", &wide)]).await;
     assert_eq!(errors(&updated.field_errors), vec![("name".to_string(), pb::FieldErrorCode::DoesNotFit)]);
     let message = &updated.field_errors[0].message;
     assert!(message.contains("too long to fit, shorten it by about"), "{message}");
@@ -226,15 +207,15 @@ async fn copy_fitting_fits_shrinks_or_says_how_much_to_cut() {
         .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
     assert!(err.message().contains("name"), "{}", err.message());
-    update(&channel, &token, &draft.id, &[("name", "Anna Keller")]).await;
+    update_draft(&channel, &token, &draft.id, &[("name", "Anna Keller")]).await;
 
     // Characters no shipped font has are refused by name; scripts the fonts cover are printed.
-    let updated = update(&channel, &token, &draft.id, &[("company", "Keller \u{1F600}")]).await;
+    let updated = update_draft(&channel, &token, &draft.id, &[("company", "Keller \u{1F600}")]).await;
     assert_eq!(errors(&updated.field_errors), vec![("company".to_string(), pb::FieldErrorCode::UnsupportedCharacter)]);
     assert!(updated.field_errors[0].message.contains("U+1F600"), "{}", updated.field_errors[0].message);
     for script in ["Zoë Ångström-Çelik", "\u{5e9}\u{5dc}\u{5d5}\u{5dd} Keller", "\u{645}\u{631}\u{62d}\u{628}\u{627}"]
     {
-        let updated = update(&channel, &token, &draft.id, &[("company", script)]).await;
+        let updated = update_draft(&channel, &token, &draft.id, &[("company", script)]).await;
         assert!(updated.field_errors.is_empty(), "{script}: {:?}", updated.field_errors);
     }
 }
@@ -298,7 +279,7 @@ async fn previews_and_print_ready_pdfs_come_from_the_same_document() {
     let core = TestCore::builder().in_process().await.unwrap();
     let channel = core.channel().await;
     let token = start_session(&channel, "mfd-lobby").await;
-    let draft = create(&channel, &token, "classic-business-card", CARD).await.draft.unwrap();
+    let draft = create_draft(&channel, &token, "classic-business-card", CARD).await.draft.unwrap();
 
     let preview = customize(&channel)
         .render_preview(authed(
@@ -376,7 +357,7 @@ async fn static_products_print_their_shipped_pdf_through_a_draft() {
     let core = TestCore::builder().in_process().await.unwrap();
     let channel = core.channel().await;
     let token = start_session(&channel, "mfd-lobby").await;
-    let created = create(&channel, &token, "open-closed-door-sign", &[]).await;
+    let created = create_draft(&channel, &token, "open-closed-door-sign", &[]).await;
     assert!(created.field_errors.is_empty());
     let draft = created.draft.unwrap();
     assert_eq!(draft.state(), pb::DraftState::Valid);
@@ -408,7 +389,7 @@ async fn values_are_data_never_markup() {
         ("body", injection),
         ("contact", "{{theme}} &amp; <b>"),
     ];
-    let created = create(&channel, &token, "a4-flyer", &flyer).await;
+    let created = create_draft(&channel, &token, "a4-flyer", &flyer).await;
     assert!(created.field_errors.is_empty(), "{:?}", created.field_errors);
     let draft = created.draft.unwrap();
     let preview = customize(&channel)
@@ -433,7 +414,7 @@ async fn one_session_never_reaches_another_sessions_drafts() {
     let channel = core.channel().await;
     let alice = start_session(&channel, "mfd-lobby").await;
     let bob = start_session(&channel, "mfd-lobby").await;
-    let draft = create(&channel, &alice, "classic-business-card", CARD).await.draft.unwrap();
+    let draft = create_draft(&channel, &alice, "classic-business-card", CARD).await.draft.unwrap();
 
     let err = customize(&channel)
         .update_draft(authed(&bob, pb::UpdateDraftRequest { draft_id: draft.id.clone(), ..Default::default() }))
@@ -493,7 +474,7 @@ async fn previews_match_their_golden_images() {
     let update = std::env::var_os("UPDATE_GOLDENS").is_some();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("goldens");
     for (product, pairs) in cases {
-        let created = create(&channel, &token, product, pairs).await;
+        let created = create_draft(&channel, &token, product, pairs).await;
         assert!(created.field_errors.is_empty(), "{product}: {:?}", created.field_errors);
         let draft = created.draft.unwrap();
         let preview = customize(&channel)

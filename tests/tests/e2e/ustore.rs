@@ -4,16 +4,15 @@
 //! previews, an upstream outage with the circuit breaker, malformed, huge and slow answers, order
 //! items kept apart, and a closed session leaving nothing behind.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use proto::v1 as pb;
-use proto::v1::customization_service_client::CustomizationServiceClient;
-use proto::v1::print_service_client::PrintServiceClient;
 use server::domain::ephemeral::EphemeralStore as _;
-use tests::client::{ANA, BEN, authed, catalog, sessions, start_session};
+use tests::client::{
+    ANA, BEN, authed, catalog, create_draft, customize, print, sessions, start_session, update_draft, values,
+};
 use tests::core::{CoreBuilder, TestCore};
 use tests::gateway::{Http, TestGateway, full};
 use tests::ipp::TestPrinter;
@@ -65,28 +64,6 @@ async fn shop() -> Shop {
     shop_with(UstoreDouble::start().await.unwrap(), |b| b).await
 }
 
-fn customize(channel: &Channel) -> CustomizationServiceClient<Channel> {
-    CustomizationServiceClient::new(channel.clone()).max_decoding_message_size(16 * 1024 * 1024)
-}
-
-fn print(channel: &Channel) -> PrintServiceClient<Channel> {
-    PrintServiceClient::new(channel.clone())
-}
-
-fn values(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-}
-
-async fn create(channel: &Channel, token: &str, product: &str, pairs: &[(&str, &str)]) -> pb::CreateDraftResponse {
-    let request = pb::CreateDraftRequest { product_id: product.into(), quantity: 0, values: values(pairs) };
-    customize(channel).create_draft(authed(token, request)).await.expect("CreateDraft succeeds").into_inner()
-}
-
-async fn update(channel: &Channel, token: &str, draft: &str, pairs: &[(&str, &str)]) -> pb::UpdateDraftResponse {
-    let request = pb::UpdateDraftRequest { draft_id: draft.into(), values: values(pairs), ..Default::default() };
-    customize(channel).update_draft(authed(token, request)).await.expect("UpdateDraft succeeds").into_inner()
-}
-
 async fn login(channel: &Channel, token: &str, (user, password, _): (&str, &str, &str)) -> pb::LoginResponse {
     let request = pb::LoginRequest { username: user.into(), password: password.into(), ..Default::default() };
     sessions(channel).login(authed(token, request)).await.expect("Login succeeds").into_inner()
@@ -123,6 +100,18 @@ async fn watch_to_end(channel: &Channel, token: &str, job_id: &str) -> Vec<pb::J
         seen.push(message.job.unwrap().state());
     }
     seen
+}
+
+/// Prints a finalized file, one copy, and watches the job to its end.
+async fn print_to_end(channel: &Channel, token: &str, file_id: String) -> (pb::Job, Vec<pb::JobState>) {
+    let request = pb::SubmitJobRequest {
+        document: Some(pb::submit_job_request::Document::FileId(file_id)),
+        copies: 1,
+        ..Default::default()
+    };
+    let job = print(channel).submit_job(authed(token, request)).await.unwrap().into_inner().job.unwrap();
+    let states = watch_to_end(channel, token, &job.id).await;
+    (job, states)
 }
 
 fn pdf_text(pdf: &[u8], dir: &Path) -> String {
@@ -201,14 +190,15 @@ async fn a_person_browses_customizes_previews_and_prints_a_ustore_product() {
     assert!(form.sections.iter().any(|s| s.id == "back"));
 
     // uStore's own rule reaches the person on its field; the conditional field is checked when shown.
-    let draft = create(channel, &token, PROD_BUSINESS_CARD, &[("Name", "Forbidden Name")]).await;
+    let draft = create_draft(channel, &token, PROD_BUSINESS_CARD, &[("Name", "Forbidden Name")]).await;
     let errors: Vec<(String, String)> =
         draft.field_errors.iter().map(|e| (e.field_id.clone(), e.message.clone())).collect();
     assert!(errors.iter().any(|(f, m)| f == "Name" && m.contains("reserved")), "{errors:?}");
     let id = draft.draft.unwrap().id;
-    let shown = update(channel, &token, &id, &[("Name", "Anna Keller"), ("ShowPhone", "Yes"), ("Phone", "abc")]).await;
+    let shown =
+        update_draft(channel, &token, &id, &[("Name", "Anna Keller"), ("ShowPhone", "Yes"), ("Phone", "abc")]).await;
     assert!(shown.field_errors.iter().any(|e| e.field_id == "Phone"), "{:?}", shown.field_errors);
-    let fixed = update(channel, &token, &id, &[("ShowPhone", "No"), ("JobTitle", "Architect")]).await;
+    let fixed = update_draft(channel, &token, &id, &[("ShowPhone", "No"), ("JobTitle", "Architect")]).await;
     assert!(fixed.field_errors.is_empty(), "{:?}", fixed.field_errors);
     assert_eq!(fixed.draft.unwrap().state(), pb::DraftState::Valid);
 
@@ -233,13 +223,7 @@ async fn a_person_browses_customizes_previews_and_prints_a_ustore_product() {
         .into_inner();
     let file = finalized.print_file.unwrap();
     assert_eq!(file.page_count, 2);
-    let request = pb::SubmitJobRequest {
-        document: Some(pb::submit_job_request::Document::FileId(file.file_id)),
-        copies: 1,
-        ..Default::default()
-    };
-    let job = print(channel).submit_job(authed(&token, request)).await.unwrap().into_inner().job.unwrap();
-    let states = watch_to_end(channel, &token, &job.id).await;
+    let (_, states) = print_to_end(channel, &token, file.file_id).await;
     assert_eq!(states.last(), Some(&pb::JobState::Completed), "{states:?}");
     let spooled: Vec<_> = std::fs::read_dir(spool.path()).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(spooled.len(), 1, "{spooled:?}");
@@ -268,7 +252,7 @@ async fn a_static_ustore_product_prints_on_a_real_ipp_printer() {
     let shop = shop_with(UstoreDouble::start().await.unwrap(), |b| b.devices_file(&devices)).await;
     let channel = &shop.channel;
     let token = start_session(channel, "mfd-ipp").await;
-    let draft = create(channel, &token, PROD_LETTERHEAD, &[]).await.draft.unwrap();
+    let draft = create_draft(channel, &token, PROD_LETTERHEAD, &[]).await.draft.unwrap();
     assert_eq!(draft.state(), pb::DraftState::Valid, "a static product has nothing to fill in");
     let file = customize(channel)
         .finalize_draft(authed(&token, pb::FinalizeDraftRequest { draft_id: draft.id }))
@@ -279,13 +263,7 @@ async fn a_static_ustore_product_prints_on_a_real_ipp_printer() {
         .unwrap();
     let session = shop.core.services().sessions.authenticate(&token).await.unwrap();
     let pdf = shop.core.services().customization.print_file_bytes(&session, &file.file_id).await.unwrap();
-    let request = pb::SubmitJobRequest {
-        document: Some(pb::submit_job_request::Document::FileId(file.file_id)),
-        copies: 1,
-        ..Default::default()
-    };
-    let job = print(channel).submit_job(authed(&token, request)).await.unwrap().into_inner().job.unwrap();
-    let states = watch_to_end(channel, &token, &job.id).await;
+    let (job, states) = print_to_end(channel, &token, file.file_id).await;
     assert_eq!(states.last(), Some(&pb::JobState::Completed), "{states:?}");
     let kept = printer.wait_for_job_file(&job.device_job_id, pdf.len(), Duration::from_secs(10)).await.unwrap();
     assert_eq!(kept.bytes, pdf.to_vec(), "the printer received uStore's proof as it was");
@@ -296,11 +274,11 @@ async fn an_expired_token_is_renewed_by_one_login_and_a_second_refusal_is_an_err
     let shop = shop().await;
     let (channel, controls) = (&shop.channel, shop.double.controls());
     let token = start_session(channel, "mfd-lobby").await;
-    let draft = create(channel, &token, PROD_BUSINESS_CARD, CARD).await.draft.unwrap();
+    let draft = create_draft(channel, &token, PROD_BUSINESS_CARD, CARD).await.draft.unwrap();
     let logins = controls.count("loginByUrl");
 
     controls.expire_tokens();
-    let after = update(channel, &token, &draft.id, &[("JobTitle", "Partner")]).await;
+    let after = update_draft(channel, &token, &draft.id, &[("JobTitle", "Partner")]).await;
     assert!(after.field_errors.is_empty(), "{:?}", after.field_errors);
     assert_eq!(controls.count("loginByUrl"), logins + 1, "exactly one new login for the session's uStore user");
     let items = controls.order_items();
@@ -336,11 +314,11 @@ async fn tokens_and_passwords_never_reach_the_log() {
     let channel = core.channel().await;
     let controls = double.controls();
     let token = login(&channel, &start_session(&channel, "mfd-lobby").await, BEN).await.session_token;
-    let draft = create(&channel, &token, PROD_BUSINESS_CARD, CARD).await.draft.unwrap();
+    let draft = create_draft(&channel, &token, PROD_BUSINESS_CARD, CARD).await.draft.unwrap();
     let first = controls.live_tokens_of(BEN.0);
     assert_eq!(first.len(), 1, "the core logged in as ben once");
     controls.expire_tokens();
-    update(&channel, &token, &draft.id, &[("JobTitle", "Partner")]).await;
+    update_draft(&channel, &token, &draft.id, &[("JobTitle", "Partner")]).await;
     let second = controls.live_tokens_of(BEN.0);
     assert_eq!(second.len(), 1, "and once more after the token expired");
     let log = core.log();
@@ -355,10 +333,10 @@ async fn tokens_are_renewed_before_they_go_stale() {
     let shop = shop_configured(UstoreDouble::start().await.unwrap(), "renew_after = \"1ms\"\n", |b| b).await;
     let (channel, controls) = (&shop.channel, shop.double.controls());
     let token = start_session(channel, "mfd-lobby").await;
-    let draft = create(channel, &token, PROD_BUSINESS_CARD, CARD).await.draft.unwrap();
+    let draft = create_draft(channel, &token, PROD_BUSINESS_CARD, CARD).await.draft.unwrap();
     let (logins, renewals) = (controls.count("loginByUrl"), controls.count("renew"));
     tokio::time::sleep(Duration::from_millis(5)).await;
-    let after = update(channel, &token, &draft.id, &[("JobTitle", "Partner")]).await;
+    let after = update_draft(channel, &token, &draft.id, &[("JobTitle", "Partner")]).await;
     assert!(after.field_errors.is_empty(), "{:?}", after.field_errors);
     assert!(controls.count("renew") > renewals, "an old token is renewed: {:?}", controls.counts());
     assert_eq!(controls.count("loginByUrl"), logins, "renewed, not logged in again");
@@ -369,7 +347,7 @@ async fn throttled_previews_back_off_and_finish() {
     let shop = shop().await;
     let (channel, controls) = (&shop.channel, shop.double.controls());
     let token = start_session(channel, "mfd-lobby").await;
-    let draft = create(channel, &token, PROD_BUSINESS_CARD, CARD).await.draft.unwrap();
+    let draft = create_draft(channel, &token, PROD_BUSINESS_CARD, CARD).await.draft.unwrap();
     controls.throttle_next(2);
     let started = Instant::now();
     let previews = customize(channel)
@@ -390,7 +368,7 @@ async fn previews_asked_while_one_renders_share_it_and_a_change_renders_anew() {
     let shop = shop().await;
     let (channel, controls) = (&shop.channel, shop.double.controls());
     let token = start_session(channel, "mfd-lobby").await;
-    let draft = create(channel, &token, PROD_BUSINESS_CARD, CARD).await.draft.unwrap();
+    let draft = create_draft(channel, &token, PROD_BUSINESS_CARD, CARD).await.draft.unwrap();
     let preview = || {
         let request = pb::RenderPreviewRequest { draft_id: draft.id.clone(), width_px: 300, ..Default::default() };
         let mut client = customize(channel);
@@ -409,7 +387,7 @@ async fn previews_asked_while_one_renders_share_it_and_a_change_renders_anew() {
     );
     assert!(all.iter().all(|p| p.pages.len() == 2 && p.pages == all[0].pages), "every tap got the same preview");
 
-    update(channel, &token, &draft.id, &[("JobTitle", "Partner")]).await;
+    update_draft(channel, &token, &draft.id, &[("JobTitle", "Partner")]).await;
     let changed = preview().await;
     assert_eq!(controls.count("preview-create") - before, 3, "new values render anew");
     assert_ne!(changed.pages[0].data, all[0].pages[0].data, "showing the change");
@@ -538,8 +516,8 @@ async fn two_sessions_never_see_each_others_order_items() {
     assert!(!categories(ana.clone()).await.contains(&CAT_TRADE.to_string()), "ana does not see ben's view");
     let anonymous = start_session(channel, "mfd-lobby").await;
     assert!(!categories(anonymous).await.contains(&CAT_TRADE.to_string()), "nor does an anonymous shopper");
-    let ana_draft = create(channel, &ana, PROD_BUSINESS_CARD, CARD).await.draft.unwrap();
-    let ben_draft = create(channel, &ben, PROD_BUSINESS_CARD, CARD).await.draft.unwrap();
+    let ana_draft = create_draft(channel, &ana, PROD_BUSINESS_CARD, CARD).await.draft.unwrap();
+    let ben_draft = create_draft(channel, &ben, PROD_BUSINESS_CARD, CARD).await.draft.unwrap();
 
     // At the core, another session's draft does not exist.
     let request = pb::UpdateDraftRequest { draft_id: ben_draft.id.clone(), values: values(CARD), ..Default::default() };
@@ -563,7 +541,7 @@ async fn closing_the_session_deletes_everything_the_core_kept_for_it() {
     let channel = &shop.channel;
     let token = start_session(channel, "mfd-lobby").await;
     let token = login(channel, &token, ANA).await.session_token;
-    let draft = create(channel, &token, PROD_BUSINESS_CARD, CARD).await.draft.unwrap();
+    let draft = create_draft(channel, &token, PROD_BUSINESS_CARD, CARD).await.draft.unwrap();
     customize(channel)
         .render_preview(authed(&token, pb::RenderPreviewRequest { draft_id: draft.id.clone(), ..Default::default() }))
         .await

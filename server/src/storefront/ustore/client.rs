@@ -255,26 +255,7 @@ fn transport_error(err: &reqwest::Error, timeout: Duration) -> UpstreamError {
 /// https only, our rustls configuration with the configured CA or the system's roots, ALPN h2
 /// then http/1.1, pooled, no redirects (a redirect would carry the token elsewhere).
 fn https_client(ca_file: Option<&Path>, connect_timeout: Duration) -> anyhow::Result<reqwest::Client> {
-    use anyhow::Context as _;
-    let mut roots = rustls::RootCertStore::empty();
-    match ca_file {
-        Some(path) => {
-            for cert in crate::tls::load_certs(path)? {
-                roots.add(cert).with_context(|| format!("{}: not a usable CA certificate", path.display()))?;
-            }
-        }
-        None => {
-            for cert in rustls_native_certs::load_native_certs().certs {
-                // One unreadable system certificate must not stop the others.
-                let _ = roots.add(cert);
-            }
-            anyhow::ensure!(!roots.is_empty(), "the system has no trusted root certificates; set the uStore CA file");
-        }
-    }
-    let mut tls = rustls::ClientConfig::builder_with_provider(crate::tls::crypto_provider())
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let mut tls = crate::tls::outbound_client_config(ca_file, "uStore")?;
     tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
