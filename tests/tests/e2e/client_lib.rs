@@ -106,6 +106,9 @@ async fn a_client_that_trusts_another_ca_does_not_connect() {
     let error = Client::builder(&format!("https://{}", core.addr)).ca_file(&other).connect().await.unwrap_err();
     assert_eq!(error.code(), Code::Unavailable, "{error}");
     assert!(error.to_string().contains("certificate"), "the reason is the certificate: {error}");
+    // The system's roots do not include the development CA either.
+    let error = Client::builder(&format!("https://{}", core.addr)).system_roots().connect().await.unwrap_err();
+    assert_eq!(error.code(), Code::Unavailable, "{error}");
 }
 
 #[tokio::test]

@@ -9,7 +9,9 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
+use tests::client::BEN;
 use tests::core::TestCore;
+use tests::gateway::TestGateway;
 use tests::ipp::TestPrinter;
 
 const OPERATOR_TOKEN: &str = "podctl-e2e-operator-token-90b7c3d1e5f24a68";
@@ -337,4 +339,44 @@ async fn completions_and_the_man_page_come_from_the_command_definition() {
     assert!(bash.stdout.contains("podctl") && bash.stdout.contains("customize"), "{bash:?}");
     let man = podctl.run(&["man"]).await.ok();
     assert!(man.stdout.starts_with(".ie") || man.stdout.contains(".TH podctl"), "{}", &man.stdout[..200]);
+}
+
+#[tokio::test]
+async fn a_login_follows_the_rotated_token_and_operators_check_health_and_keys() {
+    let core = TestCore::builder().operator_token(OPERATOR_TOKEN).spawn().await.unwrap();
+    let gateway = TestGateway::start(&core).await;
+    let podctl = Podctl::new(&core, "mfd-lobby");
+
+    // Ben's login rotates the token; the saved session follows, and shows him his trade category.
+    podctl.run(&["session", "start"]).await.ok();
+    let before = std::fs::read_to_string(podctl.session_file()).unwrap();
+    let password = podctl.path("password");
+    std::fs::write(&password, format!("{}\n", BEN.1)).unwrap();
+    let login = podctl.run(&["--json", "login", BEN.0, "--password-file", password.to_str().unwrap()]).await.ok();
+    assert_eq!(login.json()["display_name"], BEN.2);
+    let after = std::fs::read_to_string(podctl.session_file()).unwrap();
+    assert_ne!(before, after, "the file holds the new token");
+    let categories = podctl.run(&["--json", "categories"]).await.ok().json();
+    assert!(categories["categories"].as_array().unwrap().iter().any(|c| c["id"] == "trade-counter"), "{categories}");
+    std::fs::write(&password, "wrong-password\n").unwrap();
+    let refused = podctl.run(&["login", BEN.0, "--password-file", password.to_str().unwrap()]).await;
+    refused.fails(7, "PERMISSION_DENIED", "");
+    assert!(!refused.stderr.contains("wrong-password"), "no password in messages");
+    podctl.run(&["session", "close"]).await.ok();
+
+    let gateway_url = format!("https://{}", gateway.addr);
+    let health = podctl.run(&["--json", "health", "--gateway", &gateway_url]).await.ok().json();
+    assert_eq!(health, serde_json::json!({ "core": "SERVING", "gateway": "SERVING" }));
+    let down = podctl.run(&["--endpoint", "https://127.0.0.1:1", "health"]).await;
+    assert_eq!(down.code, 14, "{down:?}");
+    assert!(down.stdout.contains("UNAVAILABLE"), "{down:?}");
+
+    let rotated = podctl.run(&["--json", "sso", "rotate"]).await.ok().json();
+    let version = rotated["key_version"].as_u64().unwrap();
+    assert!(version >= 2, "a new key version: {rotated}");
+    let rewrap = podctl.run(&["--json", "sso", "rewrap"]).await.ok().json();
+    assert_eq!(rewrap["key_version"].as_u64(), Some(version));
+    assert_eq!(rewrap["failed"], 0);
+    let anonymous = podctl.run(&["--operator-token-file", password.to_str().unwrap(), "sso", "rotate"]).await;
+    anonymous.fails(16, "UNAUTHENTICATED", "");
 }
