@@ -11,6 +11,7 @@
 //! - `disk`: every file a server left below a folder, and whether one holds a secret.
 //! - `gateway`: `TestGateway`, the running weblet-gateway, and grpc-web clients over HTTP/1.1 and h2.
 //! - `haproxy`: `ReferenceProxy`, a real HAProxy relaying gRPC to the core (the gateway bench's yardstick).
+//! - `proxy`: `TcpProxy`, a TCP relay that refuses, cuts or redirects connections (client faults).
 //! - `process`: how the binaries are started (clean environment) and their JSON ready line.
 //! - `ustore`: `UstoreDouble`, a test double of the XMPie uStore storefront REST API, with fault switches.
 //! - `raw`: raw TCP, TLS and HTTP/2 clients with hand-built gRPC bodies, for attacks on the core.
@@ -26,6 +27,7 @@ pub mod haproxy;
 pub mod ipp;
 pub mod pki;
 pub mod process;
+pub mod proxy;
 pub mod raw;
 pub mod ustore;
 pub mod vault;

@@ -2,6 +2,7 @@
 
 mod abuse;
 mod catalog;
+mod client_lib;
 mod conformance;
 mod customization;
 mod faults;
@@ -11,6 +12,7 @@ mod grpcurl;
 mod handshake;
 mod installed;
 mod ipp_printer;
+mod podctl;
 mod printing;
 mod printing_ipp;
 mod reflection;
