@@ -81,7 +81,7 @@ if grep -rnE '\b(sso|aes_gcm|aead)::|\bKeyring\b' vault/src; then
     echo "vault/src must not use the SSO manager's keyring or an AEAD" >&2
     exit 1
 fi
-missing=$(find proto server sso vault weblet-gateway tests fuzz -name '*.rs' -not -path '*/node_modules/*' -not -path 'fuzz/target/*' \
+missing=$(find proto server sso vault weblet-gateway clients tests fuzz -name '*.rs' -not -path '*/node_modules/*' -not -path 'fuzz/target/*' \
     -exec sh -c 'head -n1 "$1" | grep -q "^//!" || printf "%s " "$1"' _ {} \;)
 if [ -n "$missing" ]; then
     echo "every Rust file opens with a //! line saying its job; missing in: $missing" >&2
