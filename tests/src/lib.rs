@@ -25,6 +25,7 @@ pub mod disk;
 pub mod gateway;
 pub mod haproxy;
 pub mod ipp;
+pub mod pdf;
 pub mod pki;
 pub mod process;
 pub mod proxy;

@@ -40,6 +40,9 @@ pub enum GatewayError {
     /// The caller's `grpc-timeout` passed.
     #[error("the call's deadline passed")]
     DeadlineExceeded,
+    /// The method streams requests, which grpc-web cannot carry.
+    #[error("a client-streaming method was called over grpc-web")]
+    ClientStreaming,
 }
 
 impl GatewayError {
@@ -68,6 +71,9 @@ impl GatewayError {
             )),
             GatewayError::Overloaded(_) => Status::resource_exhausted("the gateway is busy, try again shortly"),
             GatewayError::DeadlineExceeded => Status::deadline_exceeded("the call's deadline passed"),
+            GatewayError::ClientStreaming => Status::unimplemented(
+                "this method streams its request, which grpc-web cannot carry; call the core over gRPC instead",
+            ),
         }
     }
 }

@@ -30,6 +30,9 @@ use crate::conn::Peer;
 use crate::error::{GatewayError, rescue, status_headers};
 use crate::metrics::{MethodMetrics, Metrics};
 
+/// The contract's client-streaming methods, which grpc-web cannot call.
+const CLIENT_STREAMING: &[&str] = &["/podconnect.v1.CustomizationService/UploadPrintFile"];
+
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The forwarder's shared state.
@@ -78,6 +81,11 @@ impl Proxy {
         if header_bytes > self.max_header_bytes {
             let err = GatewayError::HeadersTooLarge { size: header_bytes, limit: self.max_header_bytes };
             return call.refuse(path, &err);
+        }
+        // grpc-web carries one request message; a client-streaming method would reach the core
+        // with its first message only, so it is refused by name before taking any slot.
+        if CLIENT_STREAMING.contains(&path) {
+            return call.refuse(path, &GatewayError::ClientStreaming);
         }
         // Load shedding: a caller over a cap is told at once instead of queueing. The per-peer cap
         // comes first, so one address cannot take the global slots.

@@ -32,6 +32,16 @@ pub const MAX_PREVIEW_BYTES: usize = 4 * 1024 * 1024 - 16 * 1024;
 /// Drafts one session may make (the contract promises at least 20). Drafts live as long as their
 /// session, so this bounds what one session can store.
 pub const MAX_DRAFTS_PER_SESSION: u32 = 30;
+/// The largest PDF a session may upload (the contract promises 64 MiB): the whole file is held in
+/// memory while it is checked and sealed.
+pub const MAX_UPLOAD_BYTES: u64 = 64 * 1024 * 1024;
+/// The most bytes one upload message may carry, well inside gRPC's usual 4 MiB message limit.
+pub const MAX_UPLOAD_CHUNK_BYTES: usize = 1024 * 1024;
+/// Uploaded files one session may hold at once (each released when a job that printed it ends),
+/// so one session cannot fill the ephemeral store.
+pub const MAX_UPLOADED_FILES_PER_SESSION: usize = 4;
+/// The longest display name of an uploaded file, in characters.
+pub const MAX_UPLOAD_NAME_CHARS: usize = 256;
 
 /// What a backend needs to know about a draft to work on it.
 #[derive(Debug, Clone, Copy)]
@@ -125,11 +135,15 @@ fn price_of(price: &Price, quantity: u32) -> Price {
 #[derive(Debug, Clone)]
 pub struct PrintFile {
     pub id: String,
+    /// Empty for an uploaded file.
     pub draft_id: String,
+    /// The name the uploader gave it; empty for a draft's file.
+    pub display_name: String,
     pub size_bytes: u64,
     pub page_count: u32,
     pub sha256: String,
-    pub trim: TrimSize,
+    /// `None` for an uploaded file: the core does not impose a finished size on it.
+    pub trim: Option<TrimSize>,
     pub suggested_copies: u32,
     pub expires_at: SystemTime,
 }
@@ -160,7 +174,9 @@ impl Drop for StoredDraft {
 /// What a print file is, for printing it by its id.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PrintFileMeta {
+    /// Empty for an uploaded file.
     pub draft_id: String,
+    /// Empty for an uploaded file.
     pub product_id: String,
     pub page_count: u32,
     pub quantity: u32,
@@ -172,6 +188,72 @@ struct StoredFileInfo {
     size_bytes: u64,
     page_count: u32,
     sha256: String,
+}
+
+/// A PDF upload as it arrives: its bytes are counted against the declared size and the limits
+/// chunk by chunk, so an oversized upload is refused as soon as it shows.
+#[derive(Debug)]
+pub struct Upload {
+    declared: u64,
+    display_name: String,
+    bytes: Vec<u8>,
+}
+
+impl Upload {
+    /// Checks what the first message declares.
+    fn start(size_bytes: i64, display_name: String) -> CoreResult<Upload> {
+        let declared = u64::try_from(size_bytes).unwrap_or(0);
+        if declared == 0 {
+            return Err(CoreError::InvalidArgument(
+                "size_bytes must be the file's size in bytes, at least 1; send it in the first message".into(),
+            ));
+        }
+        if declared > MAX_UPLOAD_BYTES {
+            return Err(CoreError::InvalidArgument(format!(
+                "the file is {declared} bytes; print files may be at most {} MiB",
+                MAX_UPLOAD_BYTES / (1024 * 1024)
+            )));
+        }
+        if display_name.chars().count() > MAX_UPLOAD_NAME_CHARS || display_name.chars().any(char::is_control) {
+            return Err(CoreError::InvalidArgument(format!(
+                "display_name must be at most {MAX_UPLOAD_NAME_CHARS} characters without control characters"
+            )));
+        }
+        // Grown as chunks arrive: the declared size is the caller's word, not yet the bytes.
+        Ok(Upload { declared, display_name, bytes: Vec::new() })
+    }
+
+    /// Takes the next chunk; refuses it when it is too large or brings more than declared.
+    pub fn push(&mut self, chunk: &[u8]) -> CoreResult<()> {
+        if chunk.len() > MAX_UPLOAD_CHUNK_BYTES {
+            return Err(CoreError::InvalidArgument(format!(
+                "a chunk of {} bytes is larger than the {} KiB one message may carry; send smaller chunks",
+                chunk.len(),
+                MAX_UPLOAD_CHUNK_BYTES / 1024
+            )));
+        }
+        let total = self.bytes.len() as u64 + chunk.len() as u64;
+        if total > self.declared {
+            return Err(CoreError::InvalidArgument(format!(
+                "the chunks bring more than the {} bytes size_bytes declared; declare the file's exact size",
+                self.declared
+            )));
+        }
+        self.bytes.extend_from_slice(chunk);
+        Ok(())
+    }
+
+    /// The whole file, once every declared byte arrived.
+    fn finish(self) -> CoreResult<(Vec<u8>, String)> {
+        if self.bytes.len() as u64 != self.declared {
+            return Err(CoreError::InvalidArgument(format!(
+                "the upload ended after {} of the {} bytes size_bytes declared; send the whole file",
+                self.bytes.len(),
+                self.declared
+            )));
+        }
+        Ok((self.bytes, self.display_name))
+    }
 }
 
 /// Changes asked of a draft.
@@ -433,6 +515,83 @@ impl Customization {
         ))
     }
 
+    /// Starts an upload: checks the declared size and that the session may hold another file,
+    /// before any byte is read.
+    pub async fn begin_upload(&self, session: &Session, size_bytes: i64, display_name: String) -> CoreResult<Upload> {
+        let upload = Upload::start(size_bytes, display_name)?;
+        self.check_upload_room(session).await?;
+        Ok(upload)
+    }
+
+    /// Keeps an uploaded PDF as a print file of the session, sealed like a finalized draft's,
+    /// once it is a printable PDF.
+    pub async fn finish_upload(&self, session: &Session, upload: Upload) -> CoreResult<PrintFile> {
+        let (pdf, display_name) = upload.finish()?;
+        let pdf = Bytes::from(pdf);
+        let page_count = tokio::task::spawn_blocking({
+            let pdf = pdf.clone();
+            move || crate::domain::pdf::page_count(&pdf)
+        })
+        .await
+        .map_err(|e| CoreError::internal("cannot check the uploaded file", e))?
+        .map_err(|problem| {
+            CoreError::InvalidArgument(format!(
+                "the file is {problem}; upload an unencrypted PDF with at least one page (export or print it to PDF \
+                 again if needed)"
+            ))
+        })?;
+        // Checked again: another upload of this session may have finished meanwhile.
+        let mut uploads = self.check_upload_room(session).await?;
+        let file = StoredFileInfo {
+            id: new_id(),
+            size_bytes: pdf.len() as u64,
+            page_count,
+            sha256: hex::encode(Sha256::digest(&pdf)),
+        };
+        let data = self.sessions.data(session);
+        data.put(&file_key(&file.id), &pdf).await?;
+        let meta = PrintFileMeta { draft_id: String::new(), product_id: String::new(), page_count, quantity: 1 };
+        let meta = postcard::to_allocvec(&meta).map_err(|e| CoreError::internal("cannot store the print file", e))?;
+        data.put(&file_meta_key(&file.id), &meta).await?;
+        uploads.push(file.id.clone());
+        self.save_uploads(session, &uploads).await?;
+        Ok(PrintFile {
+            id: file.id,
+            draft_id: String::new(),
+            display_name,
+            size_bytes: file.size_bytes,
+            page_count,
+            sha256: file.sha256,
+            trim: None,
+            suggested_copies: 1,
+            expires_at: session.expires_at(),
+        })
+    }
+
+    /// The session's uploaded files still kept, refused when there is no room for another.
+    async fn check_upload_room(&self, session: &Session) -> CoreResult<Vec<String>> {
+        let uploads = self.uploads(session).await?;
+        if uploads.len() >= MAX_UPLOADED_FILES_PER_SESSION {
+            return Err(CoreError::ResourceExhausted(format!(
+                "this session already holds {MAX_UPLOADED_FILES_PER_SESSION} uploaded files, the most it may; print \
+                 them (a file is released when its job ends) or start a new session"
+            )));
+        }
+        Ok(uploads)
+    }
+
+    async fn uploads(&self, session: &Session) -> CoreResult<Vec<String>> {
+        match self.sessions.data(session).get(UPLOADS_KEY).await? {
+            Some(bytes) => postcard::from_bytes(&bytes).map_err(|e| CoreError::internal("bad upload index", e)),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    async fn save_uploads(&self, session: &Session, uploads: &[String]) -> CoreResult<()> {
+        let bytes = postcard::to_allocvec(uploads).map_err(|e| CoreError::internal("cannot store the uploads", e))?;
+        self.sessions.data(session).put(UPLOADS_KEY, &bytes).await
+    }
+
     /// What a print file of this session is.
     pub async fn print_file_meta(&self, session: &Session, file_id: &str) -> CoreResult<PrintFileMeta> {
         let not_found = || {
@@ -454,6 +613,11 @@ impl Customization {
         let data = self.sessions.data(session);
         data.delete(&file_key(file_id)).await?;
         data.delete(&file_meta_key(file_id)).await?;
+        let mut uploads = self.uploads(session).await?;
+        if uploads.iter().any(|id| id == file_id) {
+            uploads.retain(|id| id != file_id);
+            self.save_uploads(session, &uploads).await?;
+        }
         if let Some(meta) = meta
             && let Ok(mut stored) = self.load(session, &meta.draft_id).await
             && stored.file.as_ref().is_some_and(|f| f.id == file_id)
@@ -563,10 +727,11 @@ impl Customization {
         PrintFile {
             id: file.id.clone(),
             draft_id: draft_id.to_owned(),
+            display_name: String::new(),
             size_bytes: file.size_bytes,
             page_count: file.page_count,
             sha256: file.sha256.clone(),
-            trim: product.trim,
+            trim: Some(product.trim),
             suggested_copies: stored.quantity,
             expires_at: session.expires_at(),
         }
@@ -576,6 +741,9 @@ impl Customization {
 fn draft_ref<'a>(product: &'a ProductId, stored: &'a StoredDraft) -> DraftRef<'a> {
     DraftRef { product, backend_ref: stored.backend_ref.as_deref(), values: &stored.values, quantity: stored.quantity }
 }
+
+/// The ids of the session's uploaded files still kept.
+const UPLOADS_KEY: &str = "uploads";
 
 /// How many drafts the session has made.
 const DRAFT_COUNT_KEY: &str = "draft-count";

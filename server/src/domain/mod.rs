@@ -13,6 +13,7 @@ pub mod form;
 pub mod identity;
 pub mod ids;
 pub mod jobs;
+pub mod pdf;
 pub mod printing;
 pub mod records;
 pub mod session;

@@ -429,15 +429,36 @@ pub fn preview_pages(images: Vec<PageImage>, page_count: u32) -> pb::RenderPrevi
     }
 }
 
+/// The first message of an upload: its declared size and display name.
+pub fn upload_metadata(first: Option<pb::UploadPrintFileRequest>) -> CoreResult<(i64, String)> {
+    match first.and_then(|m| m.part) {
+        Some(pb::upload_print_file_request::Part::Metadata(m)) => Ok((m.size_bytes, m.display_name)),
+        _ => Err(CoreError::InvalidArgument(
+            "the first message of UploadPrintFile must carry metadata (size_bytes), before any chunk".into(),
+        )),
+    }
+}
+
+/// A later message of an upload: a chunk of the file.
+pub fn upload_chunk(message: pb::UploadPrintFileRequest) -> CoreResult<Vec<u8>> {
+    match message.part {
+        Some(pb::upload_print_file_request::Part::Chunk(chunk)) => Ok(chunk),
+        _ => Err(CoreError::InvalidArgument(
+            "after the first message, every UploadPrintFile message must carry a chunk; metadata comes once".into(),
+        )),
+    }
+}
+
 pub fn print_file(file: PrintFile) -> pb::PrintFile {
     pb::PrintFile {
         file_id: file.id,
         draft_id: file.draft_id,
+        display_name: file.display_name,
         content_type: "application/pdf".into(),
         size_bytes: file.size_bytes as i64,
         page_count: count(file.page_count),
         sha256: file.sha256,
-        trim_size: Some(trim(file.trim)),
+        trim_size: file.trim.map(trim),
         suggested_copies: count(file.suggested_copies),
         expire_time: Some(timestamp(file.expires_at)),
     }
@@ -557,7 +578,7 @@ pub fn job(job: &Job) -> pb::Job {
         state_message: job.message.clone(),
         file_id: job.file_id.clone(),
         draft_id: job.draft_id.clone(),
-        product_id: job.product_id.as_str().to_owned(),
+        product_id: job.product_id.as_ref().map(|p| p.as_str().to_owned()).unwrap_or_default(),
         device_id: job.device_id.as_str().to_owned(),
         delivery_mode: wire_delivery(job.delivery),
         copies: count(job.copies),

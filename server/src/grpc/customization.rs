@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use proto::v1 as pb;
 use proto::v1::customization_service_server::CustomizationService;
-use tonic::{Request, Response};
+use tonic::{Request, Response, Streaming};
 
 use crate::domain::customization::Customization;
 use crate::grpc::convert;
@@ -69,5 +69,21 @@ impl CustomizationService for CustomizationAdapter {
             print_file: Some(convert::print_file(file)),
             draft: Some(convert::draft(draft)),
         }))
+    }
+
+    async fn upload_print_file(
+        &self,
+        request: Request<Streaming<pb::UploadPrintFileRequest>>,
+    ) -> GrpcResult<pb::UploadPrintFileResponse> {
+        let session = session(&request)?;
+        let mut stream = request.into_inner();
+        // The gate bounds the whole stream in time; the domain counts its bytes as they come.
+        let (size_bytes, display_name) = convert::upload_metadata(stream.message().await?)?;
+        let mut upload = self.0.begin_upload(&session, size_bytes, display_name).await?;
+        while let Some(message) = stream.message().await? {
+            upload.push(&convert::upload_chunk(message)?)?;
+        }
+        let file = self.0.finish_upload(&session, upload).await?;
+        Ok(Response::new(pb::UploadPrintFileResponse { print_file: Some(convert::print_file(file)) }))
     }
 }

@@ -91,10 +91,14 @@ const HEALTH_CHECK_PATH: &str = "/grpc.health.v1.Health/Check";
 const HEALTH_CHECKS_IN_FLIGHT: usize = 32;
 
 /// Whether a method's caller sends a stream of messages. Every method of the contract and of
-/// health takes exactly one request message; only reflection streams requests.
+/// health takes exactly one request message but UploadPrintFile (its stream still arrives whole
+/// within the request time limit); reflection streams requests too.
 fn streams_requests(path: &str) -> bool {
-    path.starts_with("/grpc.reflection.")
+    path.starts_with("/grpc.reflection.") || path == UPLOAD_PRINT_FILE_PATH
 }
+
+/// The contract's one client-streaming method.
+const UPLOAD_PRINT_FILE_PATH: &str = "/podconnect.v1.CustomizationService/UploadPrintFile";
 
 /// How calls are admitted.
 #[derive(Debug, Clone, Copy)]

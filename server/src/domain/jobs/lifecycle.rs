@@ -60,7 +60,11 @@ impl Jobs {
         };
         let copies = if request.copies == 0 { meta.quantity.max(1) } else { request.copies };
         let ticket = JobTicket {
-            job_name: format!("podconnect {}", meta.product_id),
+            // An uploaded file's name stays with the session: the printer's job list is public.
+            job_name: match meta.product_id.as_str() {
+                "" => "podconnect upload".to_owned(),
+                product => format!("podconnect {product}"),
+            },
             copies,
             sides: request.sides.unwrap_or(capabilities.sides_default()),
             color_mode: request.color_mode.unwrap_or(capabilities.color_default()),
@@ -84,8 +88,13 @@ impl Jobs {
             .into(),
             file_id: file_id.clone(),
             draft_id: meta.draft_id.clone(),
-            product_id: ProductId::parse(&meta.product_id)
-                .map_err(|e| CoreError::internal("a stored print file names a bad product", e))?,
+            product_id: match meta.product_id.as_str() {
+                "" => None,
+                product => Some(
+                    ProductId::parse(product)
+                        .map_err(|e| CoreError::internal("a stored print file names a bad product", e))?,
+                ),
+            },
             device_id: device.id.clone(),
             delivery: device.delivery,
             copies,
@@ -122,7 +131,7 @@ impl Jobs {
         self.deps.usage.record(job_event(UsageKind::JobSubmitted, &job, &device)).await;
         let remembered = RunningJob {
             job_id: job.id.clone(),
-            product_id: job.product_id.as_str().to_owned(),
+            product_id: job.product_id.as_ref().map(|p| p.as_str().to_owned()).unwrap_or_default(),
             device_model: device.model.clone(),
             started_ms: job.created_ms,
         };

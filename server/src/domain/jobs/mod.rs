@@ -72,8 +72,10 @@ pub struct Job {
     pub reasons: Vec<String>,
     pub message: String,
     pub file_id: String,
+    /// Empty for an uploaded file.
     pub draft_id: String,
-    pub product_id: ProductId,
+    /// `None` for an uploaded file.
+    pub product_id: Option<ProductId>,
     pub device_id: DeviceId,
     pub delivery: DeliveryMode,
     pub copies: u32,
@@ -255,7 +257,7 @@ impl Jobs {
 
 pub(super) fn job_event(kind: UsageKind, job: &Job, device: &Device) -> UsageEvent {
     let mut event = UsageEvent::new(kind);
-    event.product = Some(job.product_id.clone());
+    event.product = job.product_id.clone();
     event.device_model = Some(device.model.clone()).filter(|m| !m.is_empty());
     event
 }

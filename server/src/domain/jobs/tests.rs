@@ -25,7 +25,7 @@ pub(super) fn job(id: &str, state: JobState) -> Job {
         message: String::new(),
         file_id: String::new(),
         draft_id: String::new(),
-        product_id: ProductId::parse("product").unwrap(),
+        product_id: Some(ProductId::parse("product").unwrap()),
         device_id: DeviceId::parse("device").unwrap(),
         delivery: DeliveryMode::SpoolFolder,
         copies: 1,

@@ -319,19 +319,11 @@ fn scale_png(bytes: &[u8], width_px: u32) -> CoreResult<PageImage> {
     })
 }
 
-/// The page count of a print-ready file, which must be a PDF: anything else is not printed.
+/// The page count of a print-ready file, which must be a printable PDF: anything else is not printed.
 fn pdf_pages(pdf: &[u8]) -> CoreResult<u32> {
-    let refused = |detail: String| {
-        upstream_error(UpstreamError::Malformed(format!("print-ready file: {detail}")), "make the print-ready file")
-    };
-    if !pdf.starts_with(b"%PDF-") {
-        return Err(refused("not a PDF".into()));
-    }
-    let document = lopdf::Document::load_mem(pdf).map_err(|e| refused(e.to_string()))?;
-    match document.get_pages().len() {
-        0 => Err(refused("a PDF without pages".into())),
-        n => Ok(n as u32),
-    }
+    crate::domain::pdf::page_count(pdf).map_err(|problem| {
+        upstream_error(UpstreamError::Malformed(format!("print-ready file: {problem}")), "make the print-ready file")
+    })
 }
 
 #[cfg(test)]

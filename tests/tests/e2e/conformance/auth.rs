@@ -51,6 +51,7 @@ async fn every_session_rpc(conf: &Conf, token: Option<&str>) -> Vec<(&'static st
         pb::RenderPreviewRequest { draft_id: id.clone(), ..Default::default() }
     );
     call!("FinalizeDraft", conf.customize(), finalize_draft, pb::FinalizeDraftRequest { draft_id: id.clone() });
+    call!("UploadPrintFile", conf.customize(), upload_print_file, upload_stream(upload(&tests::pdf::pdf(1))));
     call!("GetPrinterCapabilities", conf.print(), get_printer_capabilities, pb::GetPrinterCapabilitiesRequest {});
     call!("SubmitJob", conf.print(), submit_job, submit_draft(&id));
     call!("GetJob", conf.print(), get_job, pb::GetJobRequest { job_id: id.clone() });

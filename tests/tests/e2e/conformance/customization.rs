@@ -1,8 +1,12 @@
 //! CustomizationService as customization.proto documents it: forms, drafts and their argument
 //! checks and limits, field kinds (TAB and control characters), previews in every draft state,
-//! and print files (what FinalizeDraft reports is what the printer gets, page boxes included).
+//! and print files (what FinalizeDraft reports is what the printer gets, page boxes included;
+//! an uploaded PDF printed byte for byte, and every upload rule).
 
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use futures::StreamExt as _;
+use sha2::Digest as _;
 
 use proto::v1 as pb;
 use tonic::Code;
@@ -683,4 +687,135 @@ async fn a_field_hidden_by_visible_when_is_not_validated_and_keeps_its_value() {
     // Shown: validated.
     let visible = conf.try_update(update(&draft.id, &[(&condition.field_id, &shown)])).await.unwrap();
     assert_eq!(errors(&visible.field_errors), vec![("offer_text".to_string(), E::TooLong)]);
+}
+
+// UploadPrintFile: a local PDF becomes a print file of the session.
+
+#[tokio::test]
+async fn upload_print_file_returns_a_print_file_that_submit_job_prints_byte_for_byte() {
+    let conf = Conf::start().await;
+    // Three chunks: 2 MiB of padding after a valid PDF's end is still a valid PDF.
+    let mut pdf = tests::pdf::pdf(2);
+    pdf.extend(std::iter::repeat_n(b'\n', 2 * 1024 * 1024 + 17));
+    let mut messages = upload(&pdf);
+    messages[0] = metadata(pdf.len() as i64, "flyer.pdf");
+    let file = conf.try_upload(messages).await.expect("UploadPrintFile succeeds");
+    assert_eq!(file.size_bytes, pdf.len() as i64);
+    assert_eq!(file.page_count, 2);
+    assert_eq!(file.content_type, "application/pdf");
+    assert_eq!(file.display_name, "flyer.pdf");
+    assert!(file.draft_id.is_empty() && file.trim_size.is_none(), "an uploaded file has no draft or trim size");
+    assert_eq!(file.suggested_copies, 1);
+    let sha = sha2::Sha256::digest(&pdf);
+    assert_eq!(file.sha256, sha.iter().map(|b| format!("{b:02x}")).collect::<String>());
+
+    let job = conf.submit(submit_file(&file.file_id)).await;
+    assert!(job.product_id.is_empty() && job.draft_id.is_empty());
+    assert_eq!(job.page_count, 2);
+    let (states, _) = conf.watch(&conf.token, &job.id).await;
+    assert_eq!(states.last().map(|j| j.state()), Some(pb::JobState::Completed));
+    let spooled = conf.spooled();
+    assert_eq!(spooled.len(), 1);
+    assert_eq!(std::fs::read(&spooled[0]).unwrap(), pdf, "the printer gets the uploaded bytes");
+}
+
+#[tokio::test]
+async fn upload_print_file_whose_first_message_carries_no_metadata_is_invalid_argument() {
+    let conf = Conf::start().await;
+    let pdf = tests::pdf::pdf(1);
+    expect_status(conf.try_upload(vec![chunk(pdf)]).await, Code::InvalidArgument, &["metadata"]);
+    expect_status(conf.try_upload(Vec::new()).await, Code::InvalidArgument, &["metadata"]);
+}
+
+#[tokio::test]
+async fn upload_print_file_with_metadata_in_a_later_message_is_invalid_argument() {
+    let conf = Conf::start().await;
+    let pdf = tests::pdf::pdf(1);
+    let mut messages = upload(&pdf);
+    messages.push(metadata(pdf.len() as i64, ""));
+    expect_status(conf.try_upload(messages).await, Code::InvalidArgument, &["metadata"]);
+}
+
+#[tokio::test]
+async fn upload_print_file_with_size_bytes_below_1_or_above_64_mib_is_invalid_argument() {
+    let conf = Conf::start().await;
+    for size in [0, -1] {
+        expect_status(conf.try_upload(vec![metadata(size, "")]).await, Code::InvalidArgument, &["size_bytes"]);
+    }
+    let too_big = 64 * 1024 * 1024 + 1;
+    expect_status(conf.try_upload(vec![metadata(too_big, "")]).await, Code::InvalidArgument, &["64 MiB"]);
+}
+
+#[tokio::test]
+async fn upload_print_file_with_a_long_or_control_character_display_name_is_invalid_argument() {
+    let conf = Conf::start().await;
+    let pdf = tests::pdf::pdf(1);
+    for name in ["x".repeat(257), "bad\nname.pdf".to_owned()] {
+        let mut messages = upload(&pdf);
+        messages[0] = metadata(pdf.len() as i64, &name);
+        expect_status(conf.try_upload(messages).await, Code::InvalidArgument, &["display_name"]);
+    }
+    let mut messages = upload(&pdf);
+    messages[0] = metadata(pdf.len() as i64, &"é".repeat(256));
+    conf.try_upload(messages).await.expect("256 characters are allowed");
+}
+
+#[tokio::test]
+async fn upload_print_file_with_a_chunk_above_1_mib_is_invalid_argument() {
+    let conf = Conf::start().await;
+    let mut pdf = tests::pdf::pdf(1);
+    pdf.resize(1024 * 1024 + 1, b'\n');
+    let messages = vec![metadata(pdf.len() as i64, ""), chunk(pdf)];
+    expect_status(conf.try_upload(messages).await, Code::InvalidArgument, &["chunk"]);
+}
+
+#[tokio::test]
+async fn upload_print_file_bringing_more_or_fewer_bytes_than_size_bytes_is_invalid_argument() {
+    let conf = Conf::start().await;
+    let pdf = tests::pdf::pdf(1);
+    let mut more = upload(&pdf);
+    more[0] = metadata(pdf.len() as i64 - 1, "");
+    expect_status(conf.try_upload(more).await, Code::InvalidArgument, &["size_bytes"]);
+    let mut fewer = upload(&pdf);
+    fewer[0] = metadata(pdf.len() as i64 + 1, "");
+    expect_status(conf.try_upload(fewer).await, Code::InvalidArgument, &["size_bytes"]);
+}
+
+#[tokio::test]
+async fn upload_print_file_of_a_file_that_is_not_a_printable_pdf_is_invalid_argument_saying_why() {
+    let conf = Conf::start().await;
+    let cases: [(&[u8], &str); 4] = [
+        (b"<html>not a pdf</html>", "not a PDF"),
+        (b"%PDF-1.7\nthe rest is missing", "unreadable"),
+        (&tests::pdf::encrypted_pdf(), "encrypted"),
+        (&tests::pdf::pdf(0), "without pages"),
+    ];
+    for (bytes, why) in cases {
+        expect_status(conf.try_upload(upload(bytes)).await, Code::InvalidArgument, &[why]);
+    }
+}
+
+#[tokio::test]
+async fn upload_print_file_beyond_four_files_held_is_resource_exhausted_until_one_is_printed() {
+    let conf = Conf::start().await;
+    let pdf = tests::pdf::pdf(1);
+    let mut files = Vec::new();
+    for n in 1..=4 {
+        files.push(conf.try_upload(upload(&pdf)).await.unwrap_or_else(|s| panic!("upload {n} of 4: {s:?}")));
+    }
+    expect_status(conf.try_upload(upload(&pdf)).await, Code::ResourceExhausted, &["uploaded files"]);
+    // Printing one releases it when its job ends, which makes room for another.
+    let job = conf.submit(submit_file(&files[0].file_id)).await;
+    let (states, _) = conf.watch(&conf.token, &job.id).await;
+    assert_eq!(states.last().map(|j| j.state()), Some(pb::JobState::Completed));
+    conf.try_upload(upload(&pdf)).await.expect("room again after a job ended");
+}
+
+#[tokio::test]
+async fn upload_print_file_that_does_not_arrive_within_the_request_time_limit_is_deadline_exceeded() {
+    let conf = Conf::with(|b| b.request_timeout(Duration::from_millis(500))).await;
+    // The stream sends its metadata, then never ends.
+    let stalled = futures::stream::iter(vec![metadata(1000, "")]).chain(futures::stream::pending());
+    let result = conf.customize().upload_print_file(conf.req(stalled)).await;
+    expect_status(result, Code::DeadlineExceeded, &[]);
 }

@@ -220,6 +220,12 @@ impl Conf {
         (finalized.draft.expect("the draft"), finalized.print_file.expect("a print file"))
     }
 
+    /// UploadPrintFile of this session with these messages.
+    async fn try_upload(&self, messages: Vec<pb::UploadPrintFileRequest>) -> Result<pb::PrintFile, Status> {
+        let response = self.customize().upload_print_file(self.req(upload_stream(messages))).await?;
+        Ok(response.into_inner().print_file.expect("a print file"))
+    }
+
     async fn try_submit(&self, request: pb::SubmitJobRequest) -> Result<pb::SubmitJobResponse, Status> {
         self.print().submit_job(self.req(request)).await.map(tonic::Response::into_inner)
     }
@@ -261,6 +267,31 @@ impl Conf {
         files.sort();
         files
     }
+}
+
+/// The messages of an UploadPrintFile call for `pdf`: its metadata, then chunks of 1 MiB.
+fn upload(pdf: &[u8]) -> Vec<pb::UploadPrintFileRequest> {
+    let mut messages = vec![metadata(pdf.len() as i64, "")];
+    messages.extend(pdf.chunks(1024 * 1024).map(|c| chunk(c.to_vec())));
+    messages
+}
+
+/// The metadata message of an upload.
+fn metadata(size_bytes: i64, display_name: &str) -> pb::UploadPrintFileRequest {
+    let metadata = pb::UploadPrintFileMetadata { size_bytes, display_name: display_name.into() };
+    pb::UploadPrintFileRequest { part: Some(pb::upload_print_file_request::Part::Metadata(metadata)) }
+}
+
+/// A chunk message of an upload.
+fn chunk(bytes: Vec<u8>) -> pb::UploadPrintFileRequest {
+    pb::UploadPrintFileRequest { part: Some(pb::upload_print_file_request::Part::Chunk(bytes)) }
+}
+
+/// Messages as the caller's stream of an UploadPrintFile call.
+fn upload_stream(
+    messages: Vec<pb::UploadPrintFileRequest>,
+) -> futures::stream::Iter<std::vec::IntoIter<pb::UploadPrintFileRequest>> {
+    futures::stream::iter(messages)
 }
 
 /// A SubmitJob request for a draft with one copy.
