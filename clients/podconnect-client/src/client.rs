@@ -23,6 +23,9 @@ use crate::connect::{CallKind, ClientBuilder, Deadlines, RetryPolicy, Secret};
 use crate::error::{Code, Error, Result};
 use crate::types::*;
 
+/// The most bytes one upload message carries: the contract's limit of 1 MiB.
+pub const UPLOAD_CHUNK_BYTES: usize = 1024 * 1024;
+
 /// A connection to the core with its credentials. Cheap to clone; clones share the connection
 /// and the session token.
 ///
@@ -357,6 +360,54 @@ impl Client {
         let file = response.print_file.ok_or_else(|| missing("FinalizeDraft", "print_file"))?;
         let draft = response.draft.ok_or_else(|| missing("FinalizeDraft", "draft"))?;
         Ok((file.into(), draft.into()))
+    }
+
+    /// Uploads a PDF as a print file of the session, to print with [`Client::submit_job`] and
+    /// [`Document::File`]. The bytes go in chunks of [`UPLOAD_CHUNK_BYTES`]; the call is never
+    /// retried (calling again uploads another file). The core refuses what is not a printable PDF
+    /// with `INVALID_ARGUMENT`, and files over 64 MiB.
+    ///
+    /// ```no_run
+    /// # async fn print(client: &podconnect_client::Client) -> podconnect_client::Result<()> {
+    /// use podconnect_client::{Document, PrintOptions};
+    /// let pdf = std::fs::read("flyer.pdf").expect("a local file");
+    /// let file = client.upload_print_file(pdf, "flyer.pdf").await?;
+    /// client.submit_job(&Document::File(file.file_id), &PrintOptions::default()).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn upload_print_file(&self, pdf: Vec<u8>, display_name: &str) -> Result<PrintFile> {
+        let metadata = pb::UploadPrintFileMetadata {
+            size_bytes: i64::try_from(pdf.len()).unwrap_or(i64::MAX),
+            display_name: display_name.into(),
+        };
+        let first = pb::UploadPrintFileRequest { part: Some(pb::upload_print_file_request::Part::Metadata(metadata)) };
+        let pdf = Arc::new(pdf);
+        let chunks = (0..pdf.len().div_ceil(UPLOAD_CHUNK_BYTES)).map(move |n| {
+            let chunk = pdf[n * UPLOAD_CHUNK_BYTES..pdf.len().min((n + 1) * UPLOAD_CHUNK_BYTES)].to_vec();
+            pb::UploadPrintFileRequest { part: Some(pb::upload_print_file_request::Part::Chunk(chunk)) }
+        });
+        // Made chunk by chunk as the stream is read, so the file is not held twice.
+        let stream = futures::stream::iter(std::iter::once(first).chain(chunks));
+        let request = self.request(stream, Auth::Session, Some(CallKind::Render))?;
+        let response = CustomizationServiceClient::new(self.inner.channel.clone()).upload_print_file(request).await?;
+        let file = response.into_inner().print_file.ok_or_else(|| missing("UploadPrintFile", "print_file"))?;
+        Ok(file.into())
+    }
+
+    /// Uploads a local PDF file as [`Client::upload_print_file`] does, named after the file.
+    ///
+    /// ```no_run
+    /// # async fn print(client: &podconnect_client::Client) -> podconnect_client::Result<()> {
+    /// let file = client.upload_print_file_from("flyer.pdf").await?;
+    /// println!("{} pages", file.page_count);
+    /// # Ok(()) }
+    /// ```
+    pub async fn upload_print_file_from(&self, path: impl AsRef<std::path::Path>) -> Result<PrintFile> {
+        let path = path.as_ref();
+        let pdf =
+            tokio::fs::read(path).await.map_err(|source| Error::File { what: "PDF", path: path.to_owned(), source })?;
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        self.upload_print_file(pdf, &name).await
     }
 
     // === PrintService ===

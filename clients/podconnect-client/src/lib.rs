@@ -45,7 +45,7 @@ mod error;
 mod types;
 mod watch;
 
-pub use client::Client;
+pub use client::{Client, UPLOAD_CHUNK_BYTES};
 pub use connect::{CallKind, ClientBuilder, Deadlines, RetryPolicy, Secret};
 pub use error::{Code, Error, Result, code_name};
 pub use types::{

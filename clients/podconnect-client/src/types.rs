@@ -364,8 +364,10 @@ pub struct DraftChange {
 pub struct PrintFile {
     /// The file's id.
     pub file_id: String,
-    /// The draft it was made from.
+    /// The draft it was made from; empty for an uploaded file.
     pub draft_id: String,
+    /// The name given when it was uploaded; empty for a draft's file.
+    pub display_name: String,
     /// Its size in bytes.
     pub size_bytes: i64,
     /// Its pages.
@@ -381,6 +383,7 @@ impl From<pb::PrintFile> for PrintFile {
         PrintFile {
             file_id: f.file_id,
             draft_id: f.draft_id,
+            display_name: f.display_name,
             size_bytes: f.size_bytes,
             page_count: f.page_count,
             sha256: f.sha256,

@@ -97,12 +97,14 @@ pub(crate) struct CustomizeArgs {
 #[command(group(clap::ArgGroup::new("document").required(true).args(["draft", "file", "pdf"])))]
 pub(crate) struct PrintArgs {
     /// A finalized draft of the session.
-    #[arg(long)]
+    // Ids are base64url and may start with '-'.
+    #[arg(long, allow_hyphen_values = true)]
     draft: Option<String>,
     /// A print file of the session.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     file: Option<String>,
-    /// A local PDF (the contract has no upload yet: refused with UNIMPLEMENTED).
+    /// A local PDF, uploaded first. Without a saved session, prints on --device in a session
+    /// of its own and follows the job until it ends.
     #[arg(long, value_name = "FILE")]
     pdf: Option<PathBuf>,
     /// Copies (default: the print file's suggested copies).
@@ -137,7 +139,7 @@ pub(crate) enum JobCommand {
 }
 
 /// How a command got its session: the saved one, or one of its own that it closes at the end.
-#[derive(PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum SessionUse {
     Saved,
     Own,
@@ -561,26 +563,50 @@ impl Context {
     }
 
     pub(crate) async fn print(&self, args: PrintArgs) -> anyhow::Result<Code> {
-        if let Some(pdf) = &args.pdf {
-            return Err(Failure::new(
-                Code::Unimplemented,
-                format!("cannot print {}: the podconnect.v1 contract has no way to upload a PDF", pdf.display()),
-            )
-            .hint("print a static product or a finalized draft (--draft)")
-            .into());
+        let options = PrintOptions {
+            copies: args.copies,
+            sides: args.sides.as_deref().map(|s| named::<Sides>("--sides", s)).transpose()?,
+            color_mode: args.color.as_deref().map(|s| named::<ColorMode>("--color", s)).transpose()?,
+            media: args.media.clone(),
+        };
+        let Some(pdf) = args.pdf.clone() else { return self.print_in(SessionUse::Saved, args, options).await };
+        // Read before any call, so a missing file costs no session.
+        let bytes = std::fs::read(&pdf).map_err(|e| {
+            Failure::new(Code::InvalidArgument, format!("cannot read {}: {e}", pdf.display()))
+                .hint("give the path of a local PDF file")
+        })?;
+        let used = self.use_session(true).await?;
+        let result = async {
+            let name = pdf.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let file = self.client.upload_print_file(bytes, &name).await?;
+            if !self.json {
+                output::line(&format!(
+                    "uploaded {}  {} pages  {} bytes  sha256 {}",
+                    pdf.display(),
+                    file.page_count,
+                    file.size_bytes,
+                    file.sha256
+                ));
+            }
+            let args = PrintArgs { file: Some(file.file_id), pdf: None, ..args };
+            self.print_in(used, args, options).await
         }
+        .await;
+        self.end_session(used).await;
+        result
+    }
+
+    /// Prints a draft or a print file of the session in use; a session of its own is followed to
+    /// the job's end, since closing it first would take the job's file with it.
+    async fn print_in(&self, used: SessionUse, args: PrintArgs, options: PrintOptions) -> anyhow::Result<Code> {
         let document = match (args.draft, args.file) {
             (Some(draft), _) => Document::Draft(draft),
             (_, Some(file)) => Document::File(file),
             _ => unreachable!("clap requires one document"),
         };
-        let options = PrintOptions {
-            copies: args.copies,
-            sides: args.sides.as_deref().map(|s| named::<Sides>("--sides", s)).transpose()?,
-            color_mode: args.color.as_deref().map(|s| named::<ColorMode>("--color", s)).transpose()?,
-            media: args.media,
-        };
-        self.use_session(false).await?;
+        if used == SessionUse::Saved {
+            self.use_session(false).await?;
+        }
         let printer = self.client.printer().await?;
         if let Err(problem) = printer.check(&options) {
             return Err(Failure::new(Code::InvalidArgument, problem).into());
@@ -596,7 +622,11 @@ impl Context {
                 submitted.job.state.name()
             ));
         }
-        if args.watch { self.follow(&submitted.job.id.clone(), Some(submitted.job)).await } else { Ok(Code::Ok) }
+        if args.watch || used == SessionUse::Own {
+            self.follow(&submitted.job.id.clone(), Some(submitted.job)).await
+        } else {
+            Ok(Code::Ok)
+        }
     }
 
     pub(crate) async fn watch(&self, job_id: &str) -> anyhow::Result<Code> {

@@ -148,7 +148,9 @@ impl Podctl {
 
     /// Prints the draft and follows it with `--watch --json`; returns every job state seen.
     async fn print_and_watch(&self, draft: &str) -> Vec<Value> {
-        let run = self.run(&["--json", "print", "--draft", draft, "--copies", "1", "--watch"]).await.ok();
+        // `--draft=ID`: a base64url id may start with '-'.
+        let draft = format!("--draft={draft}");
+        let run = self.run(&["--json", "print", &draft, "--copies", "1", "--watch"]).await.ok();
         run.json_lines().into_iter().map(|line| line["job"].clone()).collect()
     }
 }
@@ -284,6 +286,30 @@ async fn the_shop_flow_prints_on_a_real_ipp_printer() {
 }
 
 #[tokio::test]
+async fn print_pdf_prints_a_local_file_on_the_named_device_byte_for_byte() {
+    let spool = tempfile::tempdir().unwrap();
+    let core = TestCore::builder().operator_token(OPERATOR_TOKEN).spool_dir(spool.path()).spawn().await.unwrap();
+    let podctl = Podctl::new(&core, "mfd-lobby");
+    let local = podctl.path("flyer.pdf");
+    std::fs::write(&local, tests::pdf::pdf(3)).unwrap();
+
+    // No saved session: podctl starts one on --device and follows the job to its end.
+    let run = podctl
+        .run(&["--json", "--device", "mfd-podctl-pdf", "print", "--pdf", local.to_str().unwrap(), "--copies", "2"])
+        .await
+        .ok();
+    let last = run.json();
+    assert_eq!(last["job"]["state"], "completed", "{run:?}");
+    assert_eq!(last["job"]["device_id"], "mfd-podctl-pdf");
+    assert_eq!(last["job"]["copies"], 2);
+    assert_eq!(last["job"]["page_count"], 3);
+    let spooled: Vec<_> = std::fs::read_dir(spool.path()).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(spooled.len(), 1, "{spooled:?}");
+    assert_eq!(std::fs::read(&spooled[0]).unwrap(), std::fs::read(&local).unwrap(), "the printer got the local file");
+    assert!(!podctl.session_file().exists(), "a session of its own is not saved");
+}
+
+#[tokio::test]
 async fn bad_input_gets_one_clear_line_and_the_exit_code_of_its_status() {
     let core = TestCore::builder().operator_token(OPERATOR_TOKEN).spawn().await.unwrap();
     let podctl = Podctl::new(&core, "mfd-lobby");
@@ -312,9 +338,14 @@ async fn bad_input_gets_one_clear_line_and_the_exit_code_of_its_status() {
         "INVALID_ARGUMENT",
         "FIELD=VALUE",
     );
-    let pdf = podctl.path("local.pdf");
-    std::fs::write(&pdf, b"%PDF-1.7\n").unwrap();
-    podctl.run(&["print", "--pdf", pdf.to_str().unwrap()]).await.fails(12, "UNIMPLEMENTED", "upload");
+    let text = podctl.path("notes.pdf");
+    std::fs::write(&text, b"just some notes, not a PDF\n").unwrap();
+    podctl.run(&["print", "--pdf", text.to_str().unwrap()]).await.fails(3, "INVALID_ARGUMENT", "not a PDF");
+    podctl.run(&["print", "--pdf", "/nonexistent/flyer.pdf"]).await.fails(
+        3,
+        "INVALID_ARGUMENT",
+        "/nonexistent/flyer.pdf",
+    );
     podctl.run(&["print", "--draft", "x", "--sides", "three-sided"]).await.fails(3, "INVALID_ARGUMENT", "--sides");
 
     podctl.run(&["--ca", "/nonexistent/ca.pem", "categories"]).await.fails(
