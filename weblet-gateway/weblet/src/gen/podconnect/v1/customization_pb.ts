@@ -4,6 +4,7 @@
 // values) → UpdateDraft as the person types (per-field errors come back) → RenderPreview (page
 // images) → FinalizeDraft (the print-ready PDF, a PrintFile) → PrintService.SubmitJob.
 // Static products take the same path with an empty form: CreateDraft, then FinalizeDraft.
+// A PDF the caller already has skips the drafts: UploadPrintFile makes it a PrintFile.
 //
 // Drafts, previews and print files belong to the session that made them (other sessions get
 // NOT_FOUND), live encrypted in the ephemeral store, and are deleted when the session closes or
@@ -31,7 +32,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file podconnect/v1/customization.proto.
  */
 export const file_podconnect_v1_customization: GenFile = /*@__PURE__*/
-  fileDesc("CiFwb2Rjb25uZWN0L3YxL2N1c3RvbWl6YXRpb24ucHJvdG8SDXBvZGNvbm5lY3QudjEiJAoOR2V0Rm9ybVJlcXVlc3QSEgoKcHJvZHVjdF9pZBgBIAEoCSI0Cg9HZXRGb3JtUmVzcG9uc2USIQoEZm9ybRgBIAEoCzITLnBvZGNvbm5lY3QudjEuRm9ybSJyCgRGb3JtEhIKCnByb2R1Y3RfaWQYASABKAkSLAoIc2VjdGlvbnMYAiADKAsyGi5wb2Rjb25uZWN0LnYxLkZvcm1TZWN0aW9uEigKBmZpZWxkcxgDIAMoCzIYLnBvZGNvbm5lY3QudjEuRm9ybUZpZWxkIlQKC0Zvcm1TZWN0aW9uEgoKAmlkGAEgASgJEg0KBXRpdGxlGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEhUKDWRpc3BsYXlfb3JkZXIYBCABKAUixwQKCUZvcm1GaWVsZBIKCgJpZBgBIAEoCRIMCgRjb2RlGAIgASgJEg0KBWxhYmVsGAMgASgJEgwKBGhlbHAYBCABKAkSJgoEdHlwZRgFIAEoDjIYLnBvZGNvbm5lY3QudjEuRmllbGRUeXBlEhAKCHJlcXVpcmVkGAYgASgIEhUKDWRlZmF1bHRfdmFsdWUYByABKAkSEgoKbWluX2xlbmd0aBgIIAEoBRISCgptYXhfbGVuZ3RoGAkgASgFEg8KB3BhdHRlcm4YCiABKAkSFgoJbWluX3ZhbHVlGAsgASgBSACIAQESFgoJbWF4X3ZhbHVlGAwgASgBSAGIAQESEQoEc3RlcBgNIAEoAUgCiAEBEiwKB29wdGlvbnMYDiADKAsyGy5wb2Rjb25uZWN0LnYxLkNob2ljZU9wdGlvbhIVCg1kaXNwbGF5X29yZGVyGA8gASgFEhIKCnNlY3Rpb25faWQYECABKAkSOAoMdmlzaWJsZV93aGVuGBEgASgLMiIucG9kY29ubmVjdC52MS5WaXNpYmlsaXR5Q29uZGl0aW9uEhcKD2FmZmVjdHNfcHJldmlldxgSIAEoCBIVCg1hZmZlY3RzX3ByaWNlGBMgASgIEhEKCXJlYWRfb25seRgUIAEoCBITCgtwbGFjZWhvbGRlchgVIAEoCRIRCgltYXhfbGluZXMYFiABKAUSEwoLd2lkZ2V0X2hpbnQYFyABKAlCDAoKX21pbl92YWx1ZUIMCgpfbWF4X3ZhbHVlQgcKBV9zdGVwIm0KDENob2ljZU9wdGlvbhINCgV2YWx1ZRgBIAEoCRINCgVsYWJlbBgCIAEoCRIUCgxzd2F0Y2hfY29sb3IYAyABKAkSKQoFaW1hZ2UYBCABKAsyGi5wb2Rjb25uZWN0LnYxLk9wdGlvbkltYWdlIlYKC09wdGlvbkltYWdlEhQKDGNvbnRlbnRfdHlwZRgBIAEoCRIMCgRkYXRhGAIgASgMEhAKCHdpZHRoX3B4GAMgASgFEhEKCWhlaWdodF9weBgEIAEoBSI3ChNWaXNpYmlsaXR5Q29uZGl0aW9uEhAKCGZpZWxkX2lkGAEgASgJEg4KBnZhbHVlcxgCIAMoCSKoAQoSQ3JlYXRlRHJhZnRSZXF1ZXN0EhIKCnByb2R1Y3RfaWQYASABKAkSEAoIcXVhbnRpdHkYAiABKAUSPQoGdmFsdWVzGAMgAygLMi0ucG9kY29ubmVjdC52MS5DcmVhdGVEcmFmdFJlcXVlc3QuVmFsdWVzRW50cnkaLQoLVmFsdWVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJrChNDcmVhdGVEcmFmdFJlc3BvbnNlEiMKBWRyYWZ0GAEgASgLMhQucG9kY29ubmVjdC52MS5EcmFmdBIvCgxmaWVsZF9lcnJvcnMYAiADKAsyGS5wb2Rjb25uZWN0LnYxLkZpZWxkRXJyb3Ii0QEKElVwZGF0ZURyYWZ0UmVxdWVzdBIQCghkcmFmdF9pZBgBIAEoCRI9CgZ2YWx1ZXMYAiADKAsyLS5wb2Rjb25uZWN0LnYxLlVwZGF0ZURyYWZ0UmVxdWVzdC5WYWx1ZXNFbnRyeRIVCghxdWFudGl0eRgDIAEoBUgAiAEBEhcKD2NsZWFyX2ZpZWxkX2lkcxgEIAMoCRotCgtWYWx1ZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgsKCV9xdWFudGl0eSJrChNVcGRhdGVEcmFmdFJlc3BvbnNlEiMKBWRyYWZ0GAEgASgLMhQucG9kY29ubmVjdC52MS5EcmFmdBIvCgxmaWVsZF9lcnJvcnMYAiADKAsyGS5wb2Rjb25uZWN0LnYxLkZpZWxkRXJyb3IilgMKBURyYWZ0EgoKAmlkGAEgASgJEhIKCnByb2R1Y3RfaWQYAiABKAkSEAoIcXVhbnRpdHkYAyABKAUSMAoGdmFsdWVzGAQgAygLMiAucG9kY29ubmVjdC52MS5EcmFmdC5WYWx1ZXNFbnRyeRIoCgVzdGF0ZRgFIAEoDjIZLnBvZGNvbm5lY3QudjEuRHJhZnRTdGF0ZRIvCgtjcmVhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2V4cGlyZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIjCgVwcmljZRgJIAEoCzIULnBvZGNvbm5lY3QudjEuUHJpY2USGAoQcHJpY2VfaXNfbWluaW11bRgKIAEoCBotCgtWYWx1ZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlwKCkZpZWxkRXJyb3ISEAoIZmllbGRfaWQYASABKAkSKwoEY29kZRgCIAEoDjIdLnBvZGNvbm5lY3QudjEuRmllbGRFcnJvckNvZGUSDwoHbWVzc2FnZRgDIAEoCSJQChRSZW5kZXJQcmV2aWV3UmVxdWVzdBIQCghkcmFmdF9pZBgBIAEoCRIQCgh3aWR0aF9weBgCIAEoBRIUCgxwYWdlX251bWJlcnMYAyADKAUiVgoVUmVuZGVyUHJldmlld1Jlc3BvbnNlEikKBXBhZ2VzGAEgAygLMhoucG9kY29ubmVjdC52MS5QcmV2aWV3UGFnZRISCgpwYWdlX2NvdW50GAIgASgFImsKC1ByZXZpZXdQYWdlEhMKC3BhZ2VfbnVtYmVyGAEgASgFEhQKDGNvbnRlbnRfdHlwZRgCIAEoCRIMCgRkYXRhGAMgASgMEhAKCHdpZHRoX3B4GAQgASgFEhEKCWhlaWdodF9weBgFIAEoBSIoChRGaW5hbGl6ZURyYWZ0UmVxdWVzdBIQCghkcmFmdF9pZBgBIAEoCSJqChVGaW5hbGl6ZURyYWZ0UmVzcG9uc2USLAoKcHJpbnRfZmlsZRgBIAEoCzIYLnBvZGNvbm5lY3QudjEuUHJpbnRGaWxlEiMKBWRyYWZ0GAIgASgLMhQucG9kY29ubmVjdC52MS5EcmFmdCLzAQoJUHJpbnRGaWxlEg8KB2ZpbGVfaWQYASABKAkSEAoIZHJhZnRfaWQYAiABKAkSFAoMY29udGVudF90eXBlGAMgASgJEhIKCnNpemVfYnl0ZXMYBCABKAMSEgoKcGFnZV9jb3VudBgFIAEoBRIOCgZzaGEyNTYYBiABKAkSKgoJdHJpbV9zaXplGAcgASgLMhcucG9kY29ubmVjdC52MS5UcmltU2l6ZRIYChBzdWdnZXN0ZWRfY29waWVzGAggASgFEi8KC2V4cGlyZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCrKAQoJRmllbGRUeXBlEhoKFkZJRUxEX1RZUEVfVU5TUEVDSUZJRUQQABITCg9GSUVMRF9UWVBFX1RFWFQQARIdChlGSUVMRF9UWVBFX01VTFRJTElORV9URVhUEAISFQoRRklFTERfVFlQRV9DSE9JQ0UQAxIVChFGSUVMRF9UWVBFX05VTUJFUhAEEhQKEEZJRUxEX1RZUEVfRU1BSUwQBRIUChBGSUVMRF9UWVBFX1BIT05FEAYSEwoPRklFTERfVFlQRV9EQVRFEAcqdAoKRHJhZnRTdGF0ZRIbChdEUkFGVF9TVEFURV9VTlNQRUNJRklFRBAAEhcKE0RSQUZUX1NUQVRFX0VESVRJTkcQARIVChFEUkFGVF9TVEFURV9WQUxJRBACEhkKFURSQUZUX1NUQVRFX0ZJTkFMSVpFRBADKrUDCg5GaWVsZEVycm9yQ29kZRIgChxGSUVMRF9FUlJPUl9DT0RFX1VOU1BFQ0lGSUVEEAASHQoZRklFTERfRVJST1JfQ09ERV9SRVFVSVJFRBABEh4KGkZJRUxEX0VSUk9SX0NPREVfVE9PX1NIT1JUEAISHQoZRklFTERfRVJST1JfQ09ERV9UT09fTE9ORxADEiUKIUZJRUxEX0VSUk9SX0NPREVfUEFUVEVSTl9NSVNNQVRDSBAEEiEKHUZJRUxEX0VSUk9SX0NPREVfT1VUX09GX1JBTkdFEAUSIgoeRklFTERfRVJST1JfQ09ERV9OT1RfQU5fT1BUSU9OEAYSIwofRklFTERfRVJST1JfQ09ERV9JTlZBTElEX0ZPUk1BVBAHEiEKHUZJRUxEX0VSUk9SX0NPREVfRE9FU19OT1RfRklUEAgSKgomRklFTERfRVJST1JfQ09ERV9VTlNVUFBPUlRFRF9DSEFSQUNURVIQCRIiCh5GSUVMRF9FUlJPUl9DT0RFX1NURVBfTUlTTUFUQ0gQChIdChlGSUVMRF9FUlJPUl9DT0RFX1JFSkVDVEVEEAsyxAMKFEN1c3RvbWl6YXRpb25TZXJ2aWNlEkgKB0dldEZvcm0SHS5wb2Rjb25uZWN0LnYxLkdldEZvcm1SZXF1ZXN0Gh4ucG9kY29ubmVjdC52MS5HZXRGb3JtUmVzcG9uc2USVAoLQ3JlYXRlRHJhZnQSIS5wb2Rjb25uZWN0LnYxLkNyZWF0ZURyYWZ0UmVxdWVzdBoiLnBvZGNvbm5lY3QudjEuQ3JlYXRlRHJhZnRSZXNwb25zZRJUCgtVcGRhdGVEcmFmdBIhLnBvZGNvbm5lY3QudjEuVXBkYXRlRHJhZnRSZXF1ZXN0GiIucG9kY29ubmVjdC52MS5VcGRhdGVEcmFmdFJlc3BvbnNlEloKDVJlbmRlclByZXZpZXcSIy5wb2Rjb25uZWN0LnYxLlJlbmRlclByZXZpZXdSZXF1ZXN0GiQucG9kY29ubmVjdC52MS5SZW5kZXJQcmV2aWV3UmVzcG9uc2USWgoNRmluYWxpemVEcmFmdBIjLnBvZGNvbm5lY3QudjEuRmluYWxpemVEcmFmdFJlcXVlc3QaJC5wb2Rjb25uZWN0LnYxLkZpbmFsaXplRHJhZnRSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_podconnect_v1_catalog]);
+  fileDesc("CiFwb2Rjb25uZWN0L3YxL2N1c3RvbWl6YXRpb24ucHJvdG8SDXBvZGNvbm5lY3QudjEiJAoOR2V0Rm9ybVJlcXVlc3QSEgoKcHJvZHVjdF9pZBgBIAEoCSI0Cg9HZXRGb3JtUmVzcG9uc2USIQoEZm9ybRgBIAEoCzITLnBvZGNvbm5lY3QudjEuRm9ybSJyCgRGb3JtEhIKCnByb2R1Y3RfaWQYASABKAkSLAoIc2VjdGlvbnMYAiADKAsyGi5wb2Rjb25uZWN0LnYxLkZvcm1TZWN0aW9uEigKBmZpZWxkcxgDIAMoCzIYLnBvZGNvbm5lY3QudjEuRm9ybUZpZWxkIlQKC0Zvcm1TZWN0aW9uEgoKAmlkGAEgASgJEg0KBXRpdGxlGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEhUKDWRpc3BsYXlfb3JkZXIYBCABKAUixwQKCUZvcm1GaWVsZBIKCgJpZBgBIAEoCRIMCgRjb2RlGAIgASgJEg0KBWxhYmVsGAMgASgJEgwKBGhlbHAYBCABKAkSJgoEdHlwZRgFIAEoDjIYLnBvZGNvbm5lY3QudjEuRmllbGRUeXBlEhAKCHJlcXVpcmVkGAYgASgIEhUKDWRlZmF1bHRfdmFsdWUYByABKAkSEgoKbWluX2xlbmd0aBgIIAEoBRISCgptYXhfbGVuZ3RoGAkgASgFEg8KB3BhdHRlcm4YCiABKAkSFgoJbWluX3ZhbHVlGAsgASgBSACIAQESFgoJbWF4X3ZhbHVlGAwgASgBSAGIAQESEQoEc3RlcBgNIAEoAUgCiAEBEiwKB29wdGlvbnMYDiADKAsyGy5wb2Rjb25uZWN0LnYxLkNob2ljZU9wdGlvbhIVCg1kaXNwbGF5X29yZGVyGA8gASgFEhIKCnNlY3Rpb25faWQYECABKAkSOAoMdmlzaWJsZV93aGVuGBEgASgLMiIucG9kY29ubmVjdC52MS5WaXNpYmlsaXR5Q29uZGl0aW9uEhcKD2FmZmVjdHNfcHJldmlldxgSIAEoCBIVCg1hZmZlY3RzX3ByaWNlGBMgASgIEhEKCXJlYWRfb25seRgUIAEoCBITCgtwbGFjZWhvbGRlchgVIAEoCRIRCgltYXhfbGluZXMYFiABKAUSEwoLd2lkZ2V0X2hpbnQYFyABKAlCDAoKX21pbl92YWx1ZUIMCgpfbWF4X3ZhbHVlQgcKBV9zdGVwIm0KDENob2ljZU9wdGlvbhINCgV2YWx1ZRgBIAEoCRINCgVsYWJlbBgCIAEoCRIUCgxzd2F0Y2hfY29sb3IYAyABKAkSKQoFaW1hZ2UYBCABKAsyGi5wb2Rjb25uZWN0LnYxLk9wdGlvbkltYWdlIlYKC09wdGlvbkltYWdlEhQKDGNvbnRlbnRfdHlwZRgBIAEoCRIMCgRkYXRhGAIgASgMEhAKCHdpZHRoX3B4GAMgASgFEhEKCWhlaWdodF9weBgEIAEoBSI3ChNWaXNpYmlsaXR5Q29uZGl0aW9uEhAKCGZpZWxkX2lkGAEgASgJEg4KBnZhbHVlcxgCIAMoCSKoAQoSQ3JlYXRlRHJhZnRSZXF1ZXN0EhIKCnByb2R1Y3RfaWQYASABKAkSEAoIcXVhbnRpdHkYAiABKAUSPQoGdmFsdWVzGAMgAygLMi0ucG9kY29ubmVjdC52MS5DcmVhdGVEcmFmdFJlcXVlc3QuVmFsdWVzRW50cnkaLQoLVmFsdWVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJrChNDcmVhdGVEcmFmdFJlc3BvbnNlEiMKBWRyYWZ0GAEgASgLMhQucG9kY29ubmVjdC52MS5EcmFmdBIvCgxmaWVsZF9lcnJvcnMYAiADKAsyGS5wb2Rjb25uZWN0LnYxLkZpZWxkRXJyb3Ii0QEKElVwZGF0ZURyYWZ0UmVxdWVzdBIQCghkcmFmdF9pZBgBIAEoCRI9CgZ2YWx1ZXMYAiADKAsyLS5wb2Rjb25uZWN0LnYxLlVwZGF0ZURyYWZ0UmVxdWVzdC5WYWx1ZXNFbnRyeRIVCghxdWFudGl0eRgDIAEoBUgAiAEBEhcKD2NsZWFyX2ZpZWxkX2lkcxgEIAMoCRotCgtWYWx1ZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgsKCV9xdWFudGl0eSJrChNVcGRhdGVEcmFmdFJlc3BvbnNlEiMKBWRyYWZ0GAEgASgLMhQucG9kY29ubmVjdC52MS5EcmFmdBIvCgxmaWVsZF9lcnJvcnMYAiADKAsyGS5wb2Rjb25uZWN0LnYxLkZpZWxkRXJyb3IilgMKBURyYWZ0EgoKAmlkGAEgASgJEhIKCnByb2R1Y3RfaWQYAiABKAkSEAoIcXVhbnRpdHkYAyABKAUSMAoGdmFsdWVzGAQgAygLMiAucG9kY29ubmVjdC52MS5EcmFmdC5WYWx1ZXNFbnRyeRIoCgVzdGF0ZRgFIAEoDjIZLnBvZGNvbm5lY3QudjEuRHJhZnRTdGF0ZRIvCgtjcmVhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2V4cGlyZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIjCgVwcmljZRgJIAEoCzIULnBvZGNvbm5lY3QudjEuUHJpY2USGAoQcHJpY2VfaXNfbWluaW11bRgKIAEoCBotCgtWYWx1ZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlwKCkZpZWxkRXJyb3ISEAoIZmllbGRfaWQYASABKAkSKwoEY29kZRgCIAEoDjIdLnBvZGNvbm5lY3QudjEuRmllbGRFcnJvckNvZGUSDwoHbWVzc2FnZRgDIAEoCSJQChRSZW5kZXJQcmV2aWV3UmVxdWVzdBIQCghkcmFmdF9pZBgBIAEoCRIQCgh3aWR0aF9weBgCIAEoBRIUCgxwYWdlX251bWJlcnMYAyADKAUiVgoVUmVuZGVyUHJldmlld1Jlc3BvbnNlEikKBXBhZ2VzGAEgAygLMhoucG9kY29ubmVjdC52MS5QcmV2aWV3UGFnZRISCgpwYWdlX2NvdW50GAIgASgFImsKC1ByZXZpZXdQYWdlEhMKC3BhZ2VfbnVtYmVyGAEgASgFEhQKDGNvbnRlbnRfdHlwZRgCIAEoCRIMCgRkYXRhGAMgASgMEhAKCHdpZHRoX3B4GAQgASgFEhEKCWhlaWdodF9weBgFIAEoBSIoChRGaW5hbGl6ZURyYWZ0UmVxdWVzdBIQCghkcmFmdF9pZBgBIAEoCSJqChVGaW5hbGl6ZURyYWZ0UmVzcG9uc2USLAoKcHJpbnRfZmlsZRgBIAEoCzIYLnBvZGNvbm5lY3QudjEuUHJpbnRGaWxlEiMKBWRyYWZ0GAIgASgLMhQucG9kY29ubmVjdC52MS5EcmFmdCJtChZVcGxvYWRQcmludEZpbGVSZXF1ZXN0EjoKCG1ldGFkYXRhGAEgASgLMiYucG9kY29ubmVjdC52MS5VcGxvYWRQcmludEZpbGVNZXRhZGF0YUgAEg8KBWNodW5rGAIgASgMSABCBgoEcGFydCJDChdVcGxvYWRQcmludEZpbGVNZXRhZGF0YRISCgpzaXplX2J5dGVzGAEgASgDEhQKDGRpc3BsYXlfbmFtZRgCIAEoCSJHChdVcGxvYWRQcmludEZpbGVSZXNwb25zZRIsCgpwcmludF9maWxlGAEgASgLMhgucG9kY29ubmVjdC52MS5QcmludEZpbGUiiQIKCVByaW50RmlsZRIPCgdmaWxlX2lkGAEgASgJEhAKCGRyYWZ0X2lkGAIgASgJEhQKDGNvbnRlbnRfdHlwZRgDIAEoCRISCgpzaXplX2J5dGVzGAQgASgDEhIKCnBhZ2VfY291bnQYBSABKAUSDgoGc2hhMjU2GAYgASgJEioKCXRyaW1fc2l6ZRgHIAEoCzIXLnBvZGNvbm5lY3QudjEuVHJpbVNpemUSGAoQc3VnZ2VzdGVkX2NvcGllcxgIIAEoBRIvCgtleHBpcmVfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMZGlzcGxheV9uYW1lGAogASgJKsoBCglGaWVsZFR5cGUSGgoWRklFTERfVFlQRV9VTlNQRUNJRklFRBAAEhMKD0ZJRUxEX1RZUEVfVEVYVBABEh0KGUZJRUxEX1RZUEVfTVVMVElMSU5FX1RFWFQQAhIVChFGSUVMRF9UWVBFX0NIT0lDRRADEhUKEUZJRUxEX1RZUEVfTlVNQkVSEAQSFAoQRklFTERfVFlQRV9FTUFJTBAFEhQKEEZJRUxEX1RZUEVfUEhPTkUQBhITCg9GSUVMRF9UWVBFX0RBVEUQByp0CgpEcmFmdFN0YXRlEhsKF0RSQUZUX1NUQVRFX1VOU1BFQ0lGSUVEEAASFwoTRFJBRlRfU1RBVEVfRURJVElORxABEhUKEURSQUZUX1NUQVRFX1ZBTElEEAISGQoVRFJBRlRfU1RBVEVfRklOQUxJWkVEEAMqtQMKDkZpZWxkRXJyb3JDb2RlEiAKHEZJRUxEX0VSUk9SX0NPREVfVU5TUEVDSUZJRUQQABIdChlGSUVMRF9FUlJPUl9DT0RFX1JFUVVJUkVEEAESHgoaRklFTERfRVJST1JfQ09ERV9UT09fU0hPUlQQAhIdChlGSUVMRF9FUlJPUl9DT0RFX1RPT19MT05HEAMSJQohRklFTERfRVJST1JfQ09ERV9QQVRURVJOX01JU01BVENIEAQSIQodRklFTERfRVJST1JfQ09ERV9PVVRfT0ZfUkFOR0UQBRIiCh5GSUVMRF9FUlJPUl9DT0RFX05PVF9BTl9PUFRJT04QBhIjCh9GSUVMRF9FUlJPUl9DT0RFX0lOVkFMSURfRk9STUFUEAcSIQodRklFTERfRVJST1JfQ09ERV9ET0VTX05PVF9GSVQQCBIqCiZGSUVMRF9FUlJPUl9DT0RFX1VOU1VQUE9SVEVEX0NIQVJBQ1RFUhAJEiIKHkZJRUxEX0VSUk9SX0NPREVfU1RFUF9NSVNNQVRDSBAKEh0KGUZJRUxEX0VSUk9SX0NPREVfUkVKRUNURUQQCzKoBAoUQ3VzdG9taXphdGlvblNlcnZpY2USSAoHR2V0Rm9ybRIdLnBvZGNvbm5lY3QudjEuR2V0Rm9ybVJlcXVlc3QaHi5wb2Rjb25uZWN0LnYxLkdldEZvcm1SZXNwb25zZRJUCgtDcmVhdGVEcmFmdBIhLnBvZGNvbm5lY3QudjEuQ3JlYXRlRHJhZnRSZXF1ZXN0GiIucG9kY29ubmVjdC52MS5DcmVhdGVEcmFmdFJlc3BvbnNlElQKC1VwZGF0ZURyYWZ0EiEucG9kY29ubmVjdC52MS5VcGRhdGVEcmFmdFJlcXVlc3QaIi5wb2Rjb25uZWN0LnYxLlVwZGF0ZURyYWZ0UmVzcG9uc2USWgoNUmVuZGVyUHJldmlldxIjLnBvZGNvbm5lY3QudjEuUmVuZGVyUHJldmlld1JlcXVlc3QaJC5wb2Rjb25uZWN0LnYxLlJlbmRlclByZXZpZXdSZXNwb25zZRJaCg1GaW5hbGl6ZURyYWZ0EiMucG9kY29ubmVjdC52MS5GaW5hbGl6ZURyYWZ0UmVxdWVzdBokLnBvZGNvbm5lY3QudjEuRmluYWxpemVEcmFmdFJlc3BvbnNlEmIKD1VwbG9hZFByaW50RmlsZRIlLnBvZGNvbm5lY3QudjEuVXBsb2FkUHJpbnRGaWxlUmVxdWVzdBomLnBvZGNvbm5lY3QudjEuVXBsb2FkUHJpbnRGaWxlUmVzcG9uc2UoAWIGcHJvdG8z", [file_google_protobuf_timestamp, file_podconnect_v1_catalog]);
 
 /**
  * Request of CustomizationService.GetForm.
@@ -886,8 +887,96 @@ export const FinalizeDraftResponseSchema: GenMessage<FinalizeDraftResponse> = /*
   messageDesc(file_podconnect_v1_customization, 18);
 
 /**
- * A print-ready file made from a draft. Its bytes never travel over this API: the server hands
- * them to the printer (push, spool folder) or serves them once to a pulling printer.
+ * Request of CustomizationService.UploadPrintFile: one message of the caller's stream.
+ *
+ * @generated from message podconnect.v1.UploadPrintFileRequest
+ */
+export type UploadPrintFileRequest = Message<"podconnect.v1.UploadPrintFileRequest"> & {
+  /**
+   * What this message carries. Required.
+   *
+   * @generated from oneof podconnect.v1.UploadPrintFileRequest.part
+   */
+  part: {
+    /**
+     * What the file is. Required in the first message, and only there.
+     *
+     * @generated from field: podconnect.v1.UploadPrintFileMetadata metadata = 1;
+     */
+    value: UploadPrintFileMetadata;
+    case: "metadata";
+  } | {
+    /**
+     * The next bytes of the file, at most 1 MiB. In every message after the first.
+     *
+     * @generated from field: bytes chunk = 2;
+     */
+    value: Uint8Array;
+    case: "chunk";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message podconnect.v1.UploadPrintFileRequest.
+ * Use `create(UploadPrintFileRequestSchema)` to create a new message.
+ */
+export const UploadPrintFileRequestSchema: GenMessage<UploadPrintFileRequest> = /*@__PURE__*/
+  messageDesc(file_podconnect_v1_customization, 19);
+
+/**
+ * What an uploaded file is, declared before its bytes.
+ *
+ * @generated from message podconnect.v1.UploadPrintFileMetadata
+ */
+export type UploadPrintFileMetadata = Message<"podconnect.v1.UploadPrintFileMetadata"> & {
+  /**
+   * The file's exact size in bytes: 1 to 64 MiB (67108864 bytes). Required.
+   *
+   * @generated from field: int64 size_bytes = 1;
+   */
+  sizeBytes: bigint;
+
+  /**
+   * Optional. A name to show for the file (e.g. the local file name), at most 256 characters
+   * without control characters. Returned in PrintFile.display_name; never sent to the printer.
+   *
+   * @generated from field: string display_name = 2;
+   */
+  displayName: string;
+};
+
+/**
+ * Describes the message podconnect.v1.UploadPrintFileMetadata.
+ * Use `create(UploadPrintFileMetadataSchema)` to create a new message.
+ */
+export const UploadPrintFileMetadataSchema: GenMessage<UploadPrintFileMetadata> = /*@__PURE__*/
+  messageDesc(file_podconnect_v1_customization, 20);
+
+/**
+ * Response of CustomizationService.UploadPrintFile.
+ *
+ * @generated from message podconnect.v1.UploadPrintFileResponse
+ */
+export type UploadPrintFileResponse = Message<"podconnect.v1.UploadPrintFileResponse"> & {
+  /**
+   * The uploaded file, ready for PrintService.SubmitJob.
+   *
+   * @generated from field: podconnect.v1.PrintFile print_file = 1;
+   */
+  printFile?: PrintFile | undefined;
+};
+
+/**
+ * Describes the message podconnect.v1.UploadPrintFileResponse.
+ * Use `create(UploadPrintFileResponseSchema)` to create a new message.
+ */
+export const UploadPrintFileResponseSchema: GenMessage<UploadPrintFileResponse> = /*@__PURE__*/
+  messageDesc(file_podconnect_v1_customization, 21);
+
+/**
+ * A print-ready file made from a draft (FinalizeDraft) or uploaded (UploadPrintFile). Its bytes
+ * never travel back over this API: the server hands them to the printer (push, spool folder) or
+ * serves them once to a pulling printer.
  *
  * @generated from message podconnect.v1.PrintFile
  */
@@ -900,7 +989,7 @@ export type PrintFile = Message<"podconnect.v1.PrintFile"> & {
   fileId: string;
 
   /**
-   * The draft the file was made from.
+   * The draft the file was made from; empty for an uploaded file.
    *
    * @generated from field: string draft_id = 2;
    */
@@ -936,7 +1025,7 @@ export type PrintFile = Message<"podconnect.v1.PrintFile"> & {
   sha256: string;
 
   /**
-   * The finished size and bleed. Each PDF page's TrimBox is the trim size and its BleedBox the
+   * The finished size and bleed; unset for an uploaded file. Each PDF page's TrimBox is the trim size and its BleedBox the
    * trim size plus the bleed on all four sides. The MediaBox is the BleedBox, or, for products
    * printed with crop marks, the BleedBox plus a 10 mm slug on every side that holds the marks
    * outside the bleed (as prepress does). Printing and imposition go by TrimBox and BleedBox.
@@ -960,6 +1049,14 @@ export type PrintFile = Message<"podconnect.v1.PrintFile"> & {
    * @generated from field: google.protobuf.Timestamp expire_time = 9;
    */
   expireTime?: Timestamp | undefined;
+
+  /**
+   * The name the uploader gave the file (UploadPrintFileMetadata.display_name); empty for a
+   * draft's file.
+   *
+   * @generated from field: string display_name = 10;
+   */
+  displayName: string;
 };
 
 /**
@@ -967,7 +1064,7 @@ export type PrintFile = Message<"podconnect.v1.PrintFile"> & {
  * Use `create(PrintFileSchema)` to create a new message.
  */
 export const PrintFileSchema: GenMessage<PrintFile> = /*@__PURE__*/
-  messageDesc(file_podconnect_v1_customization, 19);
+  messageDesc(file_podconnect_v1_customization, 22);
 
 /**
  * The kind of value a field takes. Values are strings; each kind says its format. An app that
@@ -1300,6 +1397,37 @@ export const CustomizationService: GenService<{
     methodKind: "unary";
     input: typeof FinalizeDraftRequestSchema;
     output: typeof FinalizeDraftResponseSchema;
+  },
+  /**
+   * Uploads a PDF the caller already has (e.g. a local file) as a print file of the session,
+   * printed with PrintService.SubmitJob by its `file_id` like a finalized draft's file. The first
+   * message carries `metadata`; every following one carries a `chunk` of the file, in order,
+   * each at most 1 MiB (1048576 bytes); the call ends when the caller closes its stream. The
+   * file is kept as it is (no page boxes are added or checked; `trim_size` is unset,
+   * `suggested_copies` is 1) and deleted like any print file: when the session closes, at its
+   * `expire_time`, or when a job that printed it ends. The whole upload must arrive within the
+   * server's request time limit (10 s in the embedded default); a slower one ends with
+   * DEADLINE_EXCEEDED. Not retried by itself: calling again uploads another file. Not
+   * available through the weblet gateway (grpc-web has no client streaming).
+   *
+   * Errors:
+   * - INVALID_ARGUMENT: the first message carries no `metadata`, or a later one does;
+   *   `size_bytes` is below 1 or above 64 MiB (67108864 bytes); `display_name` is longer than
+   *   256 characters or holds control characters; a chunk is larger than 1 MiB; the chunks bring
+   *   more or fewer bytes than `size_bytes` (refused as soon as they bring more); the file is not
+   *   a PDF, cannot be read as one, is encrypted (password-protected), or has no pages: the
+   *   message says which.
+   * - RESOURCE_EXHAUSTED: the session already holds the most uploaded files it may (at least 4;
+   *   the embedded server allows 4); a file is released when a job that printed it ends.
+   * - DEADLINE_EXCEEDED: the upload did not arrive within the server's request time limit.
+   * - UNAUTHENTICATED: no valid session.
+   *
+   * @generated from rpc podconnect.v1.CustomizationService.UploadPrintFile
+   */
+  uploadPrintFile: {
+    methodKind: "client_streaming";
+    input: typeof UploadPrintFileRequestSchema;
+    output: typeof UploadPrintFileResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_podconnect_v1_customization, 0);

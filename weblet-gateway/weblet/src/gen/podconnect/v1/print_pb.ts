@@ -1,4 +1,5 @@
-// Printing: a job prints a print-ready file (CustomizationService.FinalizeDraft) on the session's
+// Printing: a job prints a print-ready file (CustomizationService.FinalizeDraft, or a PDF the
+// caller uploaded with CustomizationService.UploadPrintFile) on the session's
 // own device, by the device's delivery mode. All delivery modes share one job state model, the
 // one of IPP (RFC 8011 §5.3.7), with IPP `job-state-reasons` keywords as reasons.
 //
@@ -609,14 +610,14 @@ export type Job = Message<"podconnect.v1.Job"> & {
   fileId: string;
 
   /**
-   * The draft the print file was made from (Draft.id).
+   * The draft the print file was made from (Draft.id); empty for an uploaded file.
    *
    * @generated from field: string draft_id = 6;
    */
   draftId: string;
 
   /**
-   * The product printed (Product.id).
+   * The product printed (Product.id); empty for an uploaded file.
    *
    * @generated from field: string product_id = 7;
    */
