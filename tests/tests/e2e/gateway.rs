@@ -22,8 +22,6 @@ async fn session(client: &mut WebClient, mode: Mode) -> String {
     reply.message::<pb::StartSessionResponse>().session_token
 }
 
-/// Creates a draft of the static fire-action notice through the gateway and submits it on the
-/// session's device; the submit reply.
 /// FinalizeDraft through the gateway: only a finalized draft is printed.
 async fn finalize(client: &mut WebClient, token: &str, draft_id: &str, mode: Mode) {
     let request = pb::FinalizeDraftRequest { draft_id: draft_id.into() };
@@ -32,6 +30,8 @@ async fn finalize(client: &mut WebClient, token: &str, draft_id: &str, mode: Mod
     assert_eq!(reply.grpc_status(), Some(0), "{reply:?}");
 }
 
+/// Creates a draft of the static fire-action notice through the gateway and submits it on the
+/// session's device; the submit reply.
 async fn submit_fire_notice(client: &mut WebClient, token: &str) -> pb::SubmitJobResponse {
     let create = pb::CreateDraftRequest { product_id: "fire-action-notice".into(), ..Default::default() };
     let reply = client
@@ -48,6 +48,26 @@ async fn submit_fire_notice(client: &mut WebClient, token: &str) -> pb::SubmitJo
     let reply = client.call("/podconnect.v1.PrintService/SubmitJob", Some(token), &submit, Mode::Binary).await.unwrap();
     assert_eq!(reply.grpc_status(), Some(0), "{reply:?}");
     reply.message::<pb::SubmitJobResponse>()
+}
+
+#[tokio::test]
+async fn an_upload_which_grpc_web_cannot_stream_is_unimplemented_and_says_to_call_the_core() {
+    let core = TestCore::start().await;
+    let gateway = TestGateway::start(&core).await;
+    let mut client = gateway.client(Http::H2).await;
+    let token = session(&mut client, Mode::Binary).await;
+    let upload = pb::UploadPrintFileRequest {
+        part: Some(pb::upload_print_file_request::Part::Metadata(pb::UploadPrintFileMetadata {
+            size_bytes: 5,
+            ..Default::default()
+        })),
+    };
+    let reply = client
+        .call("/podconnect.v1.CustomizationService/UploadPrintFile", Some(&token), &upload, Mode::Binary)
+        .await
+        .unwrap();
+    assert_eq!(reply.grpc_status(), Some(tonic::Code::Unimplemented as i32), "{reply:?}");
+    assert!(reply.grpc_message().unwrap_or_default().contains("gRPC"), "says to call the core over gRPC: {reply:?}");
 }
 
 #[tokio::test]
