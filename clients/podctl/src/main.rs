@@ -107,7 +107,8 @@ enum Command {
     Print(shop::PrintArgs),
     /// Follow a job until it ends.
     Watch {
-        /// The job's id.
+        /// The job's id (base64url: it may start with '-').
+        #[arg(allow_hyphen_values = true)]
         job: String,
     },
     /// Show or cancel a job.

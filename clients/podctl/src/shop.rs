@@ -128,12 +128,14 @@ pub(crate) struct PrintArgs {
 pub(crate) enum JobCommand {
     /// Show a job.
     Get {
-        /// The job's id.
+        /// The job's id (base64url: it may start with '-').
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
     /// Ask to cancel a job.
     Cancel {
-        /// The job's id.
+        /// The job's id (base64url: it may start with '-').
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
 }

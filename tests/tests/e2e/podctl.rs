@@ -286,6 +286,36 @@ async fn the_shop_flow_prints_on_a_real_ipp_printer() {
 }
 
 #[tokio::test]
+async fn a_job_is_followed_by_watch_and_canceled_by_job_cancel_from_another_command() {
+    let spool = tempfile::tempdir().unwrap();
+    let core =
+        TestCore::builder().spool_dir(spool.path()).spool_print_time(Duration::from_secs(3600)).spawn().await.unwrap();
+    let podctl = Podctl::new(&core, "mfd-podctl");
+    podctl.run(&["session", "start"]).await.ok();
+    let draft = podctl.finalized_card().await;
+    let submitted = podctl.run(&["--json", "print", &format!("--draft={draft}"), "--copies", "1"]).await.ok().json();
+    let job_id = submitted["job"]["id"].as_str().expect("print answers with the job").to_owned();
+
+    // One terminal follows the job while another cancels it (ids may start with '-').
+    let (watch, cancel) = (["watch", job_id.as_str()], ["--json", "job", "cancel", job_id.as_str()]);
+    let (watched, canceled) = tokio::join!(podctl.run(&watch), podctl.run(&cancel));
+    let canceled = canceled.ok().json();
+    let stopping = canceled["job"]["state_reasons"].as_array().unwrap().iter().any(|r| r == "processing-to-stop-point");
+    assert!(
+        canceled["job"]["state"] == "canceled" || stopping,
+        "the answer says the job is being canceled: {canceled}"
+    );
+    assert_eq!(watched.code, 1, "a watched job that ends canceled exits 1: {watched:?}");
+    let last = watched.stdout.lines().last().unwrap_or_default();
+    assert!(last.starts_with(&job_id) && last.contains("canceled"), "the last line says how it ended: {watched:?}");
+
+    let job = podctl.run(&["--json", "job", "get", &job_id]).await.ok().json();
+    assert_eq!(job["job"]["state"], "canceled");
+    let again = podctl.run(&["job", "cancel", &job_id]).await;
+    again.fails(9, "FAILED_PRECONDITION", "already ended");
+}
+
+#[tokio::test]
 async fn print_pdf_prints_a_local_file_on_the_named_device_byte_for_byte() {
     let spool = tempfile::tempdir().unwrap();
     let core = TestCore::builder().operator_token(OPERATOR_TOKEN).spool_dir(spool.path()).spawn().await.unwrap();
