@@ -104,15 +104,16 @@ async fn a_core_killed_mid_render_mid_print_and_mid_watch_restarts_clean_and_rep
     let first = timeout(STEP, watch.message()).await.unwrap().unwrap().unwrap();
     assert!(!matches!(first.job.unwrap().state(), pb::JobState::Completed | pb::JobState::Aborted));
 
-    // Renders queued behind one renderer: once one is done, the others are in flight.
+    // Renders queued behind one renderer: once one is done, the others are in flight (each at
+    // its own width, so none can share another's render).
     let request = pb::CreateDraftRequest { product_id: "newsletter-a4".into(), ..Default::default() };
     let newsletter = customize(&channel).create_draft(authed(&token, request)).await.unwrap();
     let newsletter = newsletter.into_inner().draft.unwrap().id;
     let (done_tx, mut done_rx) = tokio::sync::mpsc::channel(8);
-    for _ in 0..4 {
+    for width_px in 1200..1204 {
         let (channel, token, draft, done) = (channel.clone(), token.clone(), newsletter.clone(), done_tx.clone());
         tokio::spawn(async move {
-            let request = pb::RenderPreviewRequest { draft_id: draft, width_px: 1200, ..Default::default() };
+            let request = pb::RenderPreviewRequest { draft_id: draft, width_px, ..Default::default() };
             let _ = done.send(customize(&channel).render_preview(authed(&token, request)).await.map(|_| ())).await;
         });
     }
