@@ -42,6 +42,49 @@ pub const MAX_UPLOAD_CHUNK_BYTES: usize = 1024 * 1024;
 pub const MAX_UPLOADED_FILES_PER_SESSION: usize = 4;
 /// The longest display name of an uploaded file, in characters.
 pub const MAX_UPLOAD_NAME_CHARS: usize = 256;
+/// Uploads in progress at once across the core, each held in memory until it is checked: so at
+/// most 8 × 64 MiB, whatever the callers do. A session has one upload in progress at a time.
+pub const MAX_UPLOADS_IN_FLIGHT: usize = 8;
+
+/// The core's upload slots: a total and one per session.
+#[derive(Default)]
+struct UploadSlots {
+    total: std::sync::Mutex<usize>,
+    sessions: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+impl UploadSlots {
+    fn take(self: &Arc<Self>, scope: String) -> CoreResult<UploadSlot> {
+        if !self.sessions.lock().unwrap_or_else(|p| p.into_inner()).insert(scope.clone()) {
+            return Err(CoreError::ResourceExhausted(
+                "this session is already uploading a file; wait for that upload to end, then send the next".into(),
+            ));
+        }
+        let mut total = self.total.lock().unwrap_or_else(|p| p.into_inner());
+        if *total >= MAX_UPLOADS_IN_FLIGHT {
+            drop(total);
+            self.sessions.lock().unwrap_or_else(|p| p.into_inner()).remove(&scope);
+            return Err(CoreError::ResourceExhausted(format!(
+                "{MAX_UPLOADS_IN_FLIGHT} uploads are in progress on this core; try again in a moment"
+            )));
+        }
+        *total += 1;
+        Ok(UploadSlot { slots: self.clone(), scope })
+    }
+}
+
+/// An upload's place among the slots, given back when the upload ends however it ends.
+struct UploadSlot {
+    slots: Arc<UploadSlots>,
+    scope: String,
+}
+
+impl Drop for UploadSlot {
+    fn drop(&mut self) {
+        *self.slots.total.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
+        self.slots.sessions.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.scope);
+    }
+}
 
 /// What a backend needs to know about a draft to work on it.
 #[derive(Debug, Clone, Copy)]
@@ -192,11 +235,18 @@ struct StoredFileInfo {
 
 /// A PDF upload as it arrives: its bytes are counted against the declared size and the limits
 /// chunk by chunk, so an oversized upload is refused as soon as it shows.
-#[derive(Debug)]
 pub struct Upload {
     declared: u64,
     display_name: String,
     bytes: Vec<u8>,
+    _slot: Option<UploadSlot>,
+}
+
+impl std::fmt::Debug for Upload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The bytes and the name are the person's; only the sizes show.
+        f.debug_struct("Upload").field("declared", &self.declared).field("received", &self.bytes.len()).finish()
+    }
 }
 
 impl Upload {
@@ -220,7 +270,7 @@ impl Upload {
             )));
         }
         // Grown as chunks arrive: the declared size is the caller's word, not yet the bytes.
-        Ok(Upload { declared, display_name, bytes: Vec::new() })
+        Ok(Upload { declared, display_name, bytes: Vec::new(), _slot: None })
     }
 
     /// Takes the next chunk; refuses it when it is too large or brings more than declared.
@@ -244,7 +294,7 @@ impl Upload {
     }
 
     /// The whole file, once every declared byte arrived.
-    fn finish(self) -> CoreResult<(Vec<u8>, String)> {
+    fn finish(mut self) -> CoreResult<(Vec<u8>, String)> {
         if self.bytes.len() as u64 != self.declared {
             return Err(CoreError::InvalidArgument(format!(
                 "the upload ended after {} of the {} bytes size_bytes declared; send the whole file",
@@ -252,7 +302,7 @@ impl Upload {
                 self.declared
             )));
         }
-        Ok((self.bytes, self.display_name))
+        Ok((std::mem::take(&mut self.bytes), std::mem::take(&mut self.display_name)))
     }
 }
 
@@ -273,6 +323,7 @@ pub struct Customization {
     /// One queue per draft with previews in flight: previews of a draft render one at a time, in
     /// the order asked (tokio's mutex is fair). An entry lives only while someone waits on it.
     previews: std::sync::Mutex<HashMap<String, PreviewQueue>>,
+    uploads: Arc<UploadSlots>,
 }
 
 /// A draft's preview queue and the last preview rendered through it: one waiting for the same
@@ -301,7 +352,7 @@ impl Customization {
         sessions: Arc<SessionManager>,
         usage: Arc<dyn UsageSink>,
     ) -> Self {
-        Customization { catalog, backend, sessions, usage, previews: Default::default() }
+        Customization { catalog, backend, sessions, usage, previews: Default::default(), uploads: Default::default() }
     }
 
     pub async fn form(&self, session: &Session, product: &ProductId) -> CoreResult<Form> {
@@ -518,14 +569,17 @@ impl Customization {
     /// Starts an upload: checks the declared size and that the session may hold another file,
     /// before any byte is read.
     pub async fn begin_upload(&self, session: &Session, size_bytes: i64, display_name: String) -> CoreResult<Upload> {
-        let upload = Upload::start(size_bytes, display_name)?;
+        let mut upload = Upload::start(size_bytes, display_name)?;
         self.check_upload_room(session).await?;
+        upload._slot = Some(self.uploads.take(session.scope())?);
         Ok(upload)
     }
 
     /// Keeps an uploaded PDF as a print file of the session, sealed like a finalized draft's,
     /// once it is a printable PDF.
-    pub async fn finish_upload(&self, session: &Session, upload: Upload) -> CoreResult<PrintFile> {
+    pub async fn finish_upload(&self, session: &Session, mut upload: Upload) -> CoreResult<PrintFile> {
+        // The slot stays taken while the file is checked and sealed: the bytes are still here.
+        let _slot = upload._slot.take();
         let (pdf, display_name) = upload.finish()?;
         let pdf = Bytes::from(pdf);
         let page_count = tokio::task::spawn_blocking({

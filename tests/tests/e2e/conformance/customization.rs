@@ -819,3 +819,91 @@ async fn upload_print_file_that_does_not_arrive_within_the_request_time_limit_is
     let result = conf.customize().upload_print_file(conf.req(stalled)).await;
     expect_status(result, Code::DeadlineExceeded, &[]);
 }
+
+/// An upload of `pdf` on the session `token` that has sent its metadata and waits for the
+/// caller to send the bytes; `finish` sends them and returns the answer.
+struct UploadInProgress {
+    bytes: tokio::sync::mpsc::Sender<pb::UploadPrintFileRequest>,
+    answer: tokio::task::JoinHandle<Result<tonic::Response<pb::UploadPrintFileResponse>, Status>>,
+}
+
+impl UploadInProgress {
+    async fn start(conf: &Conf, token: &str, pdf: &[u8]) -> UploadInProgress {
+        let (bytes, rx) = tokio::sync::mpsc::channel(4);
+        bytes.send(metadata(pdf.len() as i64, "")).await.unwrap();
+        let request = authed(token, tokio_stream::wrappers::ReceiverStream::new(rx));
+        let mut client = conf.customize();
+        let answer = tokio::spawn(async move { client.upload_print_file(request).await });
+        UploadInProgress { bytes, answer }
+    }
+
+    async fn finish(self, pdf: &[u8]) -> Result<pb::PrintFile, Status> {
+        self.bytes.send(chunk(pdf.to_vec())).await.unwrap();
+        drop(self.bytes);
+        Ok(self.answer.await.unwrap()?.into_inner().print_file.expect("a print file"))
+    }
+}
+
+/// Starts an upload on each of `tokens` and probes from `probe` until an upload is refused as
+/// busy, which shows that they all hold their slots; returns them and the refusal's message. A
+/// probe that gets in fails at once on its oversized chunk and keeps nothing, but holds a slot for
+/// that moment: an upload refused meanwhile is started again.
+async fn uploads_in_progress(
+    conf: &Conf,
+    tokens: &[String],
+    probe: &str,
+    pdf: &[u8],
+) -> (Vec<UploadInProgress>, String) {
+    let mut uploads = Vec::new();
+    for token in tokens {
+        uploads.push(UploadInProgress::start(conf, token, pdf).await);
+    }
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        for (upload, token) in uploads.iter_mut().zip(tokens) {
+            if upload.answer.is_finished() {
+                *upload = UploadInProgress::start(conf, token, pdf).await;
+            }
+        }
+        let attempt = vec![metadata(10, ""), chunk(vec![0; 1024 * 1024 + 1])];
+        match conf.customize().upload_print_file(authed(probe, upload_stream(attempt))).await {
+            Err(status) if status.code() == Code::ResourceExhausted => return (uploads, status.message().to_owned()),
+            other => assert!(std::time::Instant::now() < until, "never refused as busy: {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn upload_print_file_while_the_session_is_uploading_is_resource_exhausted_until_that_upload_ends() {
+    let conf = Conf::start().await;
+    let pdf = tests::pdf::pdf(1);
+    let (mut first, message) = uploads_in_progress(&conf, std::slice::from_ref(&conf.token), &conf.token, &pdf).await;
+    let first = first.pop().unwrap();
+    assert!(message.contains("already uploading"), "{message}");
+    // Another session is not held up by this one.
+    let other = conf.new_session().await;
+    let file = conf.customize().upload_print_file(authed(&other, upload_stream(upload(&pdf)))).await;
+    file.expect("another session uploads meanwhile");
+    first.finish(&pdf).await.expect("the first upload ends well");
+    conf.try_upload(upload(&pdf)).await.expect("the session uploads again once its upload ended");
+}
+
+#[tokio::test]
+async fn upload_print_file_beyond_eight_uploads_in_progress_on_the_server_is_resource_exhausted() {
+    let conf = Conf::start().await;
+    let pdf = tests::pdf::pdf(1);
+    let mut tokens = Vec::new();
+    for _ in 0..8 {
+        tokens.push(conf.new_session().await);
+    }
+    let ninth = conf.new_session().await;
+    let (mut uploads, message) = uploads_in_progress(&conf, &tokens, &ninth, &pdf).await;
+    assert!(message.contains("8 uploads are in progress"), "{message}");
+    uploads.pop().unwrap().finish(&pdf).await.expect("an upload in progress ends well");
+    let file = conf.customize().upload_print_file(authed(&ninth, upload_stream(upload(&pdf)))).await;
+    file.expect("a slot is free again");
+    for upload in uploads {
+        upload.finish(&pdf).await.expect("every upload in progress ends well");
+    }
+}

@@ -1418,7 +1418,10 @@ export const CustomizationService: GenService<{
    *   a PDF, cannot be read as one, is encrypted (password-protected), or has no pages: the
    *   message says which.
    * - RESOURCE_EXHAUSTED: the session already holds the most uploaded files it may (at least 4;
-   *   the embedded server allows 4); a file is released when a job that printed it ends.
+   *   the embedded server allows 4); a file is released when a job that printed it ends. Also:
+   *   the session already has an upload in progress (one at a time per session), or the server
+   *   has as many uploads in progress as it takes at once (8 in the embedded server); try again
+   *   when one ends.
    * - DEADLINE_EXCEEDED: the upload did not arrive within the server's request time limit.
    * - UNAUTHENTICATED: no valid session.
    *
