@@ -1022,55 +1022,14 @@ fn serialize_time<S: serde::Serializer>(at: &Option<SystemTime>, serializer: S) 
 
 /// A time as RFC 3339 in UTC with seconds.
 pub fn rfc3339(at: SystemTime) -> String {
-    let secs = at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let (days, rest) = ((secs / 86_400) as i64, secs % 86_400);
-    let (year, month, day) = civil_from_days(days);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rest / 3600, rest % 3600 / 60, rest % 60)
+    humantime::format_rfc3339_seconds(at).to_string()
 }
 
-/// Days since 1970-01-01 as a proleptic Gregorian date (Howard Hinnant's days-to-civil).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(month <= 2), month, day)
-}
-
-/// Parses "YYYY-MM-DD" (midnight UTC) or "YYYY-MM-DDTHH:MM:SSZ" as a time.
+/// Parses "YYYY-MM-DD" (midnight UTC) or "YYYY-MM-DDTHH:MM:SSZ" as a time; `None` for anything
+/// else, including days a month does not have.
 pub fn parse_time(text: &str) -> Option<SystemTime> {
-    let (date, clock) = match text.split_once('T') {
-        Some((date, clock)) => (date, Some(clock.strip_suffix('Z')?)),
-        None => (text, None),
-    };
-    let mut parts = date.splitn(3, '-').map(str::parse::<i64>);
-    let (year, month, day) = (parts.next()?.ok()?, parts.next()?.ok()?, parts.next()?.ok()?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || year < 1970 {
-        return None;
-    }
-    // days-from-civil, the inverse of civil_from_days.
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let mut secs = days * 86_400;
-    if let Some(clock) = clock {
-        let mut hms = clock.splitn(3, ':').map(str::parse::<i64>);
-        let (h, m, s) = (hms.next()?.ok()?, hms.next()?.ok()?, hms.next()?.ok()?);
-        if h > 23 || m > 59 || s > 60 {
-            return None;
-        }
-        secs += h * 3600 + m * 60 + s;
-    }
-    let at = SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).ok()?);
-    (civil_from_days(days) == (year, month, day)).then_some(at)
+    let full = if text.contains('T') { text.to_owned() } else { format!("{text}T00:00:00Z") };
+    humantime::parse_rfc3339(&full).ok()
 }
 
 #[cfg(test)]
