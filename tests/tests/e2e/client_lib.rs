@@ -46,6 +46,14 @@ async fn wait_for_events(core: &TestCore, kind: UsageKind, n: i64) {
     .await;
 }
 
+/// Starts a session on the lobby MFD and prints the static fire-action notice there; the job.
+async fn fire_notice_printing(client: &Client) -> Job {
+    client.start_session("mfd-lobby").await.unwrap();
+    let draft = client.create_draft("fire-action-notice", 0, &BTreeMap::new()).await.unwrap().draft;
+    client.finalize_draft(&draft.id).await.unwrap();
+    client.submit_job(&Document::Draft(draft.id), &PrintOptions::default()).await.unwrap().job
+}
+
 fn card_values() -> BTreeMap<String, String> {
     VALID_CARD.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
@@ -222,10 +230,7 @@ async fn a_watch_resumes_after_the_connection_drops_and_repeats_no_state() {
     let core = TestCore::builder().spool_print_time(Duration::from_secs(2)).spawn().await.unwrap();
     let proxy = TcpProxy::start(core.addr).await.unwrap();
     let client = client_for(&core, Some(proxy.addr)).retry_policy(quick_retries()).connect().await.unwrap();
-    client.start_session("mfd-lobby").await.unwrap();
-    let draft = client.create_draft("fire-action-notice", 0, &BTreeMap::new()).await.unwrap().draft;
-    client.finalize_draft(&draft.id).await.unwrap();
-    let job = client.submit_job(&Document::Draft(draft.id), &PrintOptions::default()).await.unwrap().job;
+    let job = fire_notice_printing(&client).await;
 
     let mut watch = client.watch_job(&job.id);
     let first = watch.next().await.expect("a first state").unwrap();
@@ -263,10 +268,7 @@ async fn a_watch_across_a_restarted_core_ends_with_the_reason() {
         .connect()
         .await
         .unwrap();
-    client.start_session("mfd-lobby").await.unwrap();
-    let draft = client.create_draft("fire-action-notice", 0, &BTreeMap::new()).await.unwrap().draft;
-    client.finalize_draft(&draft.id).await.unwrap();
-    let job = client.submit_job(&Document::Draft(draft.id), &PrintOptions::default()).await.unwrap().job;
+    let job = fire_notice_printing(&client).await;
     let mut watch = client.watch_job(&job.id);
     let first = watch.next().await.expect("a first state").unwrap();
     assert!(!first.state.is_terminal(), "{first:?}");
