@@ -6,18 +6,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step says how long the run has taken so far, so a slow CI run shows where its time went.
+step() { printf '\n==> [%dm%02ds] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"; }
 
-step "installing test tools (apt: poppler-utils, cups-ipp-utils, avahi-daemon, dbus, chromium, libnss3-tools, openssl, curl)"
+step "installing test tools (apt: poppler-utils, cups-ipp-utils, avahi-daemon, dbus, chromium, libnss3-tools, openssl, curl, redis-server, redis-tools, postgresql)"
 # poppler checks PDFs; ippeveprinter is the real IPP printer the printing tests drive, and it needs
 # an Avahi daemon (the tests start one on loopback only); Chromium runs the weblet's browser test;
-# openssl s_client and curl are the peers of the TLS handshake matrix.
+# openssl s_client and curl are the peers of the TLS handshake matrix. The scale-out tests start
+# Redis servers and a Redis Cluster of their own (redis-server, redis-cli) and use the PostgreSQL
+# server on 127.0.0.1:5432 when it runs, or start one of their own (Debian's postgresql).
 need=()
 for tool in pdfinfo:poppler-utils pdffonts:poppler-utils pdftotext:poppler-utils \
     ippeveprinter:cups-ipp-utils avahi-daemon:avahi-daemon dbus-daemon:dbus chromium:chromium \
-    certutil:libnss3-tools openssl:openssl curl:curl; do
+    certutil:libnss3-tools openssl:openssl curl:curl redis-server:redis-server redis-cli:redis-tools; do
     command -v "${tool%%:*}" >/dev/null || [ -x "/usr/sbin/${tool%%:*}" ] || need+=("${tool##*:}")
 done
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 if [ "${#need[@]}" -gt 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${need[@]}" | sort -u)
@@ -101,6 +105,17 @@ cargo build --workspace --bins --locked
 step "fuzzing (cargo-fuzz: each target in fuzz/ for 20 s from its seed corpus)"
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 bash scripts/fuzz.sh 20
+
+step "the end-to-end suite again on the scaled deployment's stores (each core on Redis and PostgreSQL)"
+# The areas that exercise the contract end to end; left out are the tests about the embedded
+# stores themselves (a SQLite file on a full disk, SQLite surviving a restart on its data folder),
+# which the PostgreSQL and scale-out tests cover for the shared stores.
+PODCONNECT_TEST_STORES=shared cargo test -p tests --test e2e --locked -- \
+    catalog customization printing sessions usage conformance grpcurl podctl \
+    --skip faults:: \
+    --skip conformance::sso::a_changed_password_deletes_the_stored_sign_in_and_says_so \
+    --skip printing::jobs_are_counted_and_a_restart_never_leaves_one_running \
+    --skip usage::usage_events_hold_no_personal_data_and_survive_a_restart
 
 # Last, so that its summary closes the output.
 step "tests (cargo test)"

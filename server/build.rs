@@ -5,4 +5,5 @@
 fn main() {
     println!("cargo:rerun-if-changed=storefront/sample");
     println!("cargo:rerun-if-changed=migrations");
+    println!("cargo:rerun-if-changed=migrations-postgres");
 }

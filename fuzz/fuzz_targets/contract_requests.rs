@@ -165,6 +165,11 @@ fuzz_target!(|data: &[u8]| {
                 judged("CountUsageEvents", convert::usage_query(m));
             }
         }
+        31 => {
+            if let Some(m) = decode::<pb::PlanJobRequest>(bytes) {
+                judged("PlanJob", convert::plan_request(m));
+            }
+        }
         // A printer URI as RegisterDevice and UpdateDevice check it.
         _ => judged("printer_uri", server::domain::devices::PrinterUri::parse(&String::from_utf8_lossy(bytes))),
     }

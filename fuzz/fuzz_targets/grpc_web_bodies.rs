@@ -1,11 +1,13 @@
 //! Fuzz target: grpc-web request bodies, binary and text, cut into random chunks, through the
 //! gateway's own RPC stack (`weblet_gateway::web::rpc_service`: edge checks, tonic-web's layer,
-//! the forwarder's frame-size check) to a fake core reached over an in-memory HTTP/2 connection.
+//! the forwarder's frame-size check, the balancer) to a fake core reached over an in-memory HTTP/2
+//! connection.
 //! Every call must end with an HTTP 200 grpc-web answer that carries a status, in time; whatever
 //! reaches the core must be exactly the decoded body and hold no frame above the size limit.
 #![no_main]
 
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
@@ -18,9 +20,11 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use libfuzzer_sys::fuzz_target;
 use tonic::body::Body;
 use tower::ServiceExt as _;
-use weblet_gateway::config::Limits;
+use weblet_gateway::backend::{Dial, Io};
+use weblet_gateway::config::{BalanceSettings, CoreTarget, Limits};
 use weblet_gateway::metrics::Metrics;
 use weblet_gateway::proxy::{Proxy, ProxyService};
+use weblet_gateway::upstream::{Transport, Upstream};
 use weblet_gateway::web::{HttpService, rpc_service};
 
 /// The gateway's message-size limit in this harness (small, so the fuzzer reaches it).
@@ -34,8 +38,15 @@ static RUNTIME: LazyLock<tokio::runtime::Runtime> =
 /// The request bodies the fake core received in full, in order.
 static RECEIVED: LazyLock<Arc<Mutex<Vec<Bytes>>>> = LazyLock::new(Arc::default);
 
-/// The fake core: reads the whole body, remembers it, answers OK as a trailers-only reply.
+/// The fake core: answers the balancer's health checks SERVING; for calls, reads the whole body,
+/// remembers it, answers OK as a trailers-only reply.
 async fn core(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    if request.uri().path() == "/grpc.health.v1.Health/Check" {
+        let mut response = Response::new(Full::new(Bytes::from_static(&[0, 0, 0, 0, 2, 0x08, 0x01])));
+        response.headers_mut().insert("content-type", http::HeaderValue::from_static("application/grpc"));
+        response.headers_mut().insert("grpc-status", http::HeaderValue::from_static("0"));
+        return Ok(response);
+    }
     if let Ok(body) = request.into_body().collect().await {
         RECEIVED.lock().expect("not poisoned").push(body.to_bytes());
     }
@@ -45,20 +56,31 @@ async fn core(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infal
     Ok(response)
 }
 
+/// The balancer over the one fake core, reached in memory.
+static UPSTREAM: LazyLock<Arc<Upstream>> = LazyLock::new(|| {
+    let _entered = RUNTIME.enter();
+    let dial: Dial = Arc::new(|_addr| {
+        Box::pin(async {
+            let (client, server) = tokio::io::duplex(64 * 1024);
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(core);
+                let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(server), service)
+                    .await;
+            });
+            Ok(Box::new(client) as Box<dyn Io>)
+        })
+    });
+    let core = CoreTarget::parse("http://127.0.0.1:1").expect("a core address");
+    Upstream::start(&[core], BalanceSettings::default(), Transport::Custom(dial)).expect("the balancer starts")
+});
+
+/// Whether the balancer's first health check has ended (awaited once, in the first run).
+static SETTLED: AtomicBool = AtomicBool::new(false);
+
 static STACK: LazyLock<HttpService> = LazyLock::new(|| {
     let _entered = RUNTIME.enter();
-    let connector = tower::service_fn(|_uri: http::Uri| async {
-        let (client, server) = tokio::io::duplex(64 * 1024);
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(core);
-            let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(server), service)
-                .await;
-        });
-        Ok::<_, std::io::Error>(TokioIo::new(client))
-    });
-    let channel = tonic::transport::Endpoint::from_static("http://core.test").connect_with_connector_lazy(connector);
-    let proxy = Proxy::new(channel, LIMIT, 64, &Limits::default(), Arc::new(Metrics::new()));
+    let proxy = Proxy::new(UPSTREAM.clone(), LIMIT, 64, &Limits::default(), Arc::new(Metrics::new()));
     rpc_service(ProxyService(Arc::new(proxy)), Vec::new())
 });
 
@@ -123,6 +145,9 @@ fuzz_target!(|data: &[u8]| {
 
     RECEIVED.lock().expect("not poisoned").clear();
     let (status, headers, answer) = RUNTIME.block_on(async {
+        if !SETTLED.swap(true, Ordering::Relaxed) {
+            assert!(UPSTREAM.settled(BOUND).await, "the fake core's first health check ends");
+        }
         tokio::time::timeout(BOUND, async {
             let response = STACK.clone().oneshot(request).await.expect("infallible");
             let (parts, body) = response.into_parts();

@@ -4,12 +4,10 @@
 //! Products load through the embedded storefront, exactly as the server loads them; the values are
 //! the fields' placeholders (what a person would plausibly type) and each choice's default.
 
-use std::collections::HashMap;
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use server::domain::form::FieldKind;
 use server::domain::ids::ProductId;
 use server::render::{self, Fonts, RenderInput, Template};
 use server::storefront::embedded::{EmbeddedStorefront, Printable};
@@ -25,19 +23,7 @@ fn sample<'a>(store: &'a EmbeddedStorefront, id: &str) -> Sample<'a> {
     let Ok(Printable::Customizable(loaded)) = store.printable(&product) else {
         panic!("{id} is not a customizable product of the sample storefront");
     };
-    let mut input = RenderInput { texts: HashMap::new(), choices: HashMap::new() };
-    for field in &loaded.form.fields {
-        if field.kind == FieldKind::Choice {
-            if let Some(asset) = loaded.choices.get(&field.id).and_then(|o| o.get(&field.default)) {
-                input.choices.insert(field.id.clone(), asset.clone());
-            }
-        } else {
-            let value = if field.placeholder.is_empty() { &field.default } else { &field.placeholder };
-            if !value.is_empty() {
-                input.texts.insert(field.id.clone(), value.replace("\\n", "\n"));
-            }
-        }
-    }
+    let input = loaded.placeholder_input();
     Sample { template: &loaded.template, input }
 }
 

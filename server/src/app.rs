@@ -24,18 +24,19 @@ use tonic::service::Routes;
 use tonic_health::ServingStatus;
 use tower::{Layer as _, ServiceExt as _};
 
-use crate::config::{ClientAuth, Config, SsoSettings, TlsSettings, Transport, VaultBackend};
+use crate::config::{ClientAuth, Config, EphemeralBackend, SsoSettings, TlsSettings, Transport, VaultBackend};
 use crate::domain::catalog::{Catalog, Storefront};
 use crate::domain::clock::Clock;
 use crate::domain::crypto::Key256;
 use crate::domain::customization::{Customization, Customizer};
 use crate::domain::devices::{DeliveryMode, Device, DeviceStore, Devices};
 use crate::domain::ephemeral::EphemeralStore;
+use crate::domain::events::EventBus;
 use crate::domain::ids::DeviceId;
-use crate::domain::jobs::{JobPolicy, Jobs, JobsDeps, Printers, PullLinks, UnregisteredDevices};
+use crate::domain::jobs::{JobPolicy, Jobs, JobsDeps, Printers, PullLinks, RunningJobs, UnregisteredDevices};
 use crate::domain::session::SessionManager;
 use crate::domain::signin::{SignIn, SignInDeps};
-use crate::domain::usage::UsageRecorder;
+use crate::domain::usage::{UsageRecorder, UsageStore};
 use crate::grpc::catalog::CatalogAdapter;
 use crate::grpc::customization::CustomizationAdapter;
 use crate::grpc::gate::{CallLimits, GateLayer, GateState};
@@ -43,11 +44,15 @@ use crate::grpc::print::{DeviceAdapter, PrintAdapter};
 use crate::grpc::session::SessionAdapter;
 use crate::grpc::sso::SsoAdapter;
 use crate::grpc::usage::UsageAdapter;
+use crate::printing::imposition::SheetImposer;
 use crate::printing::ipp::IppPrinter;
 use crate::printing::spool::SpoolPrinter;
 use crate::serve::Protocol;
+use crate::store::memory::{LocalBus, MemoryStore};
+use crate::store::postgres::PostgresStore;
+use crate::store::redis::RedisStore;
 use crate::store::sqlite::SqliteStore;
-use crate::storefront::customizer::EmbeddedCustomizer;
+use crate::storefront::customizer::{EmbeddedCustomizer, RenderPool};
 use crate::storefront::embedded::EmbeddedStorefront;
 use crate::storefront::ustore::UstoreStorefront;
 use crate::tls;
@@ -84,46 +89,84 @@ impl std::fmt::Debug for Services {
     }
 }
 
+/// The ephemeral store the core runs on, its event bus, and the key that seals session records.
+pub struct Ephemeral {
+    pub store: Arc<dyn EphemeralStore>,
+    pub bus: Arc<dyn EventBus>,
+    pub record_key: Key256,
+}
+
+impl Ephemeral {
+    /// One instance in memory: nothing outlives the process, so a per-process key is enough.
+    pub fn memory(store: Arc<MemoryStore>) -> Self {
+        Ephemeral { store, bus: LocalBus::new(), record_key: Key256::generate() }
+    }
+
+    /// The store the configuration names: memory (swept every 30 s), or Redis with the session
+    /// record key every instance reads from the same file.
+    pub async fn from_config(config: &Config) -> anyhow::Result<Self> {
+        match &config.ephemeral {
+            EphemeralBackend::Memory => {
+                let store = MemoryStore::new();
+                store.spawn_sweeper(Duration::from_secs(30));
+                Ok(Ephemeral::memory(store))
+            }
+            EphemeralBackend::Redis { settings, key_file } => {
+                let key_file = key_file.clone();
+                let record_key =
+                    tokio::task::spawn_blocking(move || crate::store::load_or_create_key(&key_file)).await??;
+                let redis = RedisStore::connect(settings.clone()).await?;
+                tracing::info!(cluster = redis.is_cluster(), "the ephemeral store is Redis");
+                Ok(Ephemeral { bus: redis.bus(), store: redis, record_key })
+            }
+        }
+    }
+}
+
 /// Serves the core on `listener` until `shutdown` completes, then drains calls in flight for at
 /// most the shutdown grace period, closes what is left, and writes out pending usage events.
-/// Session limits are measured by `clock`, which must be the one `ephemeral` expires entries by.
-/// `on_ready` runs once the core is SERVING.
+/// Session limits are measured by `clock`, which must be the one the ephemeral store expires
+/// entries by. `on_ready` runs once the core is SERVING.
 pub async fn run(
     config: Config,
     listener: TcpListener,
-    ephemeral: Arc<dyn EphemeralStore>,
+    ephemeral: Ephemeral,
     clock: Arc<dyn Clock>,
     shutdown: impl Future<Output = ()> + Send + 'static,
     on_ready: impl FnOnce(&Ready),
 ) -> anyhow::Result<()> {
     let started = Instant::now();
     let addr = listener.local_addr()?;
+    let Ephemeral { store: ephemeral, bus, record_key } = ephemeral;
     crate::store::private_dir(&config.data_dir)
         .with_context(|| format!("cannot create the data folder {}", config.data_dir.display()))?;
 
     let backend = load_storefront(&config).await?;
     let (storefront_name, products) = (backend.name.clone(), backend.products);
-    let persistent = SqliteStore::open(&config.database_url)
-        .await
-        .with_context(|| format!("cannot open the database {}", config.database_url))?;
-    let persistent = Arc::new(persistent);
-    let (usage, usage_writer) = UsageRecorder::spawn(persistent.clone());
-    let devices: Arc<dyn DeviceStore> = persistent.clone();
-    crate::domain::jobs::recover_interrupted(persistent.as_ref(), &usage)
-        .await
-        .context("cannot recover jobs interrupted by the last stop")?;
+    let persistent = Persistent::open(&config.database_url).await?;
+    let (usage, usage_writer) = UsageRecorder::spawn(persistent.usage());
+    let usage = usage.in_region(config.region.clone());
+    let devices: Arc<dyn DeviceStore> = persistent.devices();
+    let running = persistent.running();
+    // With a shared store, jobs outlive any one instance: another (or this one, restarted)
+    // takes them over through their leases, so only a store that died with the process leaves
+    // jobs that can only be reported aborted.
+    if matches!(config.ephemeral, EphemeralBackend::Memory) {
+        crate::domain::jobs::recover_interrupted(running.as_ref(), &usage)
+            .await
+            .context("cannot recover jobs interrupted by the last stop")?;
+    }
     if let Some(file) = &config.printing.devices_file {
         for device in crate::printing::devices_file::load(file)? {
             devices.upsert(&device).await.with_context(|| format!("cannot register device {}", device.id.as_str()))?;
         }
     }
 
-    // With the in-memory store nothing outlives the process, so a per-process key is enough.
     let sessions = Arc::new(
-        SessionManager::new(ephemeral.clone(), Key256::generate(), config.sessions, Arc::new(usage.clone()))
+        SessionManager::new(ephemeral.clone(), record_key, config.sessions, Arc::new(usage.clone()))
             .with_clock(clock.clone()),
     );
-    let sweeper = tokio::spawn(sweep_sessions(sessions.clone()));
+    let sweeper = tokio::spawn(sweep_sessions(sessions.clone(), config.session_sweep));
     let storefront = backend.storefront;
     let sign_in = Arc::new(SignIn::new(SignInDeps {
         sessions: sessions.clone(),
@@ -174,15 +217,29 @@ pub async fn run(
             spool: Arc::new(SpoolPrinter::new(printing.spool_dir.clone(), printing.spool_print_time)),
         },
         store: ephemeral.clone(),
-        running: persistent.clone(),
+        bus,
+        instance: config.instance_id.clone(),
+        running: running.clone(),
         usage: Arc::new(usage.clone()),
         policy: JobPolicy {
             poll_every: printing.job_poll,
             deadline: printing.job_deadline,
             pull_link_ttl: printing.pull_link_ttl,
+            lease: printing.job_lease,
         },
+        imposer: Arc::new(SheetImposer::new(RenderPool::new(config.render))),
+        sheets: printing.sheets.clone(),
         pull_base_url,
     }));
+
+    let takeover = jobs.spawn_takeover();
+    let abandoned = match config.ephemeral {
+        EphemeralBackend::Memory => None,
+        EphemeralBackend::Redis { .. } => {
+            let forgotten_after = printing.job_deadline + printing.job_lease * 4 + Duration::from_secs(120);
+            Some(tokio::spawn(report_abandoned_jobs(running.clone(), usage.clone(), forgotten_after)))
+        }
+    };
 
     let (health, health_service) = tonic_health::server::health_reporter();
     let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -273,6 +330,10 @@ pub async fn run(
         health.set_service_status(*name, ServingStatus::NotServing).await;
     }
     sweeper.abort();
+    takeover.abort();
+    if let Some(abandoned) = abandoned {
+        abandoned.abort();
+    }
     let _ = pull_server.await;
     usage.flush().await;
     drop(usage);
@@ -313,18 +374,16 @@ async fn load_storefront(config: &Config) -> anyhow::Result<Backend> {
 
 /// The SSO manager: its keyring from the key file (made on first start) and its vault, a table
 /// in the persistent store or the vault service.
-async fn sso_manager(settings: &SsoSettings, persistent: &SqliteStore) -> anyhow::Result<sso::SsoManager> {
+async fn sso_manager(settings: &SsoSettings, persistent: &Persistent) -> anyhow::Result<sso::SsoManager> {
     let policy = sso::KeyPolicy { rotate_after_seals: settings.rotate_after_seals };
     let key_file = settings.key_file.clone();
     let keyring = tokio::task::spawn_blocking(move || sso::Keyring::load_or_create(&key_file, policy))
         .await?
         .with_context(|| format!("cannot load the SSO key file {}", settings.key_file.display()))?;
     let vault: Arc<dyn vault::VaultStore> = match &settings.vault {
-        VaultBackend::Database => Arc::new(
-            vault::SqliteVault::with_pool(persistent.pool())
-                .await
-                .context("cannot open the SSO vault table in the database")?,
-        ),
+        VaultBackend::Database => {
+            persistent.vault().await.context("cannot open the SSO vault table in the database")?
+        }
         VaultBackend::Service { url, ca, client_cert, client_key, timeout } => {
             let read =
                 |path: &std::path::Path| std::fs::read(path).with_context(|| format!("cannot read {}", path.display()));
@@ -343,11 +402,69 @@ async fn sso_manager(settings: &SsoSettings, persistent: &SqliteStore) -> anyhow
     Ok(sso::SsoManager::new(Arc::new(keyring), vault))
 }
 
-/// How often sessions that ended by their time limits are cleaned up and counted.
-const SESSION_SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+/// The persistent store the database URL names: SQLite (one instance) or PostgreSQL (shared).
+enum Persistent {
+    Sqlite(Arc<SqliteStore>),
+    Postgres(Arc<PostgresStore>),
+}
 
-async fn sweep_sessions(sessions: Arc<SessionManager>) {
-    let mut tick = tokio::time::interval(SESSION_SWEEP_EVERY);
+impl Persistent {
+    async fn open(url: &str) -> anyhow::Result<Self> {
+        if url.starts_with("sqlite:") {
+            let store = SqliteStore::open(url).await.with_context(|| format!("cannot open the database {url}"))?;
+            return Ok(Persistent::Sqlite(Arc::new(store)));
+        }
+        // The URL may carry a password: the store's own errors name the server without it.
+        let store = PostgresStore::open(url).await.context("cannot open the PostgreSQL database")?;
+        Ok(Persistent::Postgres(Arc::new(store)))
+    }
+
+    fn usage(&self) -> Arc<dyn UsageStore> {
+        match self {
+            Persistent::Sqlite(store) => store.clone(),
+            Persistent::Postgres(store) => store.clone(),
+        }
+    }
+
+    fn devices(&self) -> Arc<dyn DeviceStore> {
+        match self {
+            Persistent::Sqlite(store) => store.clone(),
+            Persistent::Postgres(store) => store.clone(),
+        }
+    }
+
+    fn running(&self) -> Arc<dyn RunningJobs> {
+        match self {
+            Persistent::Sqlite(store) => store.clone(),
+            Persistent::Postgres(store) => store.clone(),
+        }
+    }
+
+    /// The SSO vault as a table of the same database.
+    async fn vault(&self) -> anyhow::Result<Arc<dyn vault::VaultStore>> {
+        Ok(match self {
+            Persistent::Sqlite(store) => Arc::new(vault::SqliteVault::with_pool(store.pool()).await?),
+            Persistent::Postgres(store) => Arc::new(vault::PgVault::with_pool(store.pool()).await?),
+        })
+    }
+}
+
+/// With shared stores, reports jobs nobody followed to their end (see `recover_abandoned`) once
+/// they are `forgotten_after` old, looking every minute.
+async fn report_abandoned_jobs(running: Arc<dyn RunningJobs>, usage: UsageRecorder, forgotten_after: Duration) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        let before = crate::domain::records::now_ms().saturating_sub(forgotten_after.as_millis() as u64);
+        if let Err(err) = crate::domain::jobs::recover_abandoned(running.as_ref(), &usage, before).await {
+            tracing::warn!(error = %err, "cannot look for abandoned jobs");
+        }
+    }
+}
+
+/// Cleans up and counts sessions that ended by their time limits, every `every`.
+async fn sweep_sessions(sessions: Arc<SessionManager>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
     tick.tick().await;
     loop {
         tick.tick().await;

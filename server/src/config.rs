@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use crate::domain::imposition::SheetPolicy;
 use crate::domain::session::SessionLimits;
 use crate::domain::signin::LoginLimits;
 use crate::storefront::customizer::RenderLimits;
@@ -115,9 +116,43 @@ pub struct Cli {
     #[arg(long, env = "PODCONNECT_SESSION_ABSOLUTE_TIMEOUT", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub session_absolute_timeout: Option<Duration>,
 
-    /// Persistent store URL [default: sqlite://<data-dir>/podconnect.db]
+    /// How often sessions past their limits are looked for, their data deleted and their end
+    /// counted (Redis expires the records themselves), e.g. "30s" [default: 30s]
+    #[arg(long, env = "PODCONNECT_SESSION_SWEEP_INTERVAL", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub session_sweep_interval: Option<Duration>,
+
+    /// Persistent store URL: sqlite://FILE, or postgres://USER@HOST/DB for several instances
+    /// (add ?sslmode=verify-full&sslrootcert=CA.pem for TLS) [default: sqlite://<data-dir>/podconnect.db]
     #[arg(long, env = "PODCONNECT_DATABASE_URL", value_name = "URL")]
     pub database_url: Option<String>,
+
+    /// Where sessions, drafts, previews, jobs and pull links live: "memory" (one instance) or
+    /// redis://HOST:PORT (rediss:// for TLS) shared by every instance; several comma-separated URLs
+    /// name the nodes of a Redis Cluster [default: memory]
+    #[arg(long, env = "PODCONNECT_EPHEMERAL_STORE", value_name = "memory|URL[,URL...]")]
+    pub ephemeral_store: Option<String>,
+
+    /// CA certificates (PEM) trusted for rediss:// servers [default: the system's roots]
+    #[arg(long, env = "PODCONNECT_REDIS_CA", value_name = "FILE")]
+    pub redis_ca: Option<PathBuf>,
+
+    /// Limit on connecting to Redis and on each of its answers, e.g. "3s" [default: 3s]
+    #[arg(long, env = "PODCONNECT_REDIS_TIMEOUT", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub redis_timeout: Option<Duration>,
+
+    /// Key sealing session records in a shared ephemeral store: every instance must read the same
+    /// file (made on first start, 0600) [default: <data-dir>/session-records.key]
+    #[arg(long, env = "PODCONNECT_SESSION_KEY_FILE", value_name = "FILE")]
+    pub session_key_file: Option<PathBuf>,
+
+    /// This instance's name among those sharing the stores, in job leases and logs [default: the
+    /// host name and a random suffix]
+    #[arg(long, env = "PODCONNECT_INSTANCE_ID", value_name = "NAME")]
+    pub instance_id: Option<String>,
+
+    /// Region this stack serves (e.g. "us", "eu"), recorded in usage events [default: none]
+    #[arg(long, env = "PODCONNECT_REGION", value_name = "NAME")]
+    pub region: Option<String>,
 
     /// Calls served at once across all connections; more are refused with RESOURCE_EXHAUSTED [default: 512]
     #[arg(long, env = "PODCONNECT_MAX_CONCURRENT_CALLS", value_name = "N")]
@@ -176,6 +211,22 @@ pub struct Cli {
     /// A job that has not ended by then is canceled and reported aborted, e.g. "10m" [default: 10m]
     #[arg(long, env = "PODCONNECT_JOB_DEADLINE", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub job_deadline: Option<Duration>,
+
+    /// How long a running job's follower may go without renewing its lease before another
+    /// instance takes the job over, e.g. "6s" [default: 6s]
+    #[arg(long, env = "PODCONNECT_JOB_LEASE", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub job_lease: Option<Duration>,
+
+    /// Media keywords imposition prefers, in order, comma separated: a product prints on the
+    /// first loaded sheet it fits at true size [default:
+    /// iso_a4_210x297mm,na_letter_8.5x11in,iso_a3_297x420mm,na_ledger_11x17in]
+    #[arg(long, env = "PODCONNECT_SHEET_PREFERENCE", value_delimiter = ',', value_name = "MEDIA,...")]
+    pub sheet_preference: Option<Vec<String>>,
+
+    /// The edge of a sheet printers cannot print on, in millimetres; imposition keeps pieces
+    /// and cut marks inside it [default: 4.2]
+    #[arg(long, env = "PODCONNECT_SHEET_MARGIN", value_name = "MM")]
+    pub sheet_margin: Option<f64>,
 
     // Connection and call limits (issue 17): kept together.
     /// Concurrent calls one peer address may have in flight; more are refused with
@@ -360,6 +411,8 @@ struct FileConfig {
     #[serde(default)]
     database: FileDatabase,
     #[serde(default)]
+    store: FileStore,
+    #[serde(default)]
     log: FileLog,
     #[serde(default)]
     connections: FileConnections,
@@ -426,6 +479,7 @@ struct FileSessions {
     absolute_timeout: Option<String>,
     max_per_device: Option<usize>,
     max_total: Option<usize>,
+    sweep_interval: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -453,6 +507,9 @@ struct FilePrinting {
     printer_timeout: Option<String>,
     job_poll: Option<String>,
     job_deadline: Option<String>,
+    job_lease: Option<String>,
+    sheet_preference: Option<Vec<String>>,
+    sheet_margin: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -550,6 +607,17 @@ struct FileDatabase {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct FileStore {
+    ephemeral: Option<String>,
+    redis_timeout: Option<String>,
+    redis_ca: Option<PathBuf>,
+    session_key_file: Option<PathBuf>,
+    instance_id: Option<String>,
+    region: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct FileLog {
     format: Option<LogFormat>,
     filter: Option<String>,
@@ -563,11 +631,18 @@ pub struct Config {
     pub transport: Transport,
     pub operators: OperatorAuth,
     pub sessions: SessionLimits,
+    /// Between two sweeps for ended sessions.
+    pub session_sweep: Duration,
     /// `None`: the sample shop built into the binary.
     pub storefront_dir: Option<PathBuf>,
     /// `Some`: the catalog and customization come from XMPie uStore instead of the embedded shop.
     pub ustore: Option<UstoreSettings>,
     pub database_url: String,
+    pub ephemeral: EphemeralBackend,
+    /// This instance's name among those sharing the stores.
+    pub instance_id: String,
+    /// The region this stack serves, recorded in usage events.
+    pub region: Option<String>,
     pub max_concurrent_calls: usize,
     pub connections: ConnectionLimits,
     pub render: RenderLimits,
@@ -577,6 +652,15 @@ pub struct Config {
     pub log_filter: String,
     pub sso: SsoSettings,
     pub login: LoginLimits,
+}
+
+/// Where the ephemeral store lives.
+#[derive(Debug, Clone)]
+pub enum EphemeralBackend {
+    /// In this process: one instance (the embedded default).
+    Memory,
+    /// Redis, shared by every instance; session records are sealed with the key in `key_file`.
+    Redis { settings: crate::store::redis::RedisSettings, key_file: PathBuf },
 }
 
 /// Where the SSO manager keeps its keys and the vault its ciphertext.
@@ -626,8 +710,11 @@ pub struct PrintingSettings {
     pub pull_link_ttl: Duration,
     pub job_poll: Duration,
     pub job_deadline: Duration,
+    pub job_lease: Duration,
     /// Longest wait for one answer of an IPP printer.
     pub printer_timeout: Duration,
+    /// Which sheets imposition prefers, and the margin it keeps.
+    pub sheets: SheetPolicy,
 }
 
 /// How device-user assertions (JWTs from the workplace's authentication solution) are checked.
@@ -790,10 +877,64 @@ impl Config {
             "session caps (max sessions per device, max sessions) must be at least 1"
         );
 
+        let session_sweep = match cli.session_sweep_interval {
+            Some(d) => d,
+            None => parse_duration(file.sessions.sweep_interval.as_deref(), "sessions.sweep_interval", "30s")?,
+        };
+        ensure!(!session_sweep.is_zero(), "the session sweep interval must be longer than zero");
         let database_url = cli
             .database_url
             .or(file.database.url)
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("podconnect.db").display()));
+        ensure!(
+            ["sqlite:", "postgres://", "postgresql://"].iter().any(|scheme| database_url.starts_with(scheme)),
+            "the database URL must start with sqlite:, postgres:// or postgresql://"
+        );
+        let ephemeral = match cli.ephemeral_store.or(file.store.ephemeral).as_deref().map(str::trim) {
+            None | Some("memory") => EphemeralBackend::Memory,
+            Some(list) => {
+                let urls: Vec<String> =
+                    list.split(',').map(|u| u.trim().to_owned()).filter(|u| !u.is_empty()).collect();
+                ensure!(
+                    !urls.is_empty() && urls.iter().all(|u| u.starts_with("redis://") || u.starts_with("rediss://")),
+                    "the ephemeral store is \"memory\" or redis:// (or rediss://) URLs separated by commas"
+                );
+                let timeout = match cli.redis_timeout {
+                    Some(d) => d,
+                    None => parse_duration(file.store.redis_timeout.as_deref(), "store.redis_timeout", "3s")?,
+                };
+                ensure!(!timeout.is_zero(), "the Redis timeout must be longer than zero");
+                let key_file = cli
+                    .session_key_file
+                    .or(file.store.session_key_file)
+                    .unwrap_or_else(|| data_dir.join("session-records.key"));
+                let ca_pem = match cli.redis_ca.or(file.store.redis_ca) {
+                    Some(path) => Some(
+                        std::fs::read(&path).with_context(|| format!("cannot read the Redis CA {}", path.display()))?,
+                    ),
+                    None => None,
+                };
+                let settings = crate::store::redis::RedisSettings { urls, timeout, ca_pem };
+                EphemeralBackend::Redis { settings, key_file }
+            }
+        };
+        let instance_id = match cli.instance_id.or(file.store.instance_id) {
+            Some(id) => {
+                ensure!(
+                    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_graphic()),
+                    "the instance id is 1 to 64 visible ASCII characters"
+                );
+                id
+            }
+            None => default_instance_id(),
+        };
+        let region = cli.region.or(file.store.region).filter(|r| !r.trim().is_empty());
+        if let Some(region) = &region {
+            ensure!(
+                region.len() <= 32 && region.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'),
+                "the region is up to 32 letters, digits and dashes, e.g. \"us\" or \"eu-west\""
+            );
+        }
         let log_filter = cli.log.or(file.log.filter).unwrap_or_else(|| "info".into());
         tracing_subscriber::EnvFilter::try_new(&log_filter).with_context(|| {
             format!("log filter \"{log_filter}\" is not valid; try \"info\" or \"info,server=debug\"")
@@ -820,9 +961,13 @@ impl Config {
             transport,
             operators,
             sessions,
+            session_sweep,
             storefront_dir,
             ustore,
             database_url,
+            ephemeral,
+            instance_id,
+            region,
             max_concurrent_calls,
             connections,
             render,
@@ -834,6 +979,14 @@ impl Config {
             login,
         })
     }
+}
+
+/// The host name with a random suffix: unique among instances, and telling in a log.
+fn default_instance_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let host: String = host.trim().chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(48).collect();
+    let suffix = hex::encode(crate::domain::crypto::random_bytes::<4>());
+    if host.is_empty() { suffix } else { format!("{host}-{suffix}") }
 }
 
 /// The SSO key file and vault, from flags or the `[sso]` table.
@@ -895,7 +1048,6 @@ fn resolve_login(file: &FileLogin) -> anyhow::Result<LoginLimits> {
         per_device: file.max_failures_per_device.unwrap_or(defaults.per_device),
         per_account: file.max_failures_per_account.unwrap_or(defaults.per_account),
         window: parse_duration(file.failure_window.as_deref(), "login.failure_window", "15m")?,
-        max_tracked: defaults.max_tracked,
     };
     ensure!(
         limits.per_device > 0 && limits.per_account > 0 && !limits.window.is_zero(),
@@ -931,13 +1083,36 @@ fn resolve_printing(
         pull_link_ttl: duration(cli.pull_link_ttl, &pull.link_ttl, "pull.link_ttl", "5m")?,
         job_poll: duration(cli.job_poll, &file.job_poll, "printing.job_poll", "1s")?,
         job_deadline: duration(cli.job_deadline, &file.job_deadline, "printing.job_deadline", "10m")?,
+        job_lease: duration(cli.job_lease, &file.job_lease, "printing.job_lease", "6s")?,
         printer_timeout: duration(cli.printer_timeout, &file.printer_timeout, "printing.printer_timeout", "30s")?,
+        sheets: sheet_policy(cli, file)?,
     };
     ensure!(
         !printing.job_poll.is_zero() && !printing.pull_link_ttl.is_zero() && !printing.printer_timeout.is_zero(),
         "job poll, pull link and printer timeout times must be longer than zero"
     );
     Ok(printing)
+}
+
+/// Imposition's sheet preference and margin, from flags or the `[printing]` table.
+fn sheet_policy(cli: &Cli, file: &FilePrinting) -> anyhow::Result<SheetPolicy> {
+    let mut policy = SheetPolicy::default();
+    if let Some(preference) = cli.sheet_preference.clone().or_else(|| file.sheet_preference.clone()) {
+        let preference: Vec<String> =
+            preference.into_iter().map(|m| m.trim().to_owned()).filter(|m| !m.is_empty()).collect();
+        for keyword in &preference {
+            ensure!(
+                crate::printing::ipp::parse_media(keyword).is_some(),
+                "sheet preference \"{keyword}\" is not a PWG media keyword with a size, like iso_a4_210x297mm"
+            );
+        }
+        policy.preference = preference;
+    }
+    if let Some(margin) = cli.sheet_margin.or(file.sheet_margin) {
+        ensure!((0.0..=30.0).contains(&margin), "the sheet margin must be between 0 and 30 mm, not {margin}");
+        policy.margin_mm = margin;
+    }
+    Ok(policy)
 }
 
 /// Device-user assertion checks, from flags or the `[assertions]` table.
@@ -1371,6 +1546,28 @@ mod tests {
             .unwrap();
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(output.status.success() && stdout.contains("1 passed"), "{stdout}");
+    }
+
+    #[test]
+    fn the_sheet_preference_and_margin_come_from_flags_or_the_file_and_are_checked() {
+        let defaults = resolve(&[]).unwrap().printing.sheets;
+        assert_eq!(defaults.preference[0], "iso_a4_210x297mm", "A4 before anything else by default");
+        assert_eq!(defaults.margin_mm, 4.2);
+        let flags = resolve(&["--sheet-preference", "na_letter_8.5x11in,iso_a3_297x420mm", "--sheet-margin", "3"]);
+        let sheets = flags.unwrap().printing.sheets;
+        assert_eq!(sheets.preference, ["na_letter_8.5x11in", "iso_a3_297x420mm"]);
+        assert_eq!(sheets.margin_mm, 3.0);
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("podconnect.toml");
+        std::fs::write(&file, "[printing]\nsheet_preference = [\"iso_a3_297x420mm\"]\nsheet_margin = 5.5\n").unwrap();
+        let sheets = resolve(&["--config", file.to_str().unwrap()]).unwrap().printing.sheets;
+        assert_eq!((sheets.preference, sheets.margin_mm), (vec!["iso_a3_297x420mm".to_string()], 5.5));
+
+        let err = resolve(&["--sheet-preference", "A4"]).unwrap_err();
+        assert!(format!("{err:#}").contains("\"A4\" is not a PWG media keyword"), "{err:#}");
+        let err = resolve(&["--sheet-margin", "80"]).unwrap_err();
+        assert!(format!("{err:#}").contains("between 0 and 30 mm"), "{err:#}");
     }
 
     #[test]

@@ -5,13 +5,11 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use clap::Parser;
-use server::app::{self, Ready};
+use server::app::{self, Ephemeral, Ready};
 use server::config::{Cli, Command, Config, DevAssertionArgs, LogFormat};
 use server::domain::clock::SystemClock;
-use server::store::memory::MemoryStore;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -52,11 +50,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|err| anyhow::anyhow!("cannot listen on {}: {err}", config.listen))?;
-    let store = MemoryStore::new();
-    store.spawn_sweeper(Duration::from_secs(30));
+    let ephemeral = Ephemeral::from_config(&config).await?;
     let log_format = config.log_format;
-    app::run(config, listener, store, Arc::new(SystemClock), shutdown_signal()?, |ready| announce(ready, log_format))
-        .await
+    app::run(config, listener, ephemeral, Arc::new(SystemClock), shutdown_signal()?, |ready| {
+        announce(ready, log_format)
+    })
+    .await
 }
 
 /// Prints one assertion for `args.user`, signed by the development issuer under the data folder.

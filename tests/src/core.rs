@@ -73,6 +73,11 @@ impl CoreBuilder {
         self.flag("--session-absolute-timeout", Some(flag_duration(limit)))
     }
 
+    /// How often the core looks for sessions past their limits.
+    pub fn session_sweep(self, every: Duration) -> Self {
+        self.flag("--session-sweep-interval", Some(flag_duration(every)))
+    }
+
     pub fn max_sessions(self, sessions: u32) -> Self {
         self.flag("--max-sessions", Some(sessions.to_string()))
     }
@@ -133,6 +138,39 @@ impl CoreBuilder {
 
     pub fn database_url(self, url: &str) -> Self {
         self.flag("--database-url", Some(url.to_owned()))
+    }
+
+    /// The shared ephemeral store (`redis://…`, comma-separated for a cluster).
+    pub fn ephemeral_store(self, urls: &str) -> Self {
+        self.flag("--ephemeral-store", Some(urls.to_owned()))
+    }
+
+    /// The session record key every instance sharing a store must read.
+    pub fn session_key_file(self, file: &Path) -> Self {
+        self.flag("--session-key-file", Self::path(file))
+    }
+
+    /// The region recorded in the core's usage events.
+    pub fn region(self, region: &str) -> Self {
+        self.flag("--region", Some(region.to_owned()))
+    }
+
+    pub fn instance_id(self, id: &str) -> Self {
+        self.flag("--instance-id", Some(id.to_owned()))
+    }
+
+    /// How long a job's follower may be silent before another instance takes the job over.
+    pub fn job_lease(self, lease: Duration) -> Self {
+        self.flag("--job-lease", Some(flag_duration(lease)))
+    }
+
+    /// The CA trusted for a `rediss://` ephemeral store.
+    pub fn redis_ca(self, file: &Path) -> Self {
+        self.flag("--redis-ca", Self::path(file))
+    }
+
+    pub fn redis_timeout(self, limit: Duration) -> Self {
+        self.flag("--redis-timeout", Some(flag_duration(limit)))
     }
 
     /// The spool printer's folder.
@@ -222,8 +260,24 @@ impl CoreBuilder {
     }
 
     /// Starts the real `podconnect-server` binary.
-    pub async fn spawn(self) -> anyhow::Result<TestCore> {
+    pub async fn spawn(mut self) -> anyhow::Result<TestCore> {
         let temp = tempfile::tempdir()?;
+        // `PODCONNECT_TEST_STORES=shared` runs the suite's cores on the scaled deployment's
+        // stores: a Redis server and a PostgreSQL database of the core's own (unless the test
+        // names its own).
+        let (mut redis, mut database) = (None, None);
+        if std::env::var("PODCONNECT_TEST_STORES").as_deref() == Ok("shared") {
+            if !self.args.iter().any(|a| a == "--ephemeral-store") {
+                let server = crate::redis::RedisServer::start().await?;
+                self = self.ephemeral_store(&server.url());
+                redis = Some(server);
+            }
+            if !self.args.iter().any(|a| a == "--database-url") {
+                let db = crate::postgres::TestDatabase::create().await?;
+                self = self.database_url(db.url());
+                database = Some(db);
+            }
+        }
         let data_dir = self.data_dir.clone().unwrap_or_else(|| temp.path().join("data"));
         let log_path = temp.path().join("server.log");
         let log = std::fs::File::create(&log_path)?;
@@ -258,6 +312,8 @@ impl CoreBuilder {
             store: None,
             clock: None,
             services: None,
+            _redis: redis,
+            _database: database,
             _temp: temp,
         })
     }
@@ -285,7 +341,7 @@ impl CoreBuilder {
         let task = tokio::spawn(server::app::run(
             config,
             listener,
-            store.clone(),
+            server::app::Ephemeral::memory(store.clone()),
             clock.clone(),
             async move {
                 let _ = stopped.await;
@@ -309,6 +365,8 @@ impl CoreBuilder {
             store: Some(store),
             clock: Some(clock),
             services: Some(ready.services),
+            _redis: None,
+            _database: None,
             _temp: temp,
         })
     }
@@ -340,6 +398,10 @@ pub struct TestCore {
     store: Option<Arc<MemoryStore>>,
     clock: Option<Arc<ShiftedClock>>,
     services: Option<server::app::Services>,
+    /// The Redis server of a core run on the shared stores (stopped with the core).
+    _redis: Option<crate::redis::RedisServer>,
+    /// The PostgreSQL database of a core run on the shared stores (dropped after the core).
+    _database: Option<crate::postgres::TestDatabase>,
     _temp: tempfile::TempDir,
 }
 
@@ -374,6 +436,23 @@ impl TestCore {
             Running::Process(child) => child.id(),
             Running::Task { .. } => None,
         }
+    }
+
+    /// Stops the binary with SIGSTOP, as a hung core looks to its callers, and returns once every
+    /// thread of it has stopped: a stop signal takes effect thread by thread, and on a loaded
+    /// machine a thread may still answer a call well after `kill` returns.
+    pub async fn freeze(&self) {
+        let pid = self.pid().expect("only a core that runs as a process can be frozen");
+        send_signal(pid, "-STOP").await;
+        crate::wait::eventually("every thread of the core to stop", Duration::from_secs(10), || async move {
+            threads_not_stopped(pid)
+        })
+        .await;
+    }
+
+    /// Lets a frozen binary run again (SIGCONT).
+    pub async fn thaw(&self) {
+        send_signal(self.pid().expect("only a core that runs as a process can be frozen"), "-CONT").await;
     }
 
     /// What the binary wrote to standard error so far.
@@ -442,6 +521,27 @@ impl TestCore {
         assert!(output.status.success(), "dev-assertion failed: {}", String::from_utf8_lossy(&output.stderr));
         String::from_utf8(output.stdout).expect("an assertion is ASCII").trim().to_owned()
     }
+}
+
+async fn send_signal(pid: u32, signal: &str) {
+    let status = Command::new("kill").args([signal, &pid.to_string()]).status().await.expect("kill runs");
+    assert!(status.success(), "kill {signal} {pid}");
+}
+
+/// `Ok` once every thread of `pid` is stopped ('T' in its `/proc` stat), else the threads that
+/// still run.
+fn threads_not_stopped(pid: u32) -> Result<(), Vec<String>> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("the core's threads are listed in /proc");
+    let running: Vec<String> = tasks
+        .filter_map(|task| {
+            let path = task.ok()?.path();
+            let stat = std::fs::read_to_string(path.join("stat")).ok()?;
+            // The state follows the command name, which is in parentheses and may hold anything.
+            let state = stat.rsplit_once(')')?.1.trim_start().chars().next()?;
+            (state != 'T').then(|| format!("{}: {state}", path.display()))
+        })
+        .collect();
+    if running.is_empty() { Ok(()) } else { Err(running) }
 }
 
 /// The `podconnect-server` binary next to this test executable (built by `cargo build`).

@@ -1,5 +1,5 @@
-//! `TestGateway`: starts the real `weblet-gateway` binary in front of a `TestCore` and stops it when
-//! dropped; `WebClient` speaks grpc-web to it over TLS with HTTP/1.1 or HTTP/2 forced by ALPN, and
+//! `TestGateway`: starts the real `weblet-gateway` binary in front of a `TestCore` (or balancing over
+//! several) and stops it when dropped; `WebClient` speaks grpc-web to it over TLS with HTTP/1.1 or HTTP/2 forced by ALPN, and
 //! decodes the frames itself (no grpc-web client library is trusted as the oracle).
 
 use std::collections::HashMap;
@@ -44,6 +44,8 @@ pub struct GatewayBuilder {
     binary: Option<PathBuf>,
     current_dir: Option<PathBuf>,
     metrics_off: bool,
+    /// `--core` addresses in place of the core given to `spawn`.
+    cores: Option<Vec<String>>,
 }
 
 /// A duration as the gateway's flags take it ("1s", "60s").
@@ -104,6 +106,18 @@ impl GatewayBuilder {
         self.flag("--shutdown-grace", flag_duration(grace))
     }
 
+    /// Balances over these cores (`--core`, each `https://host:port`) instead of forwarding to the
+    /// one core given to `spawn` (whose CA, certificate and pull-link listener are still used).
+    pub fn cores(mut self, urls: &[String]) -> Self {
+        self.cores = Some(urls.to_vec());
+        self
+    }
+
+    /// Each core's health checked every `interval`, each check answered within `timeout`.
+    pub fn health_checks(self, interval: Duration, timeout: Duration) -> Self {
+        self.flag("--health-interval", flag_duration(interval)).flag("--health-timeout", flag_duration(timeout))
+    }
+
     /// No operator listener (`--metrics-listen off`); otherwise it is on an ephemeral loopback port.
     pub fn metrics_off(mut self) -> Self {
         self.metrics_off = true;
@@ -155,8 +169,16 @@ impl GatewayBuilder {
         }
         // Metrics on an ephemeral loopback port, so gateways under test never collide.
         command.args(["--metrics-listen", if self.metrics_off { "off" } else { "127.0.0.1:0" }]);
+        match &self.cores {
+            Some(urls) => urls.iter().for_each(|url| {
+                command.args(["--core", url]);
+            }),
+            None => {
+                command.args(["--upstream", &format!("https://{}", core.addr)]);
+            }
+        }
         command
-            .args(["--listen", "127.0.0.1:0", "--upstream", &format!("https://{}", core.addr), "--upstream-ca"])
+            .args(["--listen", "127.0.0.1:0", "--upstream-ca"])
             .arg(&ca)
             .arg("--tls-cert")
             .arg(tls.join("localhost.pem"))
@@ -244,6 +266,33 @@ impl TestGateway {
         })
         .await;
         if let Err(err) = counted {
+            panic!("{err:#}; the gateway's log:\n{}", self.log());
+        }
+    }
+
+    /// A per-core series of the metrics (`weblet_gateway_core_<name>{core="..."} <value>`): each
+    /// core's label with its value.
+    pub async fn core_metric(&self, name: &str) -> anyhow::Result<HashMap<String, i64>> {
+        let prefix = format!("weblet_gateway_core_{name}{{core=\"");
+        let mut values = HashMap::new();
+        for line in self.metrics().await?.lines() {
+            let Some(rest) = line.strip_prefix(&prefix) else { continue };
+            let (core, value) = rest.split_once("\"} ").context("a per-core line")?;
+            values.insert(core.to_owned(), value.trim().parse()?);
+        }
+        Ok(values)
+    }
+
+    /// Waits (bounded) until the core labelled `core` is serving (`true`) or ejected; panics with
+    /// the gateway's log if it never is.
+    pub async fn wait_core_serving(&self, core: &str, serving: bool, bound: Duration) {
+        let what = format!("core {core} {}", if serving { "serving" } else { "ejected" });
+        let seen = try_eventually(&what, bound, || async {
+            let states = self.core_metric("serving").await?;
+            anyhow::Ok(if states.get(core) == Some(&i64::from(serving)) { Ok(()) } else { Err(states) })
+        })
+        .await;
+        if let Err(err) = seen {
             panic!("{err:#}; the gateway's log:\n{}", self.log());
         }
     }

@@ -85,6 +85,7 @@ pub struct TestPrinterBuilder {
     processing_time: Duration,
     duplex: bool,
     color: bool,
+    loaded: Vec<(String, String)>,
 }
 
 impl Default for TestPrinterBuilder {
@@ -96,6 +97,7 @@ impl Default for TestPrinterBuilder {
             processing_time: Duration::ZERO,
             duplex: true,
             color: true,
+            loaded: Vec::new(),
         }
     }
 }
@@ -138,6 +140,60 @@ impl TestPrinterBuilder {
         self
     }
 
+    /// The paper loaded, as (PWG media keyword, tray) pairs, e.g. `("iso_a4_210x297mm", "tray-1")`:
+    /// the printer reports them in `media-ready` and `media-col-ready` (with 5 mm margins), the
+    /// first as its default. Without this it reports ippeveprinter's own (Letter in "main").
+    /// The printer is then described by an attributes file (`-a`), which also carries the
+    /// formats, sides and colour set on this builder.
+    pub fn loaded(mut self, media: &[(&str, &str)]) -> Self {
+        self.loaded = media.iter().map(|(m, tray)| (m.to_string(), tray.to_string())).collect();
+        self
+    }
+
+    /// The `-a` attributes file for `loaded` printers (ippeveprinter takes no `-f`, `-2` or `-s`
+    /// with it).
+    fn attributes_file(&self) -> anyhow::Result<String> {
+        let mut conf = String::new();
+        let formats: Vec<&str> = self.formats.iter().map(String::as_str).chain(["application/octet-stream"]).collect();
+        conf += &format!("ATTR mimeMediaType document-format-supported {}\n", formats.join(","));
+        conf += "ATTR mimeMediaType document-format-default application/octet-stream\n";
+        let mut supported = vec!["iso_a4_210x297mm", "na_letter_8.5x11in", "iso_a3_297x420mm"];
+        for (media, _) in &self.loaded {
+            if !supported.contains(&media.as_str()) {
+                supported.push(media);
+            }
+        }
+        conf += &format!("ATTR keyword media-supported {}\n", supported.join(","));
+        conf += &format!("ATTR keyword media-default {}\n", self.loaded[0].0);
+        let ready: Vec<&str> = self.loaded.iter().map(|(m, _)| m.as_str()).collect();
+        conf += &format!("ATTR keyword media-ready {}\n", ready.join(","));
+        let mut collections = Vec::new();
+        for (media, tray) in &self.loaded {
+            let size = media.rsplit('_').next().unwrap_or_default();
+            let (unit, per_mm) = if size.ends_with("in") { ("in", 2540.0) } else { ("mm", 100.0) };
+            let (w, h) = size
+                .trim_end_matches(unit)
+                .split_once('x')
+                .and_then(|(w, h)| Some((w.parse::<f64>().ok()?, h.parse::<f64>().ok()?)))
+                .with_context(|| format!("{media} is not a PWG media keyword with a size"))?;
+            collections.push(format!(
+                "{{\n  MEMBER collection media-size {{\n    MEMBER integer x-dimension {}\n    MEMBER integer \
+                 y-dimension {}\n  }}\n  MEMBER keyword media-size-name {media}\n  MEMBER keyword media-source \
+                 {tray}\n  MEMBER integer media-bottom-margin 500\n  MEMBER integer media-left-margin 500\n  \
+                 MEMBER integer media-right-margin 500\n  MEMBER integer media-top-margin 500\n}}",
+                (w * per_mm).round() as i64,
+                (h * per_mm).round() as i64
+            ));
+        }
+        conf += &format!("ATTR collection media-col-ready {}\n", collections.join(","));
+        let sides = if self.duplex { "one-sided,two-sided-long-edge,two-sided-short-edge" } else { "one-sided" };
+        conf += &format!("ATTR keyword sides-supported {sides}\nATTR keyword sides-default one-sided\n");
+        let colors = if self.color { "auto,monochrome,color" } else { "auto,monochrome" };
+        conf += &format!("ATTR keyword print-color-mode-supported {colors}\n");
+        conf += "ATTR keyword print-color-mode-default auto\nATTR rangeOfInteger copies-supported 1-999\n";
+        Ok(conf)
+    }
+
     /// Starts the printer and waits until it answers an IPP request.
     pub async fn start(self) -> anyhow::Result<TestPrinter> {
         tool("ippeveprinter")?;
@@ -173,11 +229,16 @@ impl TestPrinterBuilder {
             .args(["-v", "-r", "off", "-n", "localhost", "-p", &port.to_string(), "-d"])
             .arg(&spool_dir)
             .arg("-c")
-            .arg(&command_path)
-            .args(["-f", &self.formats.join(",")])
-            .args(["-s", if self.color { "10,10" } else { "10,0" }]);
-        if self.duplex {
-            command.arg("-2");
+            .arg(&command_path);
+        if self.loaded.is_empty() {
+            command.args(["-f", &self.formats.join(",")]).args(["-s", if self.color { "10,10" } else { "10,0" }]);
+            if self.duplex {
+                command.arg("-2");
+            }
+        } else {
+            let conf = temp.path().join("printer.conf");
+            std::fs::write(&conf, self.attributes_file()?)?;
+            command.arg("-a").arg(&conf);
         }
         if self.keep_files {
             command.arg("-k");
@@ -290,6 +351,27 @@ impl TestPrinter {
             anyhow::Ok(match found {
                 Some(file) if file.bytes.len() >= expected_len => Ok(file),
                 found => Err(found.map(|f| format!("{} bytes", f.bytes.len())).unwrap_or_else(|| "no file".into())),
+            })
+        })
+        .await
+    }
+
+    /// The kept document of one job once it is the document whose SHA-256 (hex) is `sha256`
+    /// (Job.document_sha256), waiting (bounded) while the printer writes it.
+    pub async fn wait_for_job_document(
+        &self,
+        job_id: &str,
+        sha256: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<SpooledFile> {
+        use sha2::Digest as _;
+        try_eventually(&format!("job {job_id}'s document with SHA-256 {sha256}"), timeout, || async {
+            let found = self.spooled_files()?.into_iter().find(|file| file.job_id() == Some(job_id));
+            anyhow::Ok(match found {
+                Some(file) if hex_digest(&sha2::Sha256::digest(&file.bytes)) == sha256 => Ok(file),
+                found => {
+                    Err(found.map(|f| format!("{} other bytes", f.bytes.len())).unwrap_or_else(|| "no file".into()))
+                }
             })
         })
         .await
@@ -505,4 +587,8 @@ fn start_dbus(dbus: &Path) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(50));
     }
     Ok(())
+}
+
+fn hex_digest(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

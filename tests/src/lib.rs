@@ -14,6 +14,9 @@
 //! - `proxy`: `TcpProxy`, a TCP relay that refuses, cuts or redirects connections (client faults).
 //! - `process`: how the binaries are started (clean environment) and their JSON ready line.
 //! - `ustore`: `UstoreDouble`, a test double of the XMPie uStore storefront REST API, with fault switches.
+//! - `postgres`: `TestDatabase`, a fresh PostgreSQL database (on 127.0.0.1:5432 when it runs, or a
+//!   server the harness starts), and `TestPostgres`, a private server (with TLS when asked).
+//! - `redis`: `RedisServer` and `RedisCluster`, real `redis-server` processes of a test's own.
 //! - `raw`: raw TCP, TLS and HTTP/2 clients with hand-built gRPC bodies, for attacks on the core.
 //! - `vault`: `TestVault`, the running vault service (`podconnect-vault`), and its mTLS clients.
 //! - `wait`: `eventually`, the one poll loop (for what happens in the background).
@@ -27,9 +30,11 @@ pub mod haproxy;
 pub mod ipp;
 pub mod pdf;
 pub mod pki;
+pub mod postgres;
 pub mod process;
 pub mod proxy;
 pub mod raw;
+pub mod redis;
 pub mod ustore;
 pub mod vault;
 pub mod wait;

@@ -1,5 +1,48 @@
-//! Tiny PDFs made by hand for upload tests: a valid one with `n` pages, one without pages and
-//! one that declares encryption, each with a correct cross-reference table.
+//! Tiny PDFs made by hand for upload tests (a valid one with `n` pages, one without pages and
+//! one that declares encryption, each with a correct cross-reference table), and what poppler's
+//! tools say of a PDF.
+
+/// What `pdfinfo` says of a PDF: its page count and its first page's size in points.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PdfInfo {
+    pub pages: u32,
+    pub width_pt: f64,
+    pub height_pt: f64,
+}
+
+/// Runs a poppler tool (`pdfinfo`, `pdftotext`, …) on the PDF and returns what it printed.
+/// Panics with the install hint when poppler is missing or the tool fails.
+pub fn poppler(tool: &str, args: &[&str], pdf: &[u8]) -> String {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let path = dir.path().join("file.pdf");
+    std::fs::write(&path, pdf).expect("the PDF is written");
+    let output = std::process::Command::new(tool)
+        .args(args)
+        .arg(&path)
+        .args(if tool == "pdftotext" { &["-"][..] } else { &[][..] })
+        .output()
+        .unwrap_or_else(|e| panic!("{tool} runs (the test command installs poppler-utils): {e}"));
+    assert!(output.status.success(), "{tool} failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// `pdfinfo`'s page count and page size.
+pub fn pdfinfo(pdf: &[u8]) -> PdfInfo {
+    let info = poppler("pdfinfo", &[], pdf);
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+            .unwrap_or_else(|| panic!("pdfinfo has no {name}:\n{info}"))
+            .to_owned()
+    };
+    let pages = field("Pages:").parse().expect("a page count");
+    // "Page size:      595.276 x 841.89 pts (A4)"
+    let size = field("Page size:");
+    let mut numbers = size.split_whitespace().filter_map(|w| w.parse::<f64>().ok());
+    let (width_pt, height_pt) = (numbers.next().expect("a width"), numbers.next().expect("a height"));
+    PdfInfo { pages, width_pt, height_pt }
+}
 
 /// A valid PDF with `pages` blank A4 pages (0 makes a PDF without pages).
 pub fn pdf(pages: usize) -> Vec<u8> {

@@ -1,6 +1,7 @@
 //! Raw clients for attacking the core in tests and measurements: TCP from a chosen loopback
 //! address (so one test can be two peers), TLS that stops after the handshake, and HTTP/2 (hyper)
-//! calls with hand-built gRPC bodies, including bodies that never end.
+//! calls with hand-built gRPC bodies, including bodies that never end; and a bare HTTP/1.1 GET
+//! for pull links.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -183,4 +184,21 @@ pub fn h2_request_headers(stream: u32, path: &str) -> Vec<u8> {
         block.extend_from_slice(value.as_bytes());
     }
     h2_frame(0x1, 0x4, stream, &block)
+}
+
+/// GET over plaintext HTTP/1.1 (a pull listener with `--pull-plaintext`), with extra header lines
+/// (each ending in CRLF): the status and the body.
+pub async fn plain_get(url: &str, headers: &str) -> (u16, Vec<u8>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let rest = url.strip_prefix("http://").expect("a plaintext link");
+    let (host, path) = rest.split_once('/').expect("a path");
+    let mut stream = tokio::net::TcpStream::connect(host).await.expect("the listener answers");
+    let request = format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\n{headers}Connection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("the request goes out");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.expect("the answer comes back");
+    let split = response.windows(4).position(|w| w == b"\r\n\r\n").expect("a header block");
+    let head = String::from_utf8_lossy(&response[..split]).into_owned();
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("a status line");
+    (status, response[split + 4..].to_vec())
 }

@@ -9,6 +9,7 @@
 //! - [`MemoryVault`]: in memory, for tests and benchmarks.
 //! - [`SqliteVault`]: a table in SQLite, in the core's database (the embedded default) or in a
 //!   file of its own (the vault service's).
+//! - [`PgVault`]: a table in PostgreSQL, in the core's database when several instances share one.
 //! - [`GrpcVault`]: the vault service, the `podconnect-vault` process, over gRPC with mutual TLS
 //!   (contract `podconnect.vault.v1`); [`VaultServer`] is that service over any other backend.
 
@@ -18,12 +19,14 @@ use async_trait::async_trait;
 
 mod client;
 mod memory;
+mod postgres;
 mod server;
 mod sqlite;
 mod wire;
 
 pub use client::{GrpcVault, GrpcVaultConfig};
 pub use memory::MemoryVault;
+pub use postgres::PgVault;
 pub use server::VaultServer;
 pub use sqlite::SqliteVault;
 

@@ -1,7 +1,7 @@
 //! The gateway's configuration: clap flags with `PODCONNECT_GATEWAY_*` environment variables,
 //! resolved once into `Config` with typed fields and the development defaults filled in.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -19,8 +19,31 @@ pub struct Cli {
     pub listen: SocketAddr,
 
     /// The core's gRPC address (https://, or http:// for a core run with --insecure-plaintext).
-    #[arg(long, env = "PODCONNECT_GATEWAY_UPSTREAM", default_value = "https://127.0.0.1:50443")]
-    pub upstream: String,
+    /// Repeat it, or separate addresses with commas, to balance calls over several cores; a host
+    /// name stands for every address it resolves to (resolved again every --resolve-interval).
+    #[arg(
+        long = "core",
+        visible_alias = "upstream",
+        env = "PODCONNECT_GATEWAY_UPSTREAM",
+        value_delimiter = ',',
+        default_value = "https://127.0.0.1:50443",
+        value_name = "URL"
+    )]
+    pub cores: Vec<String>,
+
+    /// How often each core's health is checked (grpc.health.v1 Check on the calls' connection).
+    /// A core that answers NOT_SERVING, fails two checks in a row or loses its connection gets no
+    /// calls until a check passes again.
+    #[arg(long, env = "PODCONNECT_GATEWAY_HEALTH_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub health_interval: Duration,
+
+    /// How long a core may take to answer a health check.
+    #[arg(long, env = "PODCONNECT_GATEWAY_HEALTH_TIMEOUT", default_value = "1s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub health_timeout: Duration,
+
+    /// How often host names given with --core are resolved again.
+    #[arg(long, env = "PODCONNECT_GATEWAY_RESOLVE_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub resolve_interval: Duration,
 
     /// CA certificate (PEM) trusted for the core [default: <core-data-dir>/tls/dev-ca.pem].
     #[arg(long, env = "PODCONNECT_GATEWAY_UPSTREAM_CA")]
@@ -139,7 +162,9 @@ pub enum BrowserTls {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
-    pub upstream: String,
+    /// The cores calls are balanced over; all https or all http.
+    pub cores: Vec<CoreTarget>,
+    pub balance: BalanceSettings,
     pub upstream_ca: Option<PathBuf>,
     pub pull_upstream: String,
     pub tls: BrowserTls,
@@ -151,6 +176,77 @@ pub struct Config {
     pub worker_threads: usize,
     /// `None`: the weblet built into the binary.
     pub weblet_dir: Option<PathBuf>,
+}
+
+/// One `--core` address: a host (an IP address, or a name that stands for all its addresses) and
+/// a port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoreTarget {
+    pub host: CoreHost,
+    pub port: u16,
+    /// TLS (https://); plaintext HTTP/2 otherwise.
+    pub tls: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CoreHost {
+    Ip(IpAddr),
+    Name(String),
+}
+
+impl CoreTarget {
+    /// Parses `https://host:port` or `http://host:port` (the port defaults to 443 or 80).
+    pub fn parse(url: &str) -> anyhow::Result<CoreTarget> {
+        let uri: http::Uri = url.trim().parse().with_context(|| format!("--core {url:?} is not a URL"))?;
+        let tls = match uri.scheme_str() {
+            Some("https") => true,
+            Some("http") => false,
+            _ => bail!("--core {url:?} must start with https:// or http://"),
+        };
+        if uri.path_and_query().is_some_and(|path| path.as_str() != "/") {
+            bail!("--core {url:?} must be scheme://host[:port], without a path");
+        }
+        let host = uri.host().with_context(|| format!("--core {url:?} needs a host"))?;
+        let host = match host.trim_matches(['[', ']']).parse::<IpAddr>() {
+            Ok(ip) => CoreHost::Ip(ip),
+            Err(_) => CoreHost::Name(host.to_ascii_lowercase()),
+        };
+        Ok(CoreTarget { host, port: uri.port_u16().unwrap_or(if tls { 443 } else { 80 }), tls })
+    }
+
+    /// The `host:port` the core is addressed as (the `:authority` of calls and the TLS name's host).
+    pub fn authority(&self) -> String {
+        match &self.host {
+            CoreHost::Ip(IpAddr::V6(ip)) => format!("[{ip}]:{}", self.port),
+            CoreHost::Ip(ip) => format!("{ip}:{}", self.port),
+            CoreHost::Name(name) => format!("{name}:{}", self.port),
+        }
+    }
+}
+
+impl std::fmt::Display for CoreTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}://{}", if self.tls { "https" } else { "http" }, self.authority())
+    }
+}
+
+/// How calls are balanced over the cores and how their health is watched.
+#[derive(Debug, Clone)]
+pub struct BalanceSettings {
+    pub health_interval: Duration,
+    pub health_timeout: Duration,
+    pub resolve_interval: Duration,
+}
+
+impl Default for BalanceSettings {
+    /// The defaults of the command line, for embedding and unit tests.
+    fn default() -> Self {
+        BalanceSettings {
+            health_interval: Duration::from_secs(2),
+            health_timeout: Duration::from_secs(1),
+            resolve_interval: Duration::from_secs(30),
+        }
+    }
 }
 
 /// The bounds on browsers' connections and calls, besides message size and the global call cap.
@@ -197,16 +293,12 @@ impl Config {
                 key: cli.tls_key.unwrap_or_else(|| dev_tls.join("localhost.key")),
             }
         };
+        let cores = parse_cores(&cli.cores)?;
         let upstream_ca = match cli.upstream_ca {
             Some(ca) => Some(ca),
-            None if cli.upstream.starts_with("https://") || cli.pull_upstream.starts_with("https://") => {
-                Some(dev_tls.join("dev-ca.pem"))
-            }
+            None if cores[0].tls || cli.pull_upstream.starts_with("https://") => Some(dev_tls.join("dev-ca.pem")),
             None => None,
         };
-        if !cli.upstream.starts_with("https://") && !cli.upstream.starts_with("http://") {
-            bail!("--upstream must start with https:// or http://");
-        }
         let mut allowed_origins = Vec::new();
         for origin in &cli.allowed_origins {
             if origin == "*" || !(origin.starts_with("https://") || origin.starts_with("http://")) {
@@ -231,6 +323,9 @@ impl Config {
             ("--idle-timeout", cli.idle_timeout),
             ("--keepalive-interval", cli.keepalive_interval),
             ("--keepalive-timeout", cli.keepalive_timeout),
+            ("--health-interval", cli.health_interval),
+            ("--health-timeout", cli.health_timeout),
+            ("--resolve-interval", cli.resolve_interval),
         ];
         if let Some((flag, _)) = timeouts.iter().find(|(_, value)| value.is_zero()) {
             bail!("{flag} must be longer than zero");
@@ -246,7 +341,12 @@ impl Config {
         }
         Ok(Config {
             listen: cli.listen,
-            upstream: cli.upstream,
+            cores,
+            balance: BalanceSettings {
+                health_interval: cli.health_interval,
+                health_timeout: cli.health_timeout,
+                resolve_interval: cli.resolve_interval,
+            },
             upstream_ca,
             pull_upstream: cli.pull_upstream,
             tls,
@@ -269,5 +369,69 @@ impl Config {
             worker_threads: cli.worker_threads,
             weblet_dir: cli.weblet_dir,
         })
+    }
+}
+
+/// Most `--core` addresses; each is a connection and a health check of its own.
+pub const MAX_CORES: usize = 64;
+
+/// The `--core` values, each `scheme://host[:port]`, duplicates dropped; all must share a scheme.
+fn parse_cores(urls: &[String]) -> anyhow::Result<Vec<CoreTarget>> {
+    let mut cores: Vec<CoreTarget> = Vec::new();
+    for url in urls.iter().filter(|url| !url.trim().is_empty()) {
+        let core = CoreTarget::parse(url)?;
+        if !cores.contains(&core) {
+            cores.push(core);
+        }
+    }
+    let Some(first) = cores.first() else { bail!("--core needs at least one address") };
+    if cores.iter().any(|core| core.tls != first.tls) {
+        bail!("--core addresses must all be https:// or all http://");
+    }
+    if cores.len() > MAX_CORES {
+        bail!("--core takes at most {MAX_CORES} addresses");
+    }
+    Ok(cores)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(args: &[&str]) -> Cli {
+        Cli::try_parse_from([&["weblet-gateway"], args].concat()).unwrap()
+    }
+
+    #[test]
+    fn cores_are_repeated_or_comma_separated_and_the_old_flag_still_works() {
+        let config = Config::resolve(cli(&[
+            "--core",
+            "https://127.0.0.1:50443,https://localhost:50444",
+            "--upstream",
+            "https://[::1]:50445",
+            "--core",
+            "https://127.0.0.1:50443",
+        ]))
+        .unwrap();
+        let cores: Vec<String> = config.cores.iter().map(ToString::to_string).collect();
+        assert_eq!(cores, ["https://127.0.0.1:50443", "https://localhost:50444", "https://[::1]:50445"]);
+        assert_eq!(config.cores[1].host, CoreHost::Name("localhost".into()));
+        assert_eq!(config.cores[2].host, CoreHost::Ip("::1".parse().unwrap()));
+
+        let default = Config::resolve(cli(&[])).unwrap();
+        assert_eq!(default.cores, [CoreTarget::parse("https://127.0.0.1:50443").unwrap()]);
+        assert_eq!(CoreTarget::parse("http://core.internal").unwrap().port, 80);
+    }
+
+    #[test]
+    fn bad_core_addresses_are_refused_by_name() {
+        for (args, expected) in [
+            (&["--core", "grpc://127.0.0.1:1"][..], "must start with https:// or http://"),
+            (&["--core", "https://127.0.0.1:1/podconnect"], "without a path"),
+            (&["--core", "https://127.0.0.1:1,http://127.0.0.1:2"], "all be https:// or all http://"),
+        ] {
+            let err = Config::resolve(cli(args)).unwrap_err();
+            assert!(format!("{err:#}").contains(expected), "{args:?}: {err:#}");
+        }
     }
 }

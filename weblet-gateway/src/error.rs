@@ -13,6 +13,9 @@ pub enum GatewayError {
     /// The core could not be reached (connection refused, TLS failure, reset).
     #[error("the core is unreachable: {0}")]
     Upstream(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// No core can take the call: none is serving (or every one tried handed it back unsent).
+    #[error("every core is unreachable or unhealthy: {0}")]
+    NoCore(String),
     /// The core answered something that is not gRPC.
     #[error("the core answered HTTP {0} without a gRPC status")]
     UpstreamHttp(http::StatusCode),
@@ -52,6 +55,9 @@ impl GatewayError {
             GatewayError::Upstream(_) | GatewayError::UpstreamHttp(_) => {
                 Status::unavailable("the print service is unavailable, try again shortly")
             }
+            GatewayError::NoCore(_) => {
+                Status::unavailable("the print service is unavailable (no server is reachable), try again shortly")
+            }
             GatewayError::MessageTooLarge { limit, .. } => {
                 Status::resource_exhausted(format!("the request message exceeds the limit of {limit} bytes"))
             }
@@ -83,7 +89,7 @@ impl GatewayError {
 pub fn status_headers(method: &str, err: &GatewayError) -> (Code, HeaderMap) {
     let status = err.public_status();
     match err {
-        GatewayError::Upstream(_) | GatewayError::UpstreamHttp(_) => {
+        GatewayError::Upstream(_) | GatewayError::UpstreamHttp(_) | GatewayError::NoCore(_) => {
             tracing::warn!(method, error = %err, "call failed at the gateway")
         }
         _ => tracing::info!(method, error = %err, "call refused at the gateway"),

@@ -3,15 +3,18 @@
 //! Modules:
 //! - `config`: command line and `PODCONNECT_GATEWAY_*` environment, resolved into `Config`.
 //! - `web`: the browser edge of RPC paths (CORS, method, content types, trailer frames).
-//! - `proxy`: the generic forwarder to the core, with the per-call limits.
+//! - `proxy`: the generic forwarder to the cores, with the per-call limits.
+//! - `upstream`, `backend`: the balancer over the cores, and each core's connection and health
+//!   checks.
 //! - `error`: `GatewayError` and `status_headers`, the one place failures become grpc-web answers.
 //! - `statics`: the weblet's files (built into the binary, or `--weblet-dir`) with their security and
 //!   cache headers.
 //! - `conn`: connections, with their time, stream and header limits, and the bounded shutdown.
 //! - `health`, `metrics`: `/healthz` (browsers' port) and `/metrics` (operator listener).
 //! - `pull`: one-time print-file downloads for printers that pull, passed to the core.
-//! - `tls`: rustls toward browsers, the TLS channel toward the core.
+//! - `tls`: rustls toward browsers and toward the cores.
 
+pub mod backend;
 pub mod config;
 pub mod conn;
 pub mod error;
@@ -21,6 +24,7 @@ pub mod proxy;
 pub mod pull;
 pub mod statics;
 pub mod tls;
+pub mod upstream;
 pub mod web;
 
 use std::future::Future;
@@ -30,12 +34,12 @@ use std::sync::Arc;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use tokio::net::TcpListener;
 use tonic::body::Body;
-use tonic::transport::Channel;
 use tower::ServiceExt as _;
 
 use crate::config::Limits;
 use crate::metrics::Metrics;
 use crate::proxy::{Proxy, ProxyService};
+use crate::upstream::Upstream;
 use crate::web::{HttpService, plain};
 
 /// RPC paths forwarded to the core; reflection and health are not for browsers.
@@ -43,10 +47,8 @@ const RPC_PREFIX: &str = "/podconnect.v1.";
 
 /// What the router needs; every field is a decision, so there is no `Default`.
 pub struct RouterOptions {
-    pub upstream: Channel,
-    /// A channel of its own for `/healthz`, so health checks never wait behind calls for a
-    /// stream on the shared upstream connection.
-    pub health_upstream: Channel,
+    /// The cores, and the balancer over them.
+    pub upstream: Arc<Upstream>,
     pub allowed_origins: Vec<HeaderValue>,
     pub max_message_bytes: usize,
     pub max_concurrent_calls: usize,
@@ -72,6 +74,8 @@ struct Routes {
 
 pub fn router(options: RouterOptions) -> Router {
     let metrics = Arc::new(Metrics::new());
+    metrics.watch_cores(options.upstream.clone());
+    let health = health::Health::new(options.upstream.clone());
     let proxy = Proxy::new(
         options.upstream,
         options.max_message_bytes,
@@ -82,7 +86,7 @@ pub fn router(options: RouterOptions) -> Router {
     Router(Arc::new(Routes {
         rpc: web::rpc_service(ProxyService(Arc::new(proxy)), options.allowed_origins),
         files: statics::static_service(options.weblet_dir.as_deref()),
-        health: health::Health::new(options.health_upstream),
+        health,
         max_header_bytes: options.limits.max_header_bytes,
         metrics,
         pull: options.pull,

@@ -7,7 +7,8 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use tracing_subscriber::EnvFilter;
 use weblet_gateway::config::{BrowserTls, Cli, Config};
-use weblet_gateway::{RouterOptions, router, serve, serve_metrics, tls};
+use weblet_gateway::upstream::{Transport, Upstream};
+use weblet_gateway::{RouterOptions, backend, router, serve, serve_metrics, tls};
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -41,11 +42,20 @@ async fn run(config: Config) -> anyhow::Result<()> {
         BrowserTls::Files { cert, key } => Some(tls::server_config(cert, key)?),
         BrowserTls::Plaintext => None,
     };
-    let upstream = tls::upstream_channel(&config.upstream, config.upstream_ca.as_deref())?;
-    let health_upstream = tls::upstream_channel(&config.upstream, config.upstream_ca.as_deref())?;
+    let core_tls = match (config.cores[0].tls, config.upstream_ca.as_deref()) {
+        (true, Some(ca)) => Some(tokio_rustls::TlsConnector::from(tls::core_client_config(ca)?)),
+        (true, None) => anyhow::bail!("https:// cores need a CA to trust (--upstream-ca)"),
+        (false, _) => None,
+    };
+    let upstream = Upstream::start(&config.cores, config.balance.clone(), Transport::Tcp { tls: core_tls })?;
+    // The first round of connections and health checks, so calls right after the ready line
+    // find the cores that are up; a core that is down does not hold the start longer than this.
+    let first_round = backend::CONNECT_TIMEOUT + backend::HANDSHAKE_TIMEOUT + config.balance.health_timeout;
+    if !upstream.settled(first_round).await {
+        tracing::warn!("not every core answered its first health check in time; starting anyway");
+    }
     let app = router(RouterOptions {
-        upstream,
-        health_upstream,
+        upstream: upstream.clone(),
         allowed_origins: config.allowed_origins.clone(),
         max_message_bytes: config.max_message_bytes,
         max_concurrent_calls: config.max_concurrent_calls,
@@ -81,10 +91,14 @@ async fn run(config: Config) -> anyhow::Result<()> {
         None => None,
     };
     let weblet = config.weblet_dir.as_ref().map_or_else(|| "built in".to_owned(), |dir| dir.display().to_string());
+    let cores: Vec<String> = config.cores.iter().map(ToString::to_string).collect();
+    let serving = upstream.states().iter().filter(|core| core.serving).count();
     tracing::info!(
         %addr,
         metrics_addr = metrics_addr.map(|a| a.to_string()),
-        upstream = %config.upstream,
+        cores = cores.join(","),
+        serving,
+        known = upstream.states().len(),
         weblet,
         "gateway ready"
     );

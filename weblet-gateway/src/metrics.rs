@@ -1,5 +1,5 @@
 //! Prometheus metrics: calls per method and final gRPC status, call latency per method, calls in
-//! flight. Method labels come from the contract's descriptor so a caller cannot invent labels.
+//! flight, and per core its outstanding calls and whether it is serving (read when scraped). Method labels come from the contract's descriptor so a caller cannot invent labels.
 //! Each method's series are looked up once and kept, so recording a call allocates nothing and
 //! takes no lock.
 
@@ -17,6 +17,8 @@ use prometheus_client::registry::Registry;
 use prost::Message as _;
 use tonic::Code;
 
+use crate::upstream::Upstream;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CallLabels {
     method: String,
@@ -26,6 +28,11 @@ struct CallLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct MethodLabels {
     method: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CoreLabels {
+    core: String,
 }
 
 type HistogramFamily = Family<MethodLabels, Histogram, fn() -> Histogram>;
@@ -41,6 +48,10 @@ pub struct Metrics {
     in_flight: Gauge<i64, AtomicI64>,
     methods: HashMap<String, Arc<MethodMetrics>>,
     other: Arc<MethodMetrics>,
+    core_calls: Family<CoreLabels, Gauge>,
+    core_serving: Family<CoreLabels, Gauge>,
+    /// Where the cores' states are read from when scraped.
+    cores: OnceLock<Arc<Upstream>>,
 }
 
 /// One method's series, created on first use (so `/metrics` lists only what happened) and then
@@ -76,8 +87,35 @@ impl Metrics {
             latency.clone(),
         );
         registry.register("grpc_calls_in_flight", "Calls in flight", in_flight.clone());
+        let core_calls = Family::<CoreLabels, Gauge>::default();
+        let core_serving = Family::<CoreLabels, Gauge>::default();
+        registry.register(
+            "core_calls_outstanding",
+            "Calls sent to a core and not yet ended, by core",
+            core_calls.clone(),
+        );
+        registry.register(
+            "core_serving",
+            "Whether a core gets calls (1: its health check answers SERVING; 0: ejected), by core",
+            core_serving.clone(),
+        );
         let methods = contract_methods().into_iter().map(|path| (path.clone(), MethodMetrics::new(path))).collect();
-        Metrics { registry, calls, latency, in_flight, methods, other: MethodMetrics::new("other".to_owned()) }
+        Metrics {
+            registry,
+            calls,
+            latency,
+            in_flight,
+            methods,
+            other: MethodMetrics::new("other".to_owned()),
+            core_calls,
+            core_serving,
+            cores: OnceLock::new(),
+        }
+    }
+
+    /// Reports the states of `upstream`'s cores from now on.
+    pub fn watch_cores(&self, upstream: Arc<Upstream>) {
+        let _ = self.cores.set(upstream);
     }
 
     /// The series of a request path: its own when the contract has it, else those of "other".
@@ -103,6 +141,16 @@ impl Metrics {
 
     /// The OpenMetrics text exposition.
     pub fn render(&self) -> String {
+        if let Some(upstream) = self.cores.get() {
+            // Cores come and go with name resolution: the series are those of now.
+            self.core_calls.clear();
+            self.core_serving.clear();
+            for core in upstream.states() {
+                let labels = CoreLabels { core: core.label };
+                self.core_calls.get_or_create(&labels).set(core.outstanding as i64);
+                self.core_serving.get_or_create(&labels).set(i64::from(core.serving));
+            }
+        }
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);

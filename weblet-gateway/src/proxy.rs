@@ -1,5 +1,5 @@
 //! The generic forwarder: any `POST /<package.Service>/<Method>` (already turned into plain gRPC by
-//! tonic-web) goes to the core over the pooled TLS channel, bodies streaming both ways. No method
+//! tonic-web) goes to a core through the balancer (`upstream`), the answer streaming back. No method
 //! is written out here, so a new RPC needs no gateway change. It also holds the per-call limits:
 //! message size from the frame header, one message per call, header size, time to send the body,
 //! concurrent calls in total and per client address, and `grpc-timeout` over the whole call.
@@ -15,20 +15,21 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes};
 use http::uri::PathAndQuery;
-use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri, Version, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, header};
 use http_body::Frame;
 use http_body_util::BodyExt as _;
+use hyper::body::Incoming;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Sleep;
 use tonic::body::Body;
-use tonic::transport::Channel;
 use tonic::{Code, Status};
-use tower::{Service, ServiceExt as _};
+use tower::Service;
 
 use crate::config::Limits;
 use crate::conn::Peer;
 use crate::error::{GatewayError, rescue, status_headers};
 use crate::metrics::{MethodMetrics, Metrics};
+use crate::upstream::{Head, InFlight, Upstream};
 
 /// The contract's client-streaming methods, which grpc-web cannot call.
 const CLIENT_STREAMING: &[&str] = &["/podconnect.v1.CustomizationService/UploadPrintFile"];
@@ -37,7 +38,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The forwarder's shared state.
 pub struct Proxy {
-    channel: Channel,
+    upstream: Arc<Upstream>,
     max_message_bytes: usize,
     max_header_bytes: usize,
     body_timeout: Duration,
@@ -49,14 +50,14 @@ pub struct Proxy {
 
 impl Proxy {
     pub fn new(
-        channel: Channel,
+        upstream: Arc<Upstream>,
         max_message_bytes: usize,
         max_calls: usize,
         limits: &Limits,
         metrics: Arc<Metrics>,
     ) -> Proxy {
         Proxy {
-            channel,
+            upstream,
             max_message_bytes,
             max_header_bytes: limits.max_header_bytes,
             body_timeout: limits.body_timeout,
@@ -109,12 +110,13 @@ impl Proxy {
             None => started.await,
         };
         match outcome {
-            Ok(response) => {
-                // Trailers-only: the call is over already, and its empty body may never be polled.
+            Ok((response, in_flight)) => {
+                // Trailers-only: the call is over already, and its empty body need not be kept.
                 if let Some(code) = status_code(response.headers()) {
                     call.finish(code);
-                    return response;
+                    return response.map(|_| Body::empty());
                 }
+                call.in_flight = Some(in_flight);
                 let (parts, body) = response.into_parts();
                 let body = Guarded {
                     inner: body,
@@ -134,30 +136,26 @@ impl Proxy {
     /// the core, and holds its slots no longer than the limit.
     async fn start_call(
         self: Arc<Self>,
-        mut parts: http::request::Parts,
+        parts: http::request::Parts,
         body: Body,
-    ) -> Result<Response<Body>, GatewayError> {
+    ) -> Result<(Response<Incoming>, InFlight), GatewayError> {
         let body = tokio::time::timeout(self.body_timeout, self.read_body(body))
             .await
             .map_err(|_| GatewayError::BodyTimeout(self.body_timeout))??;
 
         // The core gets only the path: query parameters (e.g. `$httpHeaders`) stay here.
-        let path_only = match parts.uri.path_and_query() {
+        let path = match parts.uri.path_and_query() {
             Some(path) if path.query().is_none() => path.clone(),
             _ => {
                 PathAndQuery::try_from(parts.uri.path()).map_err(|err| GatewayError::MalformedBody(err.to_string()))?
             }
         };
-        parts.uri = Uri::from(path_only);
-        parts.version = Version::HTTP_2;
-        let upstream = Request::from_parts(parts, Body::new(http_body_util::Full::new(body)));
-
-        let response =
-            self.channel.clone().oneshot(upstream).await.map_err(|err| GatewayError::Upstream(err.into()))?;
-        if response.status() != StatusCode::OK && status_code(response.headers()).is_none() {
-            return Err(GatewayError::UpstreamHttp(response.status()));
+        let head = Head { method: parts.method, path, headers: parts.headers };
+        let sent = self.upstream.send(head, body).await?;
+        if sent.response.status() != StatusCode::OK && status_code(sent.response.headers()).is_none() {
+            return Err(GatewayError::UpstreamHttp(sent.response.status()));
         }
-        Ok(response)
+        Ok((sent.response, sent.in_flight))
     }
 
     /// The body, which grpc-web makes exactly one message: browsers cannot stream requests, and
@@ -299,13 +297,23 @@ struct CallRecord {
     started: Instant,
     permit: Option<OwnedSemaphorePermit>,
     peer: Option<PeerPermit>,
+    /// The call's place in its core's count of outstanding calls.
+    in_flight: Option<InFlight>,
     finished: bool,
 }
 
 impl CallRecord {
     fn start(metrics: Arc<Metrics>, method: Arc<MethodMetrics>) -> CallRecord {
         metrics.call_started();
-        CallRecord { metrics, method, started: Instant::now(), permit: None, peer: None, finished: false }
+        CallRecord {
+            metrics,
+            method,
+            started: Instant::now(),
+            permit: None,
+            peer: None,
+            in_flight: None,
+            finished: false,
+        }
     }
 
     /// Ends the call with a gateway failure, answered before the core answered anything.
@@ -321,6 +329,7 @@ impl CallRecord {
             self.metrics.call_finished(&self.method, code, self.started.elapsed());
             self.permit = None;
             self.peer = None;
+            self.in_flight = None;
         }
     }
 }
@@ -446,7 +455,7 @@ impl http_body::Body for FrameLimit {
 /// The core's response body on its way to the browser: ends with a status whatever happens
 /// (deadline passed, core gone mid-stream), and records the call when it ends.
 struct Guarded {
-    inner: Body,
+    inner: Incoming,
     call: Option<CallRecord>,
     deadline: Option<Pin<Box<Sleep>>>,
     done: bool,

@@ -1,15 +1,13 @@
 //! TLS toward browsers (rustls, TLS 1.2 minimum, ALPN `h2` and `http/1.1` since a printer's browser
-//! may speak only HTTP/1.1) and toward the core (a tonic channel trusting the upstream CA).
+//! may speak only HTTP/1.1) and toward the cores (ALPN `h2`, trusting the upstream CA).
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context as _;
-use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use rustls::{ClientConfig, ServerConfig};
 
 /// The browser-facing TLS configuration from PEM files.
 pub fn server_config(cert: &Path, key: &Path) -> anyhow::Result<Arc<ServerConfig>> {
@@ -28,23 +26,19 @@ pub fn server_config(cert: &Path, key: &Path) -> anyhow::Result<Arc<ServerConfig
     Ok(Arc::new(config))
 }
 
-/// A lazily connected, reconnecting channel to the core. No request timeout: server streams
-/// must live as long as the browser wants; HTTP/2 keepalive notices a dead core.
-pub fn upstream_channel(upstream: &str, ca: Option<&Path>) -> anyhow::Result<Channel> {
-    let mut endpoint = Endpoint::from_shared(upstream.to_owned())
-        .with_context(|| format!("bad upstream URL {upstream}"))?
-        .connect_timeout(Duration::from_secs(5))
-        .tcp_nodelay(true)
-        .http2_keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_timeout(Duration::from_secs(10))
-        .keep_alive_while_idle(true);
-    if upstream.starts_with("https://") {
-        let mut tls = ClientTlsConfig::new();
-        if let Some(ca) = ca {
-            let pem = std::fs::read_to_string(ca).with_context(|| format!("cannot read {}", ca.display()))?;
-            tls = tls.ca_certificate(Certificate::from_pem(pem));
-        }
-        endpoint = endpoint.tls_config(tls).context("bad upstream TLS settings")?;
+/// The TLS configuration toward the cores: TLS 1.3 or 1.2, ALPN `h2`, trusting only `ca` (the
+/// core's development CA unless `--upstream-ca` names another).
+pub fn core_client_config(ca: &Path) -> anyhow::Result<Arc<ClientConfig>> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).with_context(|| format!("cannot read {}", ca.display()))? {
+        let cert = cert.with_context(|| format!("bad certificate in {}", ca.display()))?;
+        roots.add(cert).with_context(|| format!("{}: not a usable CA certificate", ca.display()))?;
     }
-    Ok(endpoint.connect_lazy())
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Arc::new(config))
 }

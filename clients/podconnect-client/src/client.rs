@@ -336,17 +336,7 @@ impl Client {
                 CustomizationServiceClient::new(ch).render_preview(r).await
             })
             .await?;
-        Ok(response
-            .pages
-            .into_iter()
-            .map(|p| Image {
-                content_type: p.content_type,
-                data: p.data,
-                width_px: p.width_px,
-                height_px: p.height_px,
-                page_number: p.page_number,
-            })
-            .collect())
+        Ok(response.pages.into_iter().map(Image::from).collect())
     }
 
     /// Makes a valid draft's print-ready file; the draft becomes FINALIZED.
@@ -439,6 +429,7 @@ impl Client {
             sides: Sides::wire(options.sides),
             color_mode: ColorMode::wire(options.color_mode),
             media: options.media.clone().unwrap_or_default(),
+            fit_to_sheet: options.fit_to_sheet,
             request_id: request_id(),
         };
         let response = self
@@ -448,6 +439,36 @@ impl Client {
             .await?;
         let job = response.job.ok_or_else(|| missing("SubmitJob", "job"))?;
         Ok(Submitted { job: job.into(), pull_url: response.pull_delivery.map(|p| p.document_url) })
+    }
+
+    /// How `submit_job` with these options would print (sheet, pieces per sheet, sheets,
+    /// sides), and with `preview_width_px` > 0 images of the first sheet's front and back.
+    pub async fn plan_job(
+        &self,
+        document: &Document,
+        options: &PrintOptions,
+        preview_width_px: u32,
+    ) -> Result<JobPlan> {
+        let document = match document {
+            Document::Draft(id) => pb::plan_job_request::Document::DraftId(id.clone()),
+            Document::File(id) => pb::plan_job_request::Document::FileId(id.clone()),
+        };
+        let message = pb::PlanJobRequest {
+            document: Some(document),
+            copies: i32::try_from(options.copies).unwrap_or(i32::MAX),
+            sides: Sides::wire(options.sides),
+            media: options.media.clone().unwrap_or_default(),
+            fit_to_sheet: options.fit_to_sheet,
+            preview_width_px: i32::try_from(preview_width_px).unwrap_or(i32::MAX),
+        };
+        let response = self
+            .call(Retry::IdempotentRead, Auth::Session, CallKind::Render, message, |ch, r| async move {
+                PrintServiceClient::new(ch).plan_job(r).await
+            })
+            .await?;
+        let layout = response.layout.ok_or_else(|| missing("PlanJob", "layout"))?;
+        let sheets = response.sheet_previews.into_iter().map(Image::from).collect();
+        Ok(JobPlan { layout: layout.into(), sheets })
     }
 
     /// A job as it is now.

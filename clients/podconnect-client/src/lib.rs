@@ -50,9 +50,9 @@ pub use connect::{CallKind, ClientBuilder, Deadlines, RetryPolicy, Secret};
 pub use error::{Code, Error, Result, code_name};
 pub use types::{
     Category, ColorMode, DeliveryMode, Device, Document, Draft, DraftChange, DraftState, DraftWithErrors, FieldError,
-    Grouping, Image, Job, JobState, KeyVersion, Media, Named, PrintFile, PrintOptions, PrinterInfo, Product,
-    ProductKind, ProductPage, ProductQuery, ProductSummary, RewrapReport, SessionInfo, Sides, Submitted, UsageKind,
-    UsageQuery, UsageReport, UsageRow, parse_time, rfc3339,
+    Grouping, Image, Job, JobPlan, JobState, KeyVersion, Layout, Media, Named, PrintFile, PrintOptions, PrinterInfo,
+    Product, ProductKind, ProductPage, ProductQuery, ProductSummary, RewrapReport, SessionInfo, Sides, Submitted,
+    UsageKind, UsageQuery, UsageReport, UsageRow, parse_time, rfc3339,
 };
 pub use watch::JobWatch;
 

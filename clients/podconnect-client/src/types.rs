@@ -256,6 +256,19 @@ pub struct Image {
     pub page_number: i32,
 }
 
+/// A preview page or sheet image as the core sends it.
+impl From<pb::PreviewPage> for Image {
+    fn from(p: pb::PreviewPage) -> Self {
+        Image {
+            content_type: p.content_type,
+            data: p.data,
+            width_px: p.width_px,
+            height_px: p.height_px,
+            page_number: p.page_number,
+        }
+    }
+}
+
 impl std::fmt::Debug for Image {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Image({}, {}x{}, {} bytes)", self.content_type, self.width_px, self.height_px, self.data.len())
@@ -572,10 +585,8 @@ impl From<pb::GetPrinterCapabilitiesResponse> for PrinterInfo {
 impl PrinterInfo {
     /// Checks print options against what the device can do, naming the option that does not fit
     /// and what would (so a caller can refuse before submitting).
+    /// Copies are left to the core: a product's copies are pieces, laid out on the sheets.
     pub fn check(&self, options: &PrintOptions) -> Result<(), String> {
-        if self.copies_max > 0 && options.copies > self.copies_max as u32 {
-            return Err(format!("copies: at most {} on {}", self.copies_max, self.display_name));
-        }
         if let Some(sides) = options.sides
             && !self.sides.contains(&sides)
         {
@@ -628,6 +639,62 @@ pub struct PrintOptions {
     pub color_mode: Option<ColorMode>,
     /// A media keyword.
     pub media: Option<String>,
+    /// Scale a product down to the sheet when it is larger than every sheet.
+    pub fit_to_sheet: bool,
+}
+
+/// How a job's pieces land on the printer's sheets (PrintLayout).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Layout {
+    /// False: the file prints as it is.
+    pub imposed: bool,
+    /// The sheet's media keyword and name.
+    pub sheet: Media,
+    /// The tray it comes from, where known.
+    pub tray: String,
+    /// Pieces printed in all.
+    pub pieces: i32,
+    /// Pieces on one sheet.
+    pub pieces_per_sheet: i32,
+    /// Sheets of paper.
+    pub sheet_count: i32,
+    /// How the sheets are printed.
+    pub sides: Option<Sides>,
+    /// A two-sided piece printed one-sided: the backs come on sheets of their own.
+    pub backs_on_separate_sheets: bool,
+    /// Pieces turned a quarter turn.
+    pub rotated: bool,
+    /// 1 = true size.
+    pub scale: f64,
+    /// Sheets one piece per sheet would take.
+    pub sheets_one_per_sheet: i32,
+}
+
+impl From<pb::PrintLayout> for Layout {
+    fn from(l: pb::PrintLayout) -> Self {
+        let sheet = l.sheet.unwrap_or_default();
+        Layout {
+            imposed: l.imposed,
+            tray: sheet.source.clone(),
+            sheet: Media { keyword: sheet.keyword, display_name: sheet.display_name },
+            pieces: l.pieces,
+            pieces_per_sheet: l.pieces_per_sheet,
+            sheet_count: l.sheet_count,
+            sides: Sides::from_wire(l.sides),
+            backs_on_separate_sheets: l.backs_on_separate_sheets,
+            rotated: l.rotated,
+            scale: l.scale,
+            sheets_one_per_sheet: l.sheets_one_per_sheet,
+        }
+    }
+}
+
+/// What PlanJob says: the layout and, when asked, the first sheet's images.
+#[derive(Clone, PartialEq, Serialize)]
+pub struct JobPlan {
+    pub layout: Layout,
+    /// Front, then back (page_number 1 and 2).
+    pub sheets: Vec<Image>,
 }
 
 /// A job's state (IPP's model).
@@ -721,6 +788,10 @@ pub struct Job {
     pub page_count: i32,
     /// Pages printed so far, all copies (`None` = the printer does not say).
     pub pages_printed: Option<i32>,
+    /// Pages (printed sides of sheets) the whole job prints: what `pages_printed` counts up to.
+    pub pages_total: i32,
+    /// How the pieces land on the sheets.
+    pub layout: Option<Layout>,
     /// The printer's id for the job.
     pub device_job_id: String,
     /// When it was submitted.
@@ -755,6 +826,8 @@ impl From<pb::Job> for Job {
             media: j.media,
             page_count: j.page_count,
             pages_printed: j.pages_printed,
+            pages_total: j.pages_total,
+            layout: j.layout.map(Layout::from),
             device_job_id: j.device_job_id,
         }
     }

@@ -119,6 +119,15 @@ pub(crate) struct PrintArgs {
     /// A media keyword, e.g. iso_a4_210x297mm.
     #[arg(long)]
     media: Option<String>,
+    /// Scale a product down to the sheet when it is larger than every sheet loaded.
+    #[arg(long)]
+    fit: bool,
+    /// Only show how it would print (sheet, pieces per sheet, sheets, sides); print nothing.
+    #[arg(long)]
+    plan: bool,
+    /// With --plan: write the first sheet's front and back as PNG files into this folder.
+    #[arg(long, value_name = "DIR", requires = "plan")]
+    sheet_previews: Option<PathBuf>,
     /// Follow the job until it ends.
     #[arg(long)]
     watch: bool,
@@ -570,6 +579,7 @@ impl Context {
             sides: args.sides.as_deref().map(|s| named::<Sides>("--sides", s)).transpose()?,
             color_mode: args.color.as_deref().map(|s| named::<ColorMode>("--color", s)).transpose()?,
             media: args.media.clone(),
+            fit_to_sheet: args.fit,
         };
         let Some(pdf) = args.pdf.clone() else { return self.print_in(SessionUse::Saved, args, options).await };
         // Read before any call, so a missing file costs no session.
@@ -612,6 +622,32 @@ impl Context {
         let printer = self.client.printer().await?;
         if let Err(problem) = printer.check(&options) {
             return Err(Failure::new(Code::InvalidArgument, problem).into());
+        }
+        if args.plan {
+            let width = if args.sheet_previews.is_some() { 600 } else { 0 };
+            let plan = self.client.plan_job(&document, &options, width).await?;
+            let mut written = Vec::new();
+            if let Some(dir) = &args.sheet_previews {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    Failure::new(Code::InvalidArgument, format!("cannot create {}: {e}", dir.display()))
+                })?;
+                for image in &plan.sheets {
+                    let path = dir.join(if image.page_number == 1 { "sheet-front.png" } else { "sheet-back.png" });
+                    std::fs::write(&path, &image.data).map_err(|e| {
+                        Failure::new(Code::Unavailable, format!("cannot write {}: {e}", path.display()))
+                    })?;
+                    written.push(path.display().to_string());
+                }
+            }
+            if self.json {
+                output::json(&serde_json::json!({ "layout": plan.layout, "sheet_previews": written }))?;
+            } else {
+                output::line(&describe_layout(&plan.layout));
+                for path in written {
+                    output::line(&format!("wrote {path}"));
+                }
+            }
+            return Ok(Code::Ok);
         }
         let submitted = self.client.submit_job(&document, &options).await?;
         if self.json {
@@ -677,7 +713,7 @@ impl Context {
 
 /// One line of a job's progress: state, pages, reasons, the printer's words.
 fn progress(job: &Job) -> String {
-    let total = job.page_count.max(0) * job.copies.max(1);
+    let total = job.pages_total;
     let pages = match job.pages_printed {
         Some(done) if total > 0 => format!("{done}/{total} pages"),
         Some(done) => format!("{done} pages"),
@@ -735,4 +771,53 @@ fn write_preview(dir: &Path, draft_id: &str, page: &Image) -> anyhow::Result<ser
         "file": file.display().to_string(), "page_number": page.page_number,
         "content_type": page.content_type, "width_px": page.width_px, "height_px": page.height_px,
     }))
+}
+
+/// A layout for people: "100 pieces on 12 A4 sheets (tray-1), two-sided-short-edge; 9 per sheet,
+/// one per sheet would take 100".
+fn describe_layout(layout: &podconnect_client::Layout) -> String {
+    let sides = layout.sides.map_or("sides unknown", |s| s.name());
+    let tray = if layout.tray.is_empty() { String::new() } else { format!(" ({})", layout.tray) };
+    let sheet = if layout.sheet.display_name.is_empty() { &layout.sheet.keyword } else { &layout.sheet.display_name };
+    if !layout.imposed {
+        return format!(
+            "{} copies on {} {sheet} sheets{tray}, {sides}, as the file is",
+            layout.pieces, layout.sheet_count
+        );
+    }
+    let mut text = format!(
+        "{} pieces on {} {sheet} sheets{tray}, {sides}; {} per sheet",
+        layout.pieces, layout.sheet_count, layout.pieces_per_sheet
+    );
+    if layout.backs_on_separate_sheets {
+        text += "; the backs print on sheets of their own";
+    }
+    if layout.scale < 1.0 {
+        text += &format!("; scaled to {:.0}%", layout.scale * 100.0);
+    }
+    if layout.sheets_one_per_sheet > layout.sheet_count {
+        text += &format!("; one per sheet would take {}", layout.sheets_one_per_sheet);
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_counts_pages_up_to_the_jobs_printed_sides() {
+        // 100 two-page cards on 12 two-sided sheets: 24 pages, not 200.
+        let pb = podconnect_client::pb::Job {
+            id: "j1".into(),
+            state: podconnect_client::pb::JobState::Processing as i32,
+            copies: 100,
+            page_count: 2,
+            pages_printed: Some(10),
+            pages_total: 24,
+            ..Default::default()
+        };
+        let line = progress(&Job::from(pb));
+        assert!(line.starts_with("j1  processing") && line.contains("10/24 pages"), "{line}");
+    }
 }

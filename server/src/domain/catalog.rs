@@ -59,7 +59,7 @@ pub struct Image {
 }
 
 /// Finished size of a printed page.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TrimSize {
     pub width_mm: f64,
     pub height_mm: f64,

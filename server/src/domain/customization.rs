@@ -17,7 +17,7 @@ use crate::domain::catalog::{Price, Product, ProductKind, Storefront, TrimSize, 
 use crate::domain::error::{CoreError, CoreResult};
 use crate::domain::form::{FieldError, Form, Values, check_quantity, normalize};
 use crate::domain::ids::ProductId;
-use crate::domain::records::{check_id, from_ms, new_id, now_ms};
+use crate::domain::records::{check_id, decode_record, from_ms, new_id, now_ms};
 use crate::domain::session::{Session, SessionManager};
 use crate::domain::usage::{UsageEvent, UsageKind, UsageSink};
 
@@ -222,6 +222,18 @@ pub struct PrintFileMeta {
     /// Empty for an uploaded file.
     pub product_id: String,
     pub page_count: u32,
+    pub quantity: u32,
+    // Stored fields are only ever appended (`records::decode_record`).
+    /// The finished size of a draft's file (what imposition goes by); `None` for an upload.
+    pub trim: Option<TrimSize>,
+}
+
+/// What a draft prints as: its product's finished size, pages and the quantity ordered.
+#[derive(Debug, Clone)]
+pub struct DraftPiece {
+    pub product_id: ProductId,
+    pub trim: TrimSize,
+    pub pages: u32,
     pub quantity: u32,
 }
 
@@ -552,6 +564,7 @@ impl Customization {
             product_id: product_id.as_str().to_owned(),
             page_count: ready.page_count,
             quantity: stored.quantity,
+            trim: Some(product.trim),
         };
         let meta = postcard::to_allocvec(&meta).map_err(|e| CoreError::internal("cannot store the print file", e))?;
         data.put(&file_meta_key(&file.id), &meta).await?;
@@ -582,9 +595,10 @@ impl Customization {
         let _slot = upload._slot.take();
         let (pdf, display_name) = upload.finish()?;
         let pdf = Bytes::from(pdf);
-        let page_count = tokio::task::spawn_blocking({
+        // Read and hashed off the async workers: up to 64 MiB.
+        let (page_count, sha256) = tokio::task::spawn_blocking({
             let pdf = pdf.clone();
-            move || crate::domain::pdf::page_count(&pdf)
+            move || crate::domain::pdf::page_count(&pdf).map(|pages| (pages, hex::encode(Sha256::digest(&pdf))))
         })
         .await
         .map_err(|e| CoreError::internal("cannot check the uploaded file", e))?
@@ -596,15 +610,11 @@ impl Customization {
         })?;
         // Checked again: another upload of this session may have finished meanwhile.
         let mut uploads = self.check_upload_room(session).await?;
-        let file = StoredFileInfo {
-            id: new_id(),
-            size_bytes: pdf.len() as u64,
-            page_count,
-            sha256: hex::encode(Sha256::digest(&pdf)),
-        };
+        let file = StoredFileInfo { id: new_id(), size_bytes: pdf.len() as u64, page_count, sha256 };
         let data = self.sessions.data(session);
         data.put(&file_key(&file.id), &pdf).await?;
-        let meta = PrintFileMeta { draft_id: String::new(), product_id: String::new(), page_count, quantity: 1 };
+        let meta =
+            PrintFileMeta { draft_id: String::new(), product_id: String::new(), page_count, quantity: 1, trim: None };
         let meta = postcard::to_allocvec(&meta).map_err(|e| CoreError::internal("cannot store the print file", e))?;
         data.put(&file_meta_key(&file.id), &meta).await?;
         uploads.push(file.id.clone());
@@ -657,7 +667,8 @@ impl Customization {
             return Err(not_found());
         }
         let bytes = self.sessions.data(session).get(&file_meta_key(file_id)).await?.ok_or_else(not_found)?;
-        postcard::from_bytes(&bytes).map_err(|e| CoreError::internal("a stored print file is unreadable", e))
+        // Also one an older core stored (`records::decode_record`): without `trim` it prints as it is.
+        decode_record(&bytes).map_err(|e| CoreError::internal("a stored print file is unreadable", e))
     }
 
     /// Deletes a print file once it is printed (or its job ended otherwise). Its draft stays
@@ -690,6 +701,17 @@ impl Customization {
         }
         let data = self.sessions.data(session).get(&file_key(file_id)).await?;
         data.map(|pdf| Bytes::copy_from_slice(&pdf)).ok_or_else(not_found)
+    }
+
+    /// What a draft prints as, whatever its state (the print screen shows the layout before the
+    /// person confirms).
+    pub async fn draft_piece(&self, session: &Session, draft_id: &str) -> CoreResult<DraftPiece> {
+        let visit = self.sessions.visit(session);
+        let stored = self.load(session, draft_id).await?;
+        let product_id = ProductId::parse(&stored.product)?;
+        let product = self.catalog.product(&visit, &product_id).await?;
+        let pages = stored.file.as_ref().map_or(product.page_count, |file| file.page_count);
+        Ok(DraftPiece { product_id, trim: product.trim, pages, quantity: stored.quantity })
     }
 
     /// The print file of a FINALIZED draft, made again from its values if it was deleted; a draft

@@ -250,6 +250,16 @@ pub struct Media {
     pub height_mm: f64,
 }
 
+/// Media loaded in the printer now, and the tray it is in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReadyMedia {
+    pub media: Media,
+    /// IPP `media-source`, e.g. `tray-1`; `None` when the printer does not say.
+    pub source: Option<String>,
+    /// How far from each edge the printer can print (the largest of its four margins).
+    pub margin_mm: Option<f64>,
+}
+
 /// What a printer can do.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Capabilities {
@@ -267,6 +277,8 @@ pub struct Capabilities {
     /// Used when a job names none; `None`: one-sided, and the first colour mode.
     pub default_sides: Option<Sides>,
     pub default_color: Option<ColorMode>,
+    /// Loaded now (imposition picks its sheet from these); empty = not known.
+    pub media_ready: Vec<ReadyMedia>,
 }
 
 impl Capabilities {
@@ -290,6 +302,15 @@ impl Capabilities {
         }
         if !self.document_formats.iter().any(|f| f == "application/pdf") {
             return invalid("document_formats_supported must contain application/pdf");
+        }
+        for ready in &self.media_ready {
+            let sized = |mm: f64| mm.is_finite() && mm > 0.0 && mm <= 5_000.0;
+            if !(sized(ready.media.width_mm) && sized(ready.media.height_mm)) {
+                return invalid("every media_ready entry needs its width_mm and height_mm (up to 5000 mm)");
+            }
+            if ready.margin_mm.is_some_and(|m| !(0.0..=30.0).contains(&m)) {
+                return invalid("a media_ready margin_mm must be between 0 and 30");
+            }
         }
         Ok(())
     }
@@ -346,6 +367,7 @@ pub fn default_capabilities() -> Capabilities {
         state_reasons: vec!["none".into()],
         default_sides: None,
         default_color: None,
+        media_ready: Vec::new(),
     }
 }
 

@@ -1,5 +1,5 @@
 //! The ephemeral store contract: short-lived, owner-scoped blobs with a time limit on every entry.
-//! Implementations (memory now, Redis later) store bytes only; encryption happens above them in
+//! Implementations (memory, Redis) store bytes only; encryption happens above them in
 //! [`crate::domain::session::SessionData`], so no backend ever sees plaintext.
 
 use std::time::Duration;
@@ -39,6 +39,13 @@ impl From<StoreError> for CoreError {
 pub trait EphemeralStore: Send + Sync + 'static {
     /// Stores `value`, replacing any previous entry, expiring after `ttl`.
     async fn put(&self, scope: &str, name: &str, value: Vec<u8>, ttl: Duration) -> StoreResult<()>;
+    /// Stores `value` only when there is no live entry (a lease); true when it did.
+    async fn put_new(&self, scope: &str, name: &str, value: Vec<u8>, ttl: Duration) -> StoreResult<bool>;
+    /// Resets the time limit of the entry only while it still holds `expected` (a lease's owner
+    /// renewing it); false when it is gone or someone else's.
+    async fn touch_if(&self, scope: &str, name: &str, expected: &[u8], ttl: Duration) -> StoreResult<bool>;
+    /// Removes the entry only while it still holds `expected` (a lease given back by its owner).
+    async fn delete_if(&self, scope: &str, name: &str, expected: &[u8]) -> StoreResult<bool>;
     /// The live entry, if any.
     async fn get(&self, scope: &str, name: &str) -> StoreResult<Option<Vec<u8>>>;
     /// Resets the time limit of a live entry to `ttl`; false when there is no live entry.

@@ -481,25 +481,7 @@ impl SessionManager {
             self.end(&token_hash).await?;
             return Err(expired());
         };
-        // The record's plaintext holds the session's data key: wiped as soon as it is decoded.
-        let mut stored: StoredSession = self
-            .record_key
-            .open(record_aad(&token_hash).as_bytes(), &sealed)
-            .ok()
-            .map(zeroize::Zeroizing::new)
-            .and_then(|plain| postcard::from_bytes(&plain).ok())
-            .ok_or_else(|| CoreError::internal("session record is unreadable", "session record failed to open"))?;
-        let data_key = Key256::from_bytes(stored.data_key);
-        zeroize::Zeroize::zeroize(&mut stored.data_key);
-        let session = Session {
-            id: stored.id,
-            token_hash,
-            data_key,
-            device_id: stored.device_id.clone(),
-            expires_at: UNIX_EPOCH + Duration::from_millis(stored.expires_at_ms),
-            device_user: stored.device_user.map(VaultAddress::from_bytes),
-            login: stored.login.take(),
-        };
+        let session = self.open_record(token_hash, &sealed)?;
         let remaining = session.remaining(self.clock.system());
         if remaining.is_zero() {
             self.close(&session).await?;
@@ -514,6 +496,38 @@ impl SessionManager {
             self.touch_open(&session.device_id, &session.token_hash);
         }
         Ok(session)
+    }
+
+    /// Decodes a sealed session record.
+    fn open_record(&self, token_hash: String, sealed: &[u8]) -> CoreResult<Session> {
+        // The record's plaintext holds the session's data key: wiped as soon as it is decoded.
+        let mut stored: StoredSession = self
+            .record_key
+            .open(record_aad(&token_hash).as_bytes(), sealed)
+            .ok()
+            .map(zeroize::Zeroizing::new)
+            .and_then(|plain| postcard::from_bytes(&plain).ok())
+            .ok_or_else(|| CoreError::internal("session record is unreadable", "session record failed to open"))?;
+        let data_key = Key256::from_bytes(stored.data_key);
+        zeroize::Zeroize::zeroize(&mut stored.data_key);
+        Ok(Session {
+            id: stored.id,
+            token_hash,
+            data_key,
+            device_id: stored.device_id.clone(),
+            expires_at: UNIX_EPOCH + Duration::from_millis(stored.expires_at_ms),
+            device_user: stored.device_user.map(VaultAddress::from_bytes),
+            login: stored.login.take(),
+        })
+    }
+
+    /// The open session whose record is named `record` (also after a login renamed it), without
+    /// counting as activity: how an instance taking over a running job finds its session.
+    pub async fn by_record(&self, record: &str) -> CoreResult<Option<Session>> {
+        let Some(name) = self.current_record(record).await? else { return Ok(None) };
+        let Some(sealed) = self.store.get(TOKEN_SCOPE, &name).await? else { return Ok(None) };
+        let session = self.open_record(name, &sealed)?;
+        Ok((!session.remaining(self.clock.system()).is_zero()).then_some(session))
     }
 
     /// Ends the session: the token stops working and everything the session stored is deleted.
@@ -613,6 +627,21 @@ impl SessionData {
     pub async fn delete(&self, name: &str) -> CoreResult<bool> {
         Ok(self.store.delete(&self.session.scope(), name).await?)
     }
+
+    /// Seals a message about `subject` for the session's eyes only (an event other instances
+    /// relay without being able to read it).
+    pub fn seal_message(&self, subject: &str, plain: &[u8]) -> Vec<u8> {
+        self.session.data_key.seal(message_aad(&self.session.scope(), subject).as_bytes(), plain)
+    }
+
+    /// Opens what [`SessionData::seal_message`] sealed about `subject` for this session.
+    pub fn open_message(&self, subject: &str, sealed: &[u8]) -> CoreResult<zeroize::Zeroizing<Vec<u8>>> {
+        self.session
+            .data_key
+            .open(message_aad(&self.session.scope(), subject).as_bytes(), sealed)
+            .map(zeroize::Zeroizing::new)
+            .map_err(|e| CoreError::internal("a session message is unreadable", e))
+    }
 }
 
 #[async_trait::async_trait]
@@ -640,6 +669,10 @@ fn record_aad(token_hash: &str) -> String {
 
 fn data_aad(scope: &str, name: &str) -> String {
     format!("podconnect/session-data/v1/{scope}/{name}")
+}
+
+fn message_aad(scope: &str, subject: &str) -> String {
+    format!("podconnect/session-message/v1/{scope}/{subject}")
 }
 
 fn expired() -> CoreError {

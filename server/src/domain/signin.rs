@@ -2,9 +2,8 @@
 //! account, and single sign-on for verified device users (enroll, one-time vault keys, silent
 //! login, forget) on top of the SSO manager, which alone ever sees a key or a stored credential.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -49,13 +48,11 @@ pub struct LoginLimits {
     /// Failed logins one account (user name) may get within `window`, from any device.
     pub per_account: usize,
     pub window: Duration,
-    /// Devices and accounts tracked at once; beyond it the oldest are forgotten first.
-    pub max_tracked: usize,
 }
 
 impl Default for LoginLimits {
     fn default() -> Self {
-        LoginLimits { per_device: 10, per_account: 5, window: Duration::from_secs(15 * 60), max_tracked: 10_000 }
+        LoginLimits { per_device: 10, per_account: 5, window: Duration::from_secs(15 * 60) }
     }
 }
 
@@ -104,12 +101,11 @@ struct IssuedVaultKey {
 /// Storefront login and single sign-on for sessions.
 pub struct SignIn {
     deps: SignInDeps,
-    failures: Mutex<Failures>,
 }
 
 impl SignIn {
     pub fn new(deps: SignInDeps) -> Self {
-        SignIn { deps, failures: Mutex::new(Failures::default()) }
+        SignIn { deps }
     }
 
     /// The vault address of the device user an assertion names; `None` for an empty assertion.
@@ -161,16 +157,16 @@ impl SignIn {
     async fn check_with_storefront(&self, session: &Session, login: &Login<'_>) -> CoreResult<Account> {
         check_credentials(login)?;
         let account_key = account_key(login.username);
-        self.check_limits(session, &account_key)?;
+        self.check_limits(session, &account_key).await?;
         let visit = self.deps.sessions.visit(session);
         match self.deps.storefront.login(&visit, login.username, login.password).await {
             Ok(account) => {
-                self.lock().forget_account(&account_key);
+                self.deps.store.delete_scope(&failures_scope(&account_key)).await?;
                 Ok(account)
             }
             Err(err) => {
                 if matches!(err, CoreError::PermissionDenied(_)) {
-                    self.count_failure(session, account_key);
+                    self.count_failure(session, &account_key).await?;
                     self.usage(UsageKind::LoginFailed).await;
                 }
                 Err(err)
@@ -350,17 +346,10 @@ impl SignIn {
         Ok(())
     }
 
-    fn lock(&self) -> MutexGuard<'_, Failures> {
-        // Each change is a few map operations; a poisoned lock is still consistent.
-        self.failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn check_limits(&self, session: &Session, account_key: &str) -> CoreResult<()> {
-        let now = self.deps.clock.instant();
+    async fn check_limits(&self, session: &Session, account_key: &str) -> CoreResult<()> {
         let limits = self.deps.limits;
-        let mut failures = self.lock();
-        let device = failures.retry_after(&device_key(session), limits.per_device, limits.window, now);
-        let account = failures.retry_after(account_key, limits.per_account, limits.window, now);
+        let device = self.retry_after(&device_key(session), limits.per_device).await?;
+        let account = self.retry_after(account_key, limits.per_account).await?;
         match (device, account) {
             (None, None) => Ok(()),
             (Some(wait), None) => Err(CoreError::ResourceExhausted(format!(
@@ -374,12 +363,32 @@ impl SignIn {
         }
     }
 
-    fn count_failure(&self, session: &Session, account_key: String) {
-        let now = self.deps.clock.instant();
-        let limits = self.deps.limits;
-        let mut failures = self.lock();
-        failures.count(device_key(session), now, limits);
-        failures.count(account_key, now, limits);
+    /// How long until `key` may try again, when it has `limit` failures within the window.
+    async fn retry_after(&self, key: &str, limit: usize) -> CoreResult<Option<Duration>> {
+        let names = self.deps.store.names(&failures_scope(key)).await?;
+        if names.len() < limit {
+            return Ok(None);
+        }
+        // Each failure is an entry named by its time; it is allowed again when enough of them
+        // have left the window that fewer than `limit` remain.
+        let mut times: Vec<u64> = names.iter().filter_map(|n| n.split('-').next()?.parse().ok()).collect();
+        times.sort_unstable();
+        let Some(&freeing) = times.get(times.len().saturating_sub(limit)) else { return Ok(None) };
+        let age = Duration::from_millis(unix_ms(self.deps.clock.system()).saturating_sub(freeing));
+        Ok(Some(self.deps.limits.window.saturating_sub(age).max(Duration::from_secs(1))))
+    }
+
+    /// Counts a failure for the device and the account, in the ephemeral store so that every
+    /// instance counts the same failures; each is an entry of its own that expires with the
+    /// window, so concurrent failures on several instances never overwrite each other.
+    async fn count_failure(&self, session: &Session, account_key: &str) -> CoreResult<()> {
+        let now = unix_ms(self.deps.clock.system());
+        let window = self.deps.limits.window;
+        for key in [device_key(session), account_key.to_owned()] {
+            let name = format!("{now}-{}", hex::encode(crate::domain::crypto::random_bytes::<6>()));
+            self.deps.store.put(&failures_scope(&key), &name, Vec::new(), window).await?;
+        }
+        Ok(())
     }
 
     async fn usage(&self, kind: UsageKind) {
@@ -387,49 +396,13 @@ impl SignIn {
     }
 }
 
-/// Failed logins by device and by account, within the window, for at most `max_tracked` keys.
-#[derive(Default)]
-struct Failures {
-    by_key: HashMap<String, VecDeque<Instant>>,
+/// The ephemeral-store scope of one counter's failures.
+fn failures_scope(key: &str) -> String {
+    format!("login-failures-{key}")
 }
 
-impl Failures {
-    /// How long until `key` may try again, when it is at its limit.
-    fn retry_after(&mut self, key: &str, limit: usize, window: Duration, now: Instant) -> Option<Duration> {
-        let times = self.by_key.get_mut(key)?;
-        while times.front().is_some_and(|t| now.duration_since(*t) >= window) {
-            times.pop_front();
-        }
-        if times.is_empty() {
-            self.by_key.remove(key);
-            return None;
-        }
-        let first = *times.front()?;
-        (times.len() >= limit).then(|| window.saturating_sub(now.duration_since(first)))
-    }
-
-    fn count(&mut self, key: String, now: Instant, limits: LoginLimits) {
-        if !self.by_key.contains_key(&key) && self.by_key.len() >= limits.max_tracked {
-            self.by_key.retain(|_, times| times.back().is_some_and(|t| now.duration_since(*t) < limits.window));
-            if self.by_key.len() >= limits.max_tracked {
-                // Still full of live entries: forget the one whose last failure is oldest.
-                if let Some(oldest) = self.by_key.iter().min_by_key(|(_, t)| t.back().copied()).map(|(k, _)| k.clone())
-                {
-                    self.by_key.remove(&oldest);
-                }
-            }
-        }
-        let times = self.by_key.entry(key).or_default();
-        times.push_back(now);
-        // Only the last `limit` failures matter; more cannot make the wait longer than the window.
-        while times.len() > limits.per_device.max(limits.per_account) {
-            times.pop_front();
-        }
-    }
-
-    fn forget_account(&mut self, key: &str) {
-        self.by_key.remove(key);
-    }
+fn unix_ms(at: SystemTime) -> u64 {
+    at.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis() as u64
 }
 
 fn credentials(login: &Login<'_>) -> Credentials {

@@ -100,6 +100,8 @@ pub struct UsageEvent {
     pub outcome: Option<JobOutcome>,
     pub pages: Option<u32>,
     pub duration: Option<Duration>,
+    /// The region whose stack recorded it (`--region`), set by the recorder.
+    pub region: Option<String>,
 }
 
 impl UsageEvent {
@@ -112,6 +114,7 @@ impl UsageEvent {
             outcome: None,
             pages: None,
             duration: None,
+            region: None,
         }
     }
 
@@ -189,6 +192,7 @@ enum Command {
 pub struct UsageRecorder {
     tx: mpsc::Sender<Command>,
     store: Arc<dyn UsageStore>,
+    region: Option<Arc<str>>,
 }
 
 const QUEUE: usize = 4096;
@@ -201,7 +205,13 @@ impl UsageRecorder {
     pub fn spawn(store: Arc<dyn UsageStore>) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE);
         let task = tokio::spawn(write_loop(rx, store.clone()));
-        (UsageRecorder { tx, store }, task)
+        (UsageRecorder { tx, store, region: None }, task)
+    }
+
+    /// Records every event as made in `region` (a stack of the scaled deployment).
+    pub fn in_region(mut self, region: Option<String>) -> Self {
+        self.region = region.map(Into::into);
+        self
     }
 
     /// Waits until every event recorded before this call is in the store.
@@ -245,7 +255,10 @@ impl UsageRecorder {
 
 #[async_trait]
 impl UsageSink for UsageRecorder {
-    async fn record(&self, event: UsageEvent) {
+    async fn record(&self, mut event: UsageEvent) {
+        if event.region.is_none() {
+            event.region = self.region.as_deref().map(str::to_owned);
+        }
         if self.tx.send(Command::Record(event)).await.is_err() {
             tracing::error!("usage writer has stopped; a usage event was not recorded");
         }

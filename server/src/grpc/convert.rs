@@ -10,13 +10,14 @@ use crate::domain::catalog::{
 };
 use crate::domain::customization::{Draft, DraftChanges, DraftState, PageImage, PrintFile};
 use crate::domain::devices::{
-    Capabilities, ColorMode, DeliveryMode, Device, Media, PrinterUri, Sides, existing_device_id, parse_pin,
+    Capabilities, ColorMode, DeliveryMode, Device, Media, PrinterUri, ReadyMedia, Sides, existing_device_id, parse_pin,
 };
 use crate::domain::error::{CoreError, CoreResult};
 use crate::domain::form::{ChoiceOption, Field, FieldError, FieldErrorCode, FieldKind, Form, Values};
 use crate::domain::ids::DeviceId;
 use crate::domain::ids::{CategoryId, ProductId};
-use crate::domain::jobs::{DocumentRef, Job, SubmitRequest};
+use crate::domain::imposition::Layout;
+use crate::domain::jobs::{DocumentRef, Job, PlanRequest, SubmitRequest};
 use crate::domain::printing::{JobState, PrinterJobStatus};
 use crate::domain::records::check_opaque_id;
 use crate::domain::usage::{UsageGrouping, UsageKind, UsageQuery, UsageReport};
@@ -414,18 +415,16 @@ pub fn page_numbers(pages: &[i32]) -> CoreResult<Vec<u32>> {
 }
 
 pub fn preview_pages(images: Vec<PageImage>, page_count: u32) -> pb::RenderPreviewResponse {
-    pb::RenderPreviewResponse {
-        pages: images
-            .into_iter()
-            .map(|p| pb::PreviewPage {
-                page_number: count(p.page_number),
-                content_type: p.content_type,
-                data: p.data.to_vec(),
-                width_px: count(p.width_px),
-                height_px: count(p.height_px),
-            })
-            .collect(),
-        page_count: count(page_count),
+    pb::RenderPreviewResponse { pages: images.iter().map(preview_page).collect(), page_count: count(page_count) }
+}
+
+pub fn preview_page(p: &PageImage) -> pb::PreviewPage {
+    pb::PreviewPage {
+        page_number: count(p.page_number),
+        content_type: p.content_type.clone(),
+        data: p.data.to_vec(),
+        width_px: count(p.width_px),
+        height_px: count(p.height_px),
     }
 }
 
@@ -519,18 +518,25 @@ fn wire_job_state(state: JobState) -> i32 {
     }) as i32
 }
 
+fn media(m: &Media, source: Option<&str>, margin_mm: Option<f64>) -> pb::Media {
+    pb::Media {
+        keyword: m.keyword.clone(),
+        display_name: m.display_name.clone(),
+        width_mm: m.width_mm,
+        height_mm: m.height_mm,
+        source: source.unwrap_or_default().to_owned(),
+        margin_mm: margin_mm.unwrap_or_default(),
+    }
+}
+
+fn media_from_wire(m: pb::Media) -> Media {
+    Media { keyword: m.keyword, display_name: m.display_name, width_mm: m.width_mm, height_mm: m.height_mm }
+}
+
 pub fn capabilities(c: &Capabilities) -> pb::PrinterCapabilities {
     pb::PrinterCapabilities {
-        media_supported: c
-            .media
-            .iter()
-            .map(|m| pb::Media {
-                keyword: m.keyword.clone(),
-                display_name: m.display_name.clone(),
-                width_mm: m.width_mm,
-                height_mm: m.height_mm,
-            })
-            .collect(),
+        media_supported: c.media.iter().map(|m| media(m, None, None)).collect(),
+        media_ready: c.media_ready.iter().map(|r| media(&r.media, r.source.as_deref(), r.margin_mm)).collect(),
         media_default: c.default_media.clone().unwrap_or_default(),
         sides_supported: c.sides.iter().map(|s| wire_sides(*s)).collect(),
         sides_default: wire_sides(c.sides_default()),
@@ -546,14 +552,14 @@ fn capabilities_from_wire(c: pb::PrinterCapabilities) -> CoreResult<Capabilities
     let colors = c.color_modes_supported.iter().map(|m| color_from_wire(*m)).collect::<CoreResult<Vec<_>>>()?;
     let copies_max = u32::try_from(c.copies_max).unwrap_or(0);
     let capabilities = Capabilities {
-        media: c
-            .media_supported
+        media: c.media_supported.into_iter().map(media_from_wire).collect(),
+        media_ready: c
+            .media_ready
             .into_iter()
-            .map(|m| Media {
-                keyword: m.keyword,
-                display_name: m.display_name,
-                width_mm: m.width_mm,
-                height_mm: m.height_mm,
+            .map(|m| {
+                let source = Some(m.source.clone()).filter(|s| !s.is_empty());
+                let margin_mm = Some(m.margin_mm).filter(|m| *m > 0.0);
+                ReadyMedia { media: media_from_wire(m), source, margin_mm }
             })
             .collect(),
         default_media: Some(c.media_default).filter(|m| !m.is_empty()),
@@ -591,7 +597,43 @@ pub fn job(job: &Job) -> pb::Job {
         create_time: Some(timestamp(job.created_at())),
         update_time: Some(timestamp(job.updated_at())),
         end_time: job.ended_at().map(timestamp),
+        layout: Some(layout(&job.layout)),
+        document_sha256: job.document_sha256.clone(),
+        pages_total: count(job.pages_total()),
     }
+}
+
+pub fn layout(l: &Layout) -> pb::PrintLayout {
+    pb::PrintLayout {
+        imposed: l.imposed,
+        sheet: Some(media(&l.sheet, l.source.as_deref(), None)),
+        pieces: count(l.pieces),
+        pieces_per_sheet: count(l.per_sheet),
+        sheet_count: count(l.sheet_count),
+        sides: wire_sides(l.sides),
+        backs_on_separate_sheets: l.backs_separate,
+        rotated: l.rotated,
+        scale: l.scale,
+        sheets_one_per_sheet: count(l.sheets_one_per_sheet),
+    }
+}
+
+pub fn plan_request(req: pb::PlanJobRequest) -> CoreResult<PlanRequest> {
+    let document = match req.document {
+        Some(pb::plan_job_request::Document::FileId(id)) => DocumentRef::File(id),
+        Some(pb::plan_job_request::Document::DraftId(id)) => DocumentRef::Draft(id),
+        None => return Err(CoreError::InvalidArgument("set file_id or draft_id: which document to plan".into())),
+    };
+    Ok(PlanRequest {
+        document,
+        copies: u32::try_from(req.copies)
+            .map_err(|_| CoreError::InvalidArgument("copies must not be negative".into()))?,
+        sides: sides_from_wire(req.sides)?,
+        media: Some(req.media).filter(|m| !m.is_empty()),
+        fit: req.fit_to_sheet,
+        preview_width_px: u32::try_from(req.preview_width_px)
+            .map_err(|_| CoreError::InvalidArgument("preview_width_px must not be negative".into()))?,
+    })
 }
 
 pub fn submit_request(req: pb::SubmitJobRequest) -> CoreResult<SubmitRequest> {
@@ -608,6 +650,7 @@ pub fn submit_request(req: pb::SubmitJobRequest) -> CoreResult<SubmitRequest> {
         sides: sides_from_wire(req.sides)?,
         color_mode: color_from_wire(req.color_mode)?,
         media: Some(req.media).filter(|m| !m.is_empty()),
+        fit: req.fit_to_sheet,
         request_id: Some(req.request_id).filter(|r| !r.is_empty()),
     })
 }

@@ -53,6 +53,16 @@ impl PrintService for PrintAdapter {
         }))
     }
 
+    async fn plan_job(&self, request: Request<pb::PlanJobRequest>) -> GrpcResult<pb::PlanJobResponse> {
+        let session = session(&request)?;
+        let plan = convert::plan_request(request.into_inner())?;
+        let plan = self.0.plan(&session, plan).await?;
+        Ok(Response::new(pb::PlanJobResponse {
+            layout: Some(convert::layout(&plan.layout)),
+            sheet_previews: plan.previews.iter().map(convert::preview_page).collect(),
+        }))
+    }
+
     async fn get_job(&self, request: Request<pb::GetJobRequest>) -> GrpcResult<pb::GetJobResponse> {
         let session = session(&request)?;
         let job = self.0.get(&session, &request.get_ref().job_id).await?;

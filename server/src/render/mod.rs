@@ -11,6 +11,7 @@ mod check;
 mod compose;
 mod fit;
 mod fonts;
+pub mod impose;
 mod pdf;
 mod preview;
 #[cfg(test)]

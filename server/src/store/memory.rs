@@ -1,5 +1,6 @@
-//! In-memory ephemeral store, the embedded default. Entries expire lazily on access and are
-//! purged by a periodic sweep, so memory is reclaimed even for entries nobody reads again.
+//! In-memory ephemeral store and event bus, the embedded default (one instance). Entries expire
+//! lazily on access and are purged by a periodic sweep, so memory is reclaimed even for entries
+//! nobody reads again.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -9,7 +10,10 @@ use crate::domain::clock::{Clock, SystemClock};
 
 use async_trait::async_trait;
 
+use tokio::sync::broadcast;
+
 use crate::domain::ephemeral::{EphemeralStore, StoreResult};
+use crate::domain::events::{BUS_BUFFER, BusMessage, EventBus};
 
 struct Entry {
     value: Vec<u8>,
@@ -89,6 +93,42 @@ impl EphemeralStore for MemoryStore {
         Ok(())
     }
 
+    async fn put_new(&self, scope: &str, name: &str, value: Vec<u8>, ttl: Duration) -> StoreResult<bool> {
+        let now = self.clock.instant();
+        let mut scopes = self.lock();
+        if live(&mut scopes, scope, name, now).is_some() {
+            return Ok(false);
+        }
+        scopes.entry(scope.into()).or_default().insert(name.into(), Entry { value, expires_at: now + ttl });
+        Ok(true)
+    }
+
+    async fn touch_if(&self, scope: &str, name: &str, expected: &[u8], ttl: Duration) -> StoreResult<bool> {
+        let now = self.clock.instant();
+        let mut scopes = self.lock();
+        Ok(match live(&mut scopes, scope, name, now) {
+            Some(entry) if entry.value == expected => {
+                entry.expires_at = now + ttl;
+                true
+            }
+            _ => false,
+        })
+    }
+
+    async fn delete_if(&self, scope: &str, name: &str, expected: &[u8]) -> StoreResult<bool> {
+        let now = self.clock.instant();
+        let mut scopes = self.lock();
+        if live(&mut scopes, scope, name, now).is_none_or(|entry| entry.value != expected) {
+            return Ok(false);
+        }
+        let entries = scopes.get_mut(scope).expect("the entry was just found");
+        entries.remove(name);
+        if entries.is_empty() {
+            scopes.remove(scope);
+        }
+        Ok(true)
+    }
+
     async fn get(&self, scope: &str, name: &str) -> StoreResult<Option<Vec<u8>>> {
         let mut scopes = self.lock();
         Ok(live(&mut scopes, scope, name, self.clock.instant()).map(|entry| entry.value.clone()))
@@ -150,6 +190,28 @@ impl EphemeralStore for MemoryStore {
     }
 }
 
+/// The event bus of a single instance: a broadcast channel in process.
+pub struct LocalBus(broadcast::Sender<BusMessage>);
+
+impl LocalBus {
+    pub fn new() -> Arc<Self> {
+        Arc::new(LocalBus(broadcast::channel(BUS_BUFFER).0))
+    }
+}
+
+#[async_trait]
+impl EventBus for LocalBus {
+    async fn publish(&self, message: Vec<u8>) -> StoreResult<()> {
+        // Nobody listening is fine: nothing watches the job.
+        let _ = self.0.send(BusMessage::Event(message.into()));
+        Ok(())
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<BusMessage> {
+        self.0.subscribe()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,6 +253,22 @@ mod tests {
         assert!(store.get("s", "x").await.unwrap().is_some(), "not yet");
         clock.advance(Duration::from_secs(1));
         assert_eq!(store.get("s", "x").await.unwrap(), None, "expired on the store's clock");
+    }
+
+    #[tokio::test]
+    async fn a_lease_has_one_owner_at_a_time() {
+        let clock = Arc::new(crate::domain::clock::ShiftedClock::new());
+        let store = MemoryStore::with_clock(clock.clone());
+        let ttl = Duration::from_secs(5);
+        assert!(store.put_new("leases", "job", b"a".to_vec(), ttl).await.unwrap());
+        assert!(!store.put_new("leases", "job", b"b".to_vec(), ttl).await.unwrap(), "a holds it");
+        assert!(!store.touch_if("leases", "job", b"b", ttl).await.unwrap(), "b cannot renew a's lease");
+        assert!(store.touch_if("leases", "job", b"a", ttl).await.unwrap());
+        clock.advance(ttl);
+        assert!(store.put_new("leases", "job", b"b".to_vec(), ttl).await.unwrap(), "expired: b takes it");
+        assert!(!store.delete_if("leases", "job", b"a").await.unwrap(), "a can no longer give it back");
+        assert!(store.delete_if("leases", "job", b"b").await.unwrap());
+        assert!(store.scopes().await.unwrap().is_empty());
     }
 
     #[tokio::test]

@@ -10,7 +10,8 @@ use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, SqlitePool};
 
-use crate::domain::devices::{Capabilities, DeliveryMode, Device, DeviceStore, PrinterUri, parse_pin};
+use super::{DEVICE_COLUMNS, DeviceRow};
+use crate::domain::devices::{Device, DeviceStore, PrinterUri};
 use crate::domain::error::{CoreError, CoreResult};
 use crate::domain::ids::DeviceId;
 use crate::domain::jobs::{RunningJob, RunningJobs};
@@ -71,10 +72,10 @@ fn db_error(err: sqlx::Error) -> CoreError {
 #[async_trait]
 impl UsageStore for SqliteStore {
     async fn append(&self, events: &[UsageEvent]) -> CoreResult<()> {
-        // One multi-row INSERT per chunk: SQLite allows 32766 bound variables, 7 per row.
+        // One multi-row INSERT per chunk: SQLite allows 32766 bound variables, 8 per row.
         for chunk in events.chunks(1000) {
             let mut insert = QueryBuilder::new(
-                "INSERT INTO usage_events (kind, occurred_at_ms, product_id, device_model, outcome, pages, duration_ms) ",
+                "INSERT INTO usage_events (kind, occurred_at_ms, product_id, device_model, outcome, pages, duration_ms, region) ",
             );
             insert.push_values(chunk, |mut row, event| {
                 row.push_bind(event.kind.as_str())
@@ -83,7 +84,8 @@ impl UsageStore for SqliteStore {
                     .push_bind(event.device_model.clone())
                     .push_bind(event.outcome.map(|o| o.as_str()))
                     .push_bind(event.pages.map(i64::from))
-                    .push_bind(event.duration.map(|d| d.as_millis() as i64));
+                    .push_bind(event.duration.map(|d| d.as_millis() as i64))
+                    .push_bind(event.region.clone());
             });
             insert.build().execute(&self.pool).await.map_err(db_error)?;
         }
@@ -143,74 +145,6 @@ impl UsageStore for SqliteStore {
     }
 }
 
-fn device_from_row(row: &sqlx::sqlite::SqliteRow) -> CoreResult<Device> {
-    let corrupt = |what: &str| CoreError::internal("the device registry is unreadable", format!("bad {what}"));
-    let id: String = row.try_get("id").map_err(db_error)?;
-    let delivery = row.try_get::<String, _>("delivery").map_err(db_error)?;
-    let delivery = DeliveryMode::from_name(&delivery).map_err(|_| corrupt("delivery"))?;
-    let printer_uri: Option<String> = row.try_get("printer_uri").map_err(db_error)?;
-    let printer_uri = printer_uri.as_deref().map(PrinterUri::parse).transpose().map_err(|_| corrupt("printer URI"))?;
-    let pin: Option<String> = row.try_get("pinned_certificate_sha256").map_err(db_error)?;
-    let pin = pin.as_deref().map(parse_pin).transpose().map_err(|_| corrupt("pin"))?;
-    let capabilities: Option<Vec<u8>> = row.try_get("capabilities").map_err(db_error)?;
-    let capabilities = match capabilities {
-        Some(bytes) => Some(decode_capabilities(&bytes).ok_or_else(|| corrupt("capabilities"))?),
-        None => None,
-    };
-    let time = |column: &str| -> CoreResult<Option<SystemTime>> {
-        let ms: i64 = row.try_get(column).map_err(db_error)?;
-        Ok(u64::try_from(ms).ok().filter(|ms| *ms > 0).map(|ms| UNIX_EPOCH + Duration::from_millis(ms)))
-    };
-    Ok(Device {
-        id: DeviceId::parse(&id).map_err(|_| corrupt("id"))?,
-        display_name: row.try_get("display_name").map_err(db_error)?,
-        model: row.try_get("model").map_err(db_error)?,
-        delivery,
-        printer_uri,
-        pinned_certificate_sha256: pin,
-        location: row.try_get("location").map_err(db_error)?,
-        capabilities,
-        registered_at: time("registered_ms")?,
-        updated_at: time("updated_ms")?,
-    })
-}
-
-/// Capabilities as stored: the current layout, or the one before sides and colour defaults.
-fn decode_capabilities(bytes: &[u8]) -> Option<Capabilities> {
-    #[derive(serde::Deserialize)]
-    struct Before {
-        media: Vec<crate::domain::devices::Media>,
-        default_media: Option<String>,
-        sides: Vec<crate::domain::devices::Sides>,
-        color_modes: Vec<crate::domain::devices::ColorMode>,
-        copies_max: u32,
-        document_formats: Vec<String>,
-        accepting_jobs: bool,
-        state_reasons: Vec<String>,
-    }
-    if let Ok((current, rest)) = postcard::take_from_bytes::<Capabilities>(bytes)
-        && rest.is_empty()
-    {
-        return Some(current);
-    }
-    let before: Before = postcard::from_bytes(bytes).ok()?;
-    Some(Capabilities {
-        media: before.media,
-        default_media: before.default_media,
-        sides: before.sides,
-        color_modes: before.color_modes,
-        copies_max: before.copies_max,
-        document_formats: before.document_formats,
-        accepting_jobs: before.accepting_jobs,
-        state_reasons: before.state_reasons,
-        default_sides: None,
-        default_color: None,
-    })
-}
-
-const DEVICE_COLUMNS: &str = "id, display_name, model, delivery, printer_uri, pinned_certificate_sha256, location, \
-                              capabilities, registered_ms, updated_ms";
-
 impl SqliteStore {
     /// Inserts a device, or with `replace` changes an existing one, keeping when it was
     /// registered.
@@ -248,19 +182,19 @@ impl SqliteStore {
 impl DeviceStore for SqliteStore {
     async fn get(&self, id: &DeviceId) -> CoreResult<Option<Device>> {
         let sql = format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ?");
-        let row = sqlx::query(&sql).bind(id.as_str()).fetch_optional(&self.pool).await.map_err(db_error)?;
-        row.as_ref().map(device_from_row).transpose()
+        let row = sqlx::query_as::<_, DeviceRow>(&sql).bind(id.as_str()).fetch_optional(&self.pool).await;
+        row.map_err(db_error)?.map(|row| row.into_device()).transpose()
     }
 
     async fn list(&self, after: Option<&DeviceId>, limit: u32) -> CoreResult<Vec<Device>> {
         let sql = format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id > ? ORDER BY id LIMIT ?");
-        let rows = sqlx::query(&sql)
+        let rows = sqlx::query_as::<_, DeviceRow>(&sql)
             .bind(after.map_or("", |a| a.as_str()))
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await
             .map_err(db_error)?;
-        rows.iter().map(device_from_row).collect()
+        rows.into_iter().map(|row| row.into_device()).collect()
     }
 
     async fn insert(&self, device: &Device) -> CoreResult<()> {
@@ -341,6 +275,27 @@ impl RunningJobs for SqliteStore {
             })
             .collect()
     }
+
+    async fn drain_started_before(&self, cutoff_ms: u64) -> CoreResult<Vec<RunningJob>> {
+        // One statement, so a job is removed and returned together or not at all.
+        let rows = sqlx::query(
+            "DELETE FROM running_jobs WHERE started_ms < ? RETURNING job_id, product_id, device_model, started_ms",
+        )
+        .bind(i64::try_from(cutoff_ms).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        let mut jobs = Vec::with_capacity(rows.len());
+        for row in &rows {
+            jobs.push(RunningJob {
+                job_id: row.try_get("job_id").map_err(db_error)?,
+                product_id: row.try_get("product_id").map_err(db_error)?,
+                device_model: row.try_get("device_model").map_err(db_error)?,
+                started_ms: row.try_get::<i64, _>("started_ms").map_err(db_error)? as u64,
+            });
+        }
+        Ok(jobs)
+    }
 }
 
 /// The SQL expression for a grouping key; fixed strings only, never caller input.
@@ -401,5 +356,25 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(window[0].count, 1);
+    }
+
+    #[tokio::test]
+    async fn drain_started_before_takes_only_older_jobs() {
+        let store = SqliteStore::open("sqlite::memory:").await.unwrap();
+        let job = |id: &str, started_ms: u64| RunningJob {
+            job_id: id.into(),
+            product_id: "card".into(),
+            device_model: "Model".into(),
+            started_ms,
+        };
+        for (id, started) in [("a", 1_000), ("b", 2_000), ("c", 3_000)] {
+            store.started(&job(id, started)).await.unwrap();
+        }
+        let mut older = store.drain_started_before(2_001).await.unwrap();
+        older.sort_by(|x, y| x.job_id.cmp(&y.job_id));
+        assert_eq!(older, vec![job("a", 1_000), job("b", 2_000)]);
+        assert!(store.drain_started_before(2_001).await.unwrap().is_empty(), "taken once");
+        assert!(store.drain_started_before(3_000).await.unwrap().is_empty(), "the cutoff is exclusive");
+        assert_eq!(store.drain().await.unwrap(), vec![job("c", 3_000)], "newer jobs stay");
     }
 }

@@ -159,6 +159,27 @@ pub struct LoadedTemplate {
     pub choices: HashMap<String, HashMap<String, ChoiceAsset>>,
 }
 
+impl LoadedTemplate {
+    /// What the renderer gets for the product filled in with its placeholders (or defaults) and
+    /// default choices: how benchmarks and tests render a realistic sample.
+    pub fn placeholder_input(&self) -> render::RenderInput {
+        let mut input = render::RenderInput::default();
+        for field in &self.form.fields {
+            if field.kind == crate::domain::form::FieldKind::Choice {
+                if let Some(asset) = self.choices.get(&field.id).and_then(|o| o.get(&field.default)) {
+                    input.choices.insert(field.id.clone(), asset.clone());
+                }
+            } else {
+                let value = if field.placeholder.is_empty() { &field.default } else { &field.placeholder };
+                if !value.is_empty() {
+                    input.texts.insert(field.id.clone(), value.replace("\\n", "\n"));
+                }
+            }
+        }
+        input
+    }
+}
+
 /// Reads `pages/page-1.svg` … `pages/page-N.svg` of a product folder.
 pub fn load_pages(files: &StorefrontFiles, folder: &str, pages: u32) -> anyhow::Result<Vec<String>> {
     let mut sources = Vec::with_capacity(pages as usize);

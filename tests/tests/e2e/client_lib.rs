@@ -248,14 +248,13 @@ async fn a_watch_resumes_after_the_connection_drops_and_repeats_no_state() {
     }
 }
 
-#[tokio::test]
-async fn a_watch_across_a_restarted_core_ends_with_the_reason() {
-    let data = tempfile::tempdir().unwrap();
-    let builder = TestCore::builder()
-        .data_dir(data.path())
-        .operator_token(OPERATOR_TOKEN)
-        .spool_print_time(Duration::from_secs(30))
-        .shutdown_grace(Duration::from_millis(300));
+/// Starts a core from `builder` behind a TCP relay, prints the fire-action notice, reads the
+/// watch's first state, then restarts the core on the same options (and, behind the relay, the
+/// same address): the watch, the new core, and the relay the watch goes through.
+async fn watch_across_a_restart(
+    builder: tests::core::CoreBuilder,
+) -> (podconnect_client::JobWatch, TestCore, TcpProxy) {
+    let builder = builder.operator_token(OPERATOR_TOKEN).shutdown_grace(Duration::from_millis(300));
     let first_core = builder.clone().spawn().await.unwrap();
     let proxy = TcpProxy::start(first_core.addr).await.unwrap();
     let client = client_for(&first_core, Some(proxy.addr))
@@ -272,23 +271,75 @@ async fn a_watch_across_a_restarted_core_ends_with_the_reason() {
     let mut watch = client.watch_job(&job.id);
     let first = watch.next().await.expect("a first state").unwrap();
     assert!(!first.state.is_terminal(), "{first:?}");
-
-    // The core restarts on the same data folder (and, behind the relay, the same address).
     first_core.terminate().await.unwrap();
     let second_core = builder.spawn().await.unwrap();
     proxy.set_target(second_core.addr);
+    (watch, second_core, proxy)
+}
+
+#[tokio::test]
+async fn a_watch_across_a_restarted_core_ends_with_the_reason() {
+    let data = tempfile::tempdir().unwrap();
+    let builder = TestCore::builder().data_dir(data.path()).spool_print_time(Duration::from_secs(30));
+    let (mut watch, second_core, _proxy) = watch_across_a_restart(builder).await;
 
     // Sessions live in the ephemeral store, which a restart empties: the resumed watch reaches
-    // the new core and ends with its answer instead of hanging or repeating itself.
+    // the new core and ends with its answer instead of hanging. An update the first core sent
+    // before it stopped (the job starting to print) may still arrive first; it is never an end
+    // state, and the library never repeats one.
     let mut rest = Vec::new();
     while let Some(item) = watch.next().await {
         rest.push(item);
     }
-    let error = match rest.as_slice() {
-        [Err(error)] => error,
-        other => panic!("expected one error after the restart, got {other:?}"),
+    let (error, updates) = match rest.split_last() {
+        Some((Err(error), updates)) => (error, updates),
+        _ => panic!("expected the watch to end with an error after the restart, got {rest:?}"),
     };
     assert_eq!(error.code(), Code::Unauthenticated, "{error}");
+    let states: Vec<JobState> =
+        updates.iter().map(|u| u.as_ref().expect("only the last item is an error").state).collect();
+    assert!(states.len() <= 1 && states.iter().all(|s| !s.is_terminal()), "{states:?}");
     // The new core reported the job it found interrupted as ended.
     wait_for_events(&second_core, UsageKind::JobEnded, 1).await;
+}
+
+#[tokio::test]
+async fn a_watch_resumes_across_a_restarted_core_on_redis_and_sees_the_job_end() {
+    let redis = tests::redis::RedisServer::start().await.unwrap();
+    let data = tempfile::tempdir().unwrap();
+    // The same data folder (its session key) and the same Redis: the session, its job and the
+    // job's lease outlive the process; the new core takes the job over.
+    let builder = TestCore::builder()
+        .data_dir(data.path())
+        .ephemeral_store(&redis.url())
+        .spool_print_time(Duration::from_secs(3))
+        .job_lease(Duration::from_secs(1));
+    let (mut watch, second_core, _proxy) = watch_across_a_restart(builder).await;
+
+    let mut rest = Vec::new();
+    while let Some(item) = watch.next().await {
+        rest.push(item.expect("the resumed watch goes on without an error"));
+    }
+    assert_eq!(rest.last().map(|job| job.state), Some(JobState::Completed), "{rest:?}");
+    // Counted once, by the instance that ended it.
+    wait_for_events(&second_core, UsageKind::JobEnded, 1).await;
+}
+
+#[tokio::test]
+async fn each_kind_of_call_goes_out_with_its_own_deadline() {
+    let core = TestCore::builder().spawn().await.unwrap();
+    // Renders get no time at all; everything else keeps the defaults.
+    let deadlines = podconnect_client::Deadlines { render: Duration::from_micros(1), ..Default::default() };
+    let client = client_for(&core, None).deadlines(deadlines).connect().await.unwrap();
+    client.start_session("mfd-lobby").await.expect("a change within the write deadline");
+    let product = client.get_product("classic-business-card").await.expect("a read within the read deadline");
+    let card: BTreeMap<String, String> = VALID_CARD.iter().map(|&(k, v)| (k.into(), v.into())).collect();
+    let draft = client.create_draft(&product.id, 0, &card).await.unwrap().draft;
+    let late = client.render_preview(&draft.id, 400, &[]).await.expect_err("no time to render");
+    assert!(matches!(late.code(), Code::DeadlineExceeded | Code::Cancelled), "{late}");
+    // The same preview with the default render deadline works.
+    let patient = client_for(&core, None).connect().await.unwrap();
+    patient.start_session("mfd-lobby").await.unwrap();
+    let draft = patient.create_draft(&product.id, 0, &card).await.unwrap().draft;
+    assert!(!patient.render_preview(&draft.id, 400, &[]).await.unwrap().is_empty());
 }

@@ -3,11 +3,11 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use proto::v1 as pb;
 use tests::client::{authed, create_draft, customize, start_session, update_draft, values};
 use tests::core::TestCore;
+use tests::pdf::poppler;
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -244,20 +244,6 @@ fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// Runs a poppler tool on a PDF and returns its standard output.
-fn poppler(tool: &str, args: &[&str], pdf: &[u8]) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("file.pdf");
-    std::fs::write(&path, pdf).unwrap();
-    let output = Command::new(tool)
-        .args(args)
-        .arg(&path)
-        .args(if tool == "pdftotext" { &["-"][..] } else { &[][..] })
-        .output()
-        .unwrap_or_else(|e| panic!("{tool} runs (the test command installs poppler-utils): {e}"));
-    assert!(output.status.success(), "{tool} failed: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
 fn pdf_text(pdf: &[u8]) -> String {
     poppler("pdftotext", &["-layout"], pdf)
 }

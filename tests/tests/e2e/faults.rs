@@ -122,7 +122,20 @@ async fn a_core_killed_mid_render_mid_print_and_mid_watch_restarts_clean_and_rep
     sigkill(&core);
 
     // Nobody hangs: the watch and every render in flight end with an error.
-    let ended = timeout(STEP, watch.message()).await.expect("the watch ends when the core dies");
+    // Updates sent before the kill may still be in flight; the stream then ends with an error.
+    let ended = timeout(STEP, async {
+        loop {
+            match watch.message().await {
+                Ok(Some(update)) => assert!(
+                    !matches!(update.job.unwrap().state(), pb::JobState::Completed | pb::JobState::Aborted),
+                    "a job cannot end while its core is dead"
+                ),
+                other => return other,
+            }
+        }
+    })
+    .await
+    .expect("the watch ends when the core dies");
     assert!(ended.is_err(), "{ended:?}");
     for _ in 0..3 {
         let outcome = timeout(STEP, done_rx.recv()).await.expect("renders in flight end").unwrap();

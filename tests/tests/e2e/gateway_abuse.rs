@@ -497,8 +497,7 @@ async fn a_flood_of_health_checks_is_capped_instead_of_piling_on_the_core() {
     let gateway = TestGateway::start(&core).await;
     let client = gateway.client(Http::H2).await;
     // A core that stops answering: each check waits out its own time limit.
-    let pid = core.pid().unwrap().to_string();
-    assert!(tokio::process::Command::new("kill").args(["-STOP", &pid]).status().await.unwrap().success());
+    core.freeze().await;
     let mut checks = Vec::new();
     for _ in 0..24 {
         let mut handle = client.multiplexed().unwrap();
@@ -514,7 +513,7 @@ async fn a_flood_of_health_checks_is_capped_instead_of_piling_on_the_core() {
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
         *answers.entry(body).or_insert(0) += 1;
     }
-    assert!(tokio::process::Command::new("kill").args(["-CONT", &pid]).status().await.unwrap().success());
+    core.thaw().await;
     assert_eq!(answers.get("UNAVAILABLE\n"), Some(&16), "16 checks reach the core: {answers:?}");
     assert_eq!(answers.get("BUSY: too many health checks at once\n"), Some(&8), "{answers:?}");
 }

@@ -104,6 +104,31 @@ async fn grpcurl_lists_services_and_walks_a_session() {
         assert_eq!(products.matches("\"shortDescription\"").count(), 3, "{products}");
         assert!(products.contains("nextPageToken"), "{products}");
 
+        // How 100 business cards print, with the first sheet's images, for a grpcurl user.
+        let draft = run(&[
+            "-cacert",
+            &ca,
+            "-H",
+            &auth,
+            "-d",
+            r#"{"product_id": "kraft-eco-business-card"}"#,
+            &addr,
+            "podconnect.v1.CustomizationService/CreateDraft",
+        ]);
+        let draft_id = field(&draft, "id").to_owned();
+        let plan = run(&[
+            "-cacert",
+            &ca,
+            "-H",
+            &auth,
+            "-d",
+            &format!(r#"{{"draft_id": "{draft_id}", "copies": 100, "preview_width_px": 200}}"#),
+            &addr,
+            "podconnect.v1.PrintService/PlanJob",
+        ]);
+        assert!(plan.contains("\"imposed\": true") && plan.contains("\"sheetCount\""), "{plan}");
+        assert_eq!(plan.matches("\"contentType\": \"image/png\"").count(), 1, "one-sided cards: a front: {plan}");
+
         // Without the token the same call is refused, and grpcurl shows why.
         let output = Command::new(grpcurl())
             .args(["-cacert", &ca, &addr, "podconnect.v1.CatalogService/ListCategories"])

@@ -9,7 +9,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
-use tests::client::BEN;
+use tests::client::{ANA, BEN};
 use tests::core::TestCore;
 use tests::gateway::TestGateway;
 use tests::ipp::TestPrinter;
@@ -440,4 +440,68 @@ async fn a_login_follows_the_rotated_token_and_operators_check_health_and_keys()
     assert_eq!(rewrap["failed"], 0);
     let anonymous = podctl.run(&["--operator-token-file", password.to_str().unwrap(), "sso", "rotate"]).await;
     anonymous.fails(16, "UNAUTHENTICATED", "");
+}
+
+#[tokio::test]
+async fn a_device_user_remembers_a_login_reads_a_form_and_logs_out() {
+    let core = TestCore::builder().operator_token(OPERATOR_TOKEN).spawn().await.unwrap();
+    let podctl = Podctl::new(&core, "mfd-lobby");
+    let assertion = podctl.path("assertion.jwt");
+    std::fs::write(&assertion, core.device_assertion("ana.silva").await).unwrap();
+    let assertion = assertion.to_str().unwrap();
+
+    // A session for a signed-in device user: nothing is remembered for her yet.
+    let started = podctl.run(&["--json", "session", "start", "--assertion-file", assertion]).await.ok().json();
+    assert_eq!(started["sso_available"], false, "{started}");
+
+    // The form a person would fill in, field by field.
+    let form = podctl.run(&["--json", "form", "classic-business-card"]).await.ok().json();
+    let fields = form["fields"].as_array().unwrap();
+    let name = fields.iter().find(|f| f["id"] == "name").unwrap_or_else(|| panic!("{form}"));
+    assert_eq!(name["required"], true, "{form}");
+    assert!(fields.iter().any(|f| f["type"] == "choice" && !f["options"].as_array().unwrap().is_empty()), "{form}");
+
+    // Ana logs in with "remember me", then out; her next session at this printer knows her.
+    let password = podctl.path("password");
+    std::fs::write(&password, format!("{}\n", ANA.1)).unwrap();
+    let login =
+        podctl.run(&["--json", "login", ANA.0, "--password-file", password.to_str().unwrap(), "--remember"]).await;
+    assert_eq!(login.ok().json()["remembered"], true);
+    let out = podctl.run(&["--json", "logout"]).await.ok().json();
+    assert_eq!(out, serde_json::json!({ "logged_out": true }));
+    podctl.run(&["session", "close"]).await.ok();
+    let again = podctl.run(&["--json", "session", "start", "--assertion-file", assertion]).await.ok().json();
+    assert_eq!(again["sso_available"], true, "{again}");
+
+    // A missing assertion file is one clear line, not a session without single sign-on.
+    let missing = podctl.run(&["session", "start", "--assertion-file", "/no/such/assertion.jwt"]).await;
+    assert_ne!(missing.code, 0, "{missing:?}");
+    assert!(missing.stderr.contains("cannot read the assertion file"), "{missing:?}");
+    assert_eq!(missing.stderr.lines().count(), 1, "{missing:?}");
+}
+
+#[tokio::test]
+async fn print_plan_shows_how_cards_lay_out_on_sheets_and_writes_the_sheet_images() {
+    let core = TestCore::builder().spawn().await.unwrap();
+    let podctl = Podctl::new(&core, "mfd-podctl");
+    podctl.run(&["session", "start"]).await.ok();
+    let draft = podctl.finalized_card().await;
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("sheets");
+    let args = ["print", &format!("--draft={draft}"), "--copies", "100", "--plan", "--sheet-previews"];
+    let shown = podctl.run(&[&args[..], &[images.to_str().unwrap()]].concat()).await.ok();
+    let first = shown.stdout.lines().next().unwrap_or_default();
+    assert!(first.starts_with("100 pieces on ") && first.contains("A4 sheets"), "{shown:?}");
+    assert!(first.contains("one per sheet would take 100"), "the saving is shown: {shown:?}");
+    for side in ["sheet-front.png", "sheet-back.png"] {
+        let png = std::fs::read(images.join(side)).unwrap_or_else(|e| panic!("{side} written: {e} ({shown:?})"));
+        assert_eq!(imagesize::blob_size(&png).expect("a PNG").width, 600);
+    }
+
+    let json = podctl.run(&["--json", "print", &format!("--draft={draft}"), "--copies", "100", "--plan"]).await.ok();
+    let layout = &json.json()["layout"];
+    assert_eq!((layout["imposed"].as_bool(), layout["pieces"].as_i64()), (Some(true), Some(100)), "{layout}");
+    let per_sheet = layout["pieces_per_sheet"].as_u64().unwrap();
+    assert_eq!(layout["sheet_count"].as_u64(), Some(100_u64.div_ceil(per_sheet)), "{layout}");
+    podctl.run(&["session", "close"]).await.ok();
 }

@@ -215,19 +215,7 @@ async fn fetch(url: &str) -> (u16, Vec<u8>) {
 
 /// GET with extra header lines (each ending in CRLF).
 async fn fetch_with(url: &str, headers: &str) -> (u16, Vec<u8>) {
-    // The pull server speaks HTTP/1.1; with --pull-plaintext a bare request is enough.
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let rest = url.strip_prefix("http://").expect("a plaintext pull link in this test");
-    let (host, path) = rest.split_once('/').unwrap();
-    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
-    let request = format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\n{headers}Connection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.unwrap();
-    let split = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8_lossy(&response[..split]).into_owned();
-    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (status, response[split + 4..].to_vec())
+    tests::raw::plain_get(url, headers).await
 }
 
 #[tokio::test]

@@ -57,6 +57,19 @@ async fn finalized_card(core: &TestCore, channel: &Channel, token: &str) -> (Str
     (file.file_id, bytes.to_vec())
 }
 
+/// The printer got the card's imposed sheets: the job's document, not the one-card print file,
+/// with a page per side of each sheet the layout names.
+fn assert_imposed(kept: &[u8], print_file: &[u8], job: &pb::Job) {
+    use sha2::Digest as _;
+    let layout = job.layout.as_ref().expect("a layout");
+    assert!(layout.imposed, "{layout:?}");
+    assert_ne!(kept, print_file, "the card is laid out on the printer's sheet");
+    let digest: String = sha2::Sha256::digest(kept).iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(digest, job.document_sha256, "the printer got exactly the job's document");
+    let sides = if layout.sides() == pb::Sides::OneSided { 1 } else { 2 };
+    assert_eq!(tests::pdf::pdfinfo(kept).pages, (layout.sheet_count * sides) as u32, "{layout:?}");
+}
+
 fn submit_file(file_id: &str) -> pb::SubmitJobRequest {
     pb::SubmitJobRequest {
         document: Some(pb::submit_job_request::Document::FileId(file_id.into())),
@@ -103,8 +116,10 @@ async fn a_customized_card_prints_on_a_real_ipp_printer() {
     assert!(kinds.windows(2).all(|w| (w[0] as i32) <= (w[1] as i32)), "in order: {kinds:?}");
     assert!(states.last().unwrap().state_reasons.contains(&"job-completed-successfully".to_string()));
 
-    let kept = printer.wait_for_job_file(&job.device_job_id, pdf.len(), Duration::from_secs(10)).await.unwrap();
-    assert_eq!(kept.bytes, pdf, "the printer received exactly the print-ready PDF");
+    let done = states.last().unwrap();
+    let kept = printer.wait_for_job_document(&job.device_job_id, &done.document_sha256, Duration::from_secs(10)).await;
+    let kept = kept.unwrap();
+    assert_imposed(&kept.bytes, &pdf, done);
 
     let session = core.services().sessions.authenticate(&token).await.unwrap();
     assert!(core.services().customization.print_file_bytes(&session, &file_id).await.is_err(), "deleted when done");
@@ -122,9 +137,11 @@ async fn ipps_prints_only_with_the_pinned_certificate() {
     let (file_id, pdf) = finalized_card(&core, &channel, &token).await;
     let job =
         print(&channel).submit_job(authed(&token, submit_file(&file_id))).await.unwrap().into_inner().job.unwrap();
-    assert_eq!(watch_to_end(&channel, &token, &job.id).await.last().unwrap().state(), pb::JobState::Completed);
-    let kept = printer.wait_for_job_file(&job.device_job_id, pdf.len(), Duration::from_secs(10)).await.unwrap();
-    assert_eq!(kept.bytes, pdf);
+    let states = watch_to_end(&channel, &token, &job.id).await;
+    let done = states.last().unwrap();
+    assert_eq!(done.state(), pb::JobState::Completed);
+    let kept = printer.wait_for_job_document(&job.device_job_id, &done.document_sha256, Duration::from_secs(10)).await;
+    assert_imposed(&kept.unwrap().bytes, &pdf, done);
 
     let mut wrong = pin;
     wrong[0] ^= 0xff;
@@ -227,9 +244,11 @@ async fn an_ipp_printer_pulls_its_document_once_with_print_uri() {
     let link = submitted.pull_delivery.expect("a pulled job has a link");
     assert_eq!(job.delivery_mode(), pb::DeliveryMode::DevicePull);
 
-    assert_eq!(watch_to_end(&channel, &token, &job.id).await.last().unwrap().state(), pb::JobState::Completed);
-    let kept = printer.wait_for_job_file(&job.device_job_id, pdf.len(), Duration::from_secs(10)).await.unwrap();
-    assert_eq!(kept.bytes, pdf, "the printer fetched exactly the PDF");
+    let states = watch_to_end(&channel, &token, &job.id).await;
+    let done = states.last().unwrap();
+    assert_eq!(done.state(), pb::JobState::Completed);
+    let kept = printer.wait_for_job_document(&job.device_job_id, &done.document_sha256, Duration::from_secs(10)).await;
+    assert_imposed(&kept.unwrap().bytes, &pdf, done);
 
     // The link was spent by the printer's download.
     let url = link.document_url.strip_prefix("http://").unwrap();

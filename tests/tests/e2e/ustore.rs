@@ -238,7 +238,7 @@ async fn a_person_browses_customizes_previews_and_prints_a_ustore_product() {
 
 #[tokio::test]
 async fn a_static_ustore_product_prints_on_a_real_ipp_printer() {
-    let printer = TestPrinter::start().await.unwrap();
+    let printer = TestPrinter::builder().loaded(&[("iso_a4_210x297mm", "main")]).start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let devices = dir.path().join("devices.toml");
     std::fs::write(
@@ -265,8 +265,14 @@ async fn a_static_ustore_product_prints_on_a_real_ipp_printer() {
     let pdf = shop.core.services().customization.print_file_bytes(&session, &file.file_id).await.unwrap();
     let (job, states) = print_to_end(channel, &token, file.file_id).await;
     assert_eq!(states.last(), Some(&pb::JobState::Completed), "{states:?}");
-    let kept = printer.wait_for_job_file(&job.device_job_id, pdf.len(), Duration::from_secs(10)).await.unwrap();
-    assert_eq!(kept.bytes, pdf.to_vec(), "the printer received uStore's proof as it was");
+    // A4 is loaded: the letterhead prints on it, its proof placed on the sheet at true size.
+    let kept = printer.wait_for_job_document(&job.device_job_id, &job.document_sha256, Duration::from_secs(10)).await;
+    let kept = kept.unwrap();
+    assert_eq!(job.media, "iso_a4_210x297mm");
+    let texts = tempfile::tempdir().unwrap();
+    let proof_text = pdf_text(&pdf, texts.path());
+    assert!(!proof_text.trim().is_empty());
+    assert_eq!(pdf_text(&kept.bytes, texts.path()), proof_text, "the printer received uStore's proof");
 }
 
 #[tokio::test]

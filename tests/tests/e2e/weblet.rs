@@ -1,11 +1,12 @@
 //! The weblet in a real browser: the real core, the real gateway serving the committed weblet bundle,
 //! and headless Chromium driven by `weblet-gateway/weblet/tests/flow.mjs` (playwright-core) through
-//! browse, customize, preview, print and exit, and through single sign-on (log in with "remember
-//! me", relaunch signed in without typing, forget), and through a shop on the XMPie uStore test double
-//! (anonymous browse, login, uStore's own validation on its field, a conditional field, preview,
-//! print), each ending with nothing kept in the browser. The browser
-//! trusts the gateway's development CA through a throw-away NSS database under a temporary HOME,
-//! and first proves it refuses the gateway without it.
+//! browse, customize, preview, print (the business card's layout on the printer's sheets and the
+//! first sheet's front and back, at 800×480 and 1024×600) and exit, and through single sign-on (log
+//! in with "remember me", relaunch signed in without typing, forget), and through a shop on the
+//! XMPie uStore test double (anonymous browse, login, uStore's own validation on its field, a
+//! conditional field, preview, print with its layout), each ending with nothing kept in the
+//! browser. The browser trusts the gateway's development CA through a throw-away NSS database under
+//! a temporary HOME, and first proves it refuses the gateway without it.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

@@ -21,6 +21,9 @@ export type ProblemKind =
   | "needs-fixes"
   /** The printer does not offer this (e.g. logging in). */
   | "not-offered"
+  /** Planning a print: the product is larger than every sheet loaded (or the printer cannot take
+   * the job as asked); printing it scaled down ("fit to sheet") may help. */
+  | "too-large"
   /** Wrong credentials or no permission; at launch, a device user the server did not accept. */
   | "denied"
   | "other";
@@ -39,8 +42,18 @@ export interface Problem {
  * - `vault-key`, `silent-login`: signing the device user in with nothing typed (SsoService);
  * - `login`, `logout`: SessionService.Login and Logout;
  * - `forget`: SsoService.Forget;
- * - `finalize`: the draft made final before printing. */
-export type Situation = "call" | "login" | "finalize" | "start" | "vault-key" | "silent-login" | "logout" | "forget";
+ * - `finalize`: the draft made final before printing;
+ * - `plan`: PrintService.PlanJob (how the job would lay out on the sheets). */
+export type Situation =
+  | "call"
+  | "login"
+  | "finalize"
+  | "plan"
+  | "start"
+  | "vault-key"
+  | "silent-login"
+  | "logout"
+  | "forget";
 
 function kindOf(code: Code): ProblemKind {
   switch (code) {
@@ -74,6 +87,11 @@ function sentence(m: string): string {
   const t = (m || "").trim();
   if (!t) return "";
   return /[.!?…]$/.test(t) ? `${t} ` : `${t}. `;
+}
+
+/** `m` with its first letter in upper case (the core's messages start in lower case). */
+function capitalized(m: string): string {
+  return m.charAt(0).toUpperCase() + m.slice(1);
 }
 
 /** The longest wait worth reading from a status (a day); anything longer is not believed. */
@@ -214,6 +232,15 @@ export function describe(err: unknown, situation: Situation = "call"): Problem {
       break;
     case "finalize":
       if (kind === "needs-fixes") return problem("Some fields need attention", raw || "Please try again.");
+      break;
+    case "plan":
+      if (kind === "needs-fixes") {
+        return problem(
+          "It does not fit on the paper in this printer",
+          capitalized(sentence(raw).trim()) || "The product is larger than the paper loaded.",
+          "too-large",
+        );
+      }
       break;
     case "call":
       break;

@@ -1,7 +1,8 @@
 // Browser end-to-end walks of the weblet in headless Chromium (playwright-core). The print walk
 // (`--scenario print`, the default): home → a subcategory's product and Back (to that subcategory,
 // its parent, home) → category → customizable product → form (with an inline email error) →
-// preview → print → job COMPLETED → exit. The single sign-on walk (`--scenario sso`): without a
+// preview → print (the layout on the sheets and the first sheet's front and back, at 800 × 480 and
+// again at 1024 × 600) → job COMPLETED → exit. The single sign-on walk (`--scenario sso`): without a
 // device user there is no "remember me"; launched with a device-user assertion, log in with
 // "remember me", exit, launch again: signed in with nothing typed; "Forget me"; launch again: not
 // signed in. The uStore walk (`--scenario ustore`, against a core whose storefront is the uStore
@@ -9,9 +10,9 @@
 // the business card, anonymously → Back home, log in through the account screen (the trade-only
 // category appears) → the business card again → customize: a name uStore refuses shows uStore's
 // "reserved" message on the Name field, fixed; ShowPhone Yes makes the conditional Phone field
-// appear, filled → preview (an image) → print → job COMPLETED → exit. All of them then prove the
-// browser kept nothing (no cookies, storage or IndexedDB). Any console error or page error (CSP
-// violations included) fails the run. One numbered screenshot per step.
+// appear, filled → preview (an image) → print (its layout on the sheets) → job COMPLETED → exit.
+// All of them then prove the browser kept nothing (no cookies, storage or IndexedDB). Any console
+// error or page error (CSP violations included) fails the run. One numbered screenshot per step.
 //
 // The browser trusts the gateway's development CA the way a kiosk's IT team would make it: the CA
 // goes into the NSS database under the browser's HOME ($HOME/.pki/nssdb, where Chromium on Linux
@@ -247,6 +248,91 @@ async function previewShows(n) {
   log(`preview page ${n}: ${size[0]} x ${size[1]} px, "${await t("preview-page").textContent()}"`);
 }
 
+/** The print screen shows how `pieces` business cards lay out on the printer's sheets (PlanJob):
+ * a summary naming the sheet count and the sheet size, fewer sheets than cards, and the first
+ * sheet's front and back as decoded images; the Print button stays on screen at this viewport. */
+async function printLayoutShows(pieces, where) {
+  try {
+    await page.waitForFunction(
+      (want) => {
+        const el = document.querySelector('[data-testid="print-layout"]');
+        return el?.getAttribute("data-state") !== "loading" && el?.getAttribute("data-pieces") === String(want);
+      },
+      pieces,
+      { timeout: STEP },
+    );
+  } catch {
+    const state = await t("print-layout")
+      .evaluate(
+        (el) => `${el.getAttribute("data-state")} (pieces ${el.getAttribute("data-pieces")}): ${el.textContent}`,
+      )
+      .catch(() => "(no print-layout element)");
+    throw new Failure(`${where}: the print screen shows no layout for ${pieces} cards: ${state}`);
+  }
+  const layout = t("print-layout");
+  const state = await layout.getAttribute("data-state");
+  check(state === "ready", `${where}: the layout is ${state}: ${await layout.textContent()}`);
+  const sheets = Number(await layout.getAttribute("data-sheets"));
+  const sheet = (await layout.getAttribute("data-sheet")) || "";
+  const summary = ((await t("layout-summary").textContent()) || "").trim();
+  check(sheets >= 1 && sheets < pieces, `${where}: ${pieces} cards take ${sheets} sheets: not imposed? ${summary}`);
+  check(sheet.length > 0, `${where}: the layout names no sheet size: ${summary}`);
+  check(
+    summary.includes(`${pieces} ×`) && summary.includes(`on ${sheets} ${sheet} sheet`),
+    `${where}: the summary does not name ${pieces} pieces on ${sheets} ${sheet} sheets: ${JSON.stringify(summary)}`,
+  );
+  const saving = ((await t("layout-saving").textContent()) || "").trim();
+  check(/^instead of \d+ sheets$/.test(saving), `${where}: no saving shown: ${JSON.stringify(saving)}`);
+  for (const side of ["front", "back"]) {
+    const img = t(`sheet-preview-${side}`);
+    check((await img.count()) === 1, `${where}: there is no ${side} sheet preview`);
+    await page.waitForFunction(
+      (id) => {
+        const el = document.querySelector(`[data-testid="${id}"]`);
+        return el?.complete && el.naturalWidth > 0;
+      },
+      `sheet-preview-${side}`,
+      { timeout: STEP },
+    );
+    const [w, h, alt] = await img.evaluate((el) => [el.naturalWidth, el.naturalHeight, el.alt]);
+    check(w > 0 && h > 0, `${where}: the ${side} sheet preview has no size`);
+    check(alt.length > 0, `${where}: the ${side} sheet preview has no alt text`);
+    await img.scrollIntoViewIfNeeded();
+    check(await img.isVisible(), `${where}: the ${side} sheet preview is not visible`);
+    if (side === "front") log(`${where}: ${summary}, ${saving}; ${side} ${w} x ${h} px "${alt}"`);
+  }
+  // Nothing spills sideways, and the Print button is whole and on screen.
+  const fits = await page.evaluate(() => {
+    const body = document.querySelector(".screen .body");
+    const btn = document.querySelector('[data-testid="print-button"]')?.getBoundingClientRect();
+    return {
+      sideways: body ? body.scrollWidth - body.clientWidth : -1,
+      page: document.documentElement.scrollWidth - window.innerWidth,
+      button: btn && [btn.left, btn.top, btn.right, btn.bottom],
+      view: [window.innerWidth, window.innerHeight],
+    };
+  });
+  check(
+    fits.sideways === 0 && fits.page <= 0,
+    `${where}: the print screen overflows sideways: ${JSON.stringify(fits)}`,
+  );
+  const [l, top, r, b] = fits.button || [];
+  check(
+    fits.button && l >= 0 && top >= 0 && r <= fits.view[0] && b <= fits.view[1],
+    `${where}: the Print button is not wholly on screen: ${JSON.stringify(fits)}`,
+  );
+}
+
+/** The done screen says how the job's `pieces` were laid out: "100 × … on 12 A4 sheets, …". */
+async function doneShowsLayout(pieces, where) {
+  const text = ((await t("done-layout").textContent({ timeout: STEP })) || "").trim();
+  check(
+    text.startsWith(`${pieces} ×`) && /on \d+ \S+ sheets/.test(text),
+    `${where}: the done screen does not say how ${pieces} pieces were laid out: ${JSON.stringify(text)}`,
+  );
+  log(`${where}: ${text}`);
+}
+
 /** The job screen reaches COMPLETED (or the done screen, reached only from COMPLETED). */
 async function jobCompletes() {
   // The job screen shows COMPLETED for 0.9 s before the done screen replaces it; a slow step may
@@ -379,10 +465,30 @@ async function printWalk() {
     const copies = async () => Number(((await t("copies").textContent()) || "").trim());
     const start = await copies();
     check(start === 100, `the copies stepper starts at ${start}, not at the draft's quantity 100`);
+    await printLayoutShows(100, "800x480");
     await t("copies-plus").click();
     check((await copies()) === start + 1, "+ did not add a copy");
+    // The layout is planned again for 101 cards, then for 100 once − takes the card away.
+    await printLayoutShows(101, "800x480 after +");
     await t("copies-minus").click();
     check((await copies()) === start, "− did not take the copy away");
+    await printLayoutShows(100, "800x480 after −");
+  });
+
+  await step("print-options-1024x600", async () => {
+    // The same screen opened on the larger panel: Back to the preview, then Print options again.
+    await page.setViewportSize({ width: 1024, height: 600 });
+    await t("back").click();
+    await t("screen-preview").waitFor();
+    await t("to-print").click();
+    await t("screen-print").waitFor();
+    await t("print-button").waitFor();
+    await printLayoutShows(100, "1024x600");
+  });
+
+  await step("print-options-800x480-again", async () => {
+    await page.setViewportSize({ width: 800, height: 480 });
+    await printLayoutShows(100, "800x480 again");
   });
 
   await step("job", async () => {
@@ -397,6 +503,7 @@ async function printWalk() {
   await step("done", async () => {
     await t("screen-done").waitFor();
     await t("done").waitFor();
+    await doneShowsLayout(100, "done");
   });
 
   const before = calls.filter((c) => c.auth).map((c) => c.auth);
@@ -670,6 +777,8 @@ async function ustoreWalk() {
     await t("to-print").click();
     await t("screen-print").waitFor();
     await t("print-button").waitFor();
+    // uStore's card is laid out on the printer's sheets like the sample shop's.
+    await printLayoutShows(100, "ustore 800x480");
   });
 
   await step("ustore-job", async () => {
@@ -684,6 +793,7 @@ async function ustoreWalk() {
   await step("ustore-done", async () => {
     await t("screen-done").waitFor();
     await t("done").waitFor();
+    await doneShowsLayout(100, "ustore done");
   });
 
   await step("ustore-fresh-start", async () => {

@@ -3,24 +3,10 @@
 // always comes out of the address, usable or not.
 // Usage: node --test tests/ (npm test)
 import assert from "node:assert/strict";
-import { dirname, resolve } from "node:path";
 import { test } from "node:test";
-import { fileURLToPath } from "node:url";
-import { build } from "esbuild";
+import { importTs } from "./bundle.mjs";
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const bundle = await build({
-  absWorkingDir: root,
-  entryPoints: ["src/launch.ts"],
-  bundle: true,
-  format: "esm",
-  platform: "neutral",
-  write: false,
-  logLevel: "warning",
-});
-const { deviceFrom, splitAssertion, MAX_ASSERTION_CHARS } = await import(
-  `data:text/javascript,${encodeURIComponent(bundle.outputFiles[0].text)}`
-);
+const { deviceFrom, splitAssertion, MAX_ASSERTION_CHARS } = await importTs('export * from "./src/launch.ts";');
 
 const JWT = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbmEifQ.c2lnbmF0dXJl";
 

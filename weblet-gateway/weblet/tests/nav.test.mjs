@@ -3,22 +3,10 @@
 // the job screen and the print screen take (Try again, Back to the form).
 // Usage: node --test tests/ (npm test)
 import assert from "node:assert/strict";
-import { dirname, resolve } from "node:path";
 import { test } from "node:test";
-import { fileURLToPath } from "node:url";
-import { build } from "esbuild";
+import { importTs } from "./bundle.mjs";
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const bundle = await build({
-  absWorkingDir: root,
-  entryPoints: ["src/nav.ts"],
-  bundle: true,
-  format: "esm",
-  platform: "neutral",
-  write: false,
-  logLevel: "warning",
-});
-const { Navigator } = await import(`data:text/javascript,${encodeURIComponent(bundle.outputFiles[0].text)}`);
+const { Navigator } = await importTs('export * from "./src/nav.ts";');
 
 /** A navigator that records what it shows; `scroll` is what the screen on show is scrolled to. */
 function app() {

@@ -2,27 +2,12 @@
 // sign-on and the login: what the person reads, and the kind a screen acts on.
 // Usage: node --test tests/ (npm test)
 import assert from "node:assert/strict";
-import { dirname, resolve } from "node:path";
 import { test } from "node:test";
-import { fileURLToPath } from "node:url";
-import { build } from "esbuild";
+import { importTs } from "./bundle.mjs";
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const bundle = await build({
-  absWorkingDir: root,
-  stdin: {
-    contents: `export * from "./src/status.ts"; export { Code, ConnectError } from "@connectrpc/connect";`,
-    resolveDir: root,
-    loader: "ts",
-  },
-  bundle: true,
-  format: "esm",
-  platform: "node",
-  write: false,
-  logLevel: "warning",
-});
-const { describe, waitSeconds, waitWords, Code, ConnectError } = await import(
-  `data:text/javascript,${encodeURIComponent(bundle.outputFiles[0].text)}`
+const { describe, waitSeconds, waitWords, Code, ConnectError } = await importTs(
+  `export * from "./src/status.ts"; export { Code, ConnectError } from "@connectrpc/connect";`,
+  "node",
 );
 
 const status = (code, message = "", details = []) => new ConnectError(message, code, undefined, details);
@@ -110,4 +95,17 @@ test("a value the service refused at login is named as such", () => {
 
 test("forget without a device user says there is nothing to forget", () => {
   assert.equal(describe(status(Code.FailedPrecondition), "forget").title, "Nothing to forget");
+});
+
+test("a product larger than every loaded sheet, when planning, offers fitting it to the sheet", () => {
+  const p = describe(
+    status(
+      Code.FailedPrecondition,
+      'the product (297 × 420 mm) is larger than every sheet this printer holds (A4, US Letter); choose "fit to sheet" to scale it down, or ask staff to load larger paper',
+    ),
+    "plan",
+  );
+  assert.equal(p.kind, "too-large");
+  assert.match(p.message, /^The product \(297 × 420 mm\) is larger than every sheet .*larger paper\.$/);
+  assert.equal(describe(status(Code.Unavailable, "printer offline"), "plan").kind, "unreachable");
 });

@@ -5,6 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use sha2::Digest as _;
+
+use super::plan::{LayoutOptions, PieceOf};
 use super::ticket::{RequestRecord, check_request_id, check_ticket, request_key};
 use super::watch::{Watch, WatchSlot};
 use super::{DocumentRef, Job, Jobs, MAX_UNFINISHED_JOBS, PullLink, SubmitRequest, describe, job_event};
@@ -59,16 +62,20 @@ impl Jobs {
             }
         };
         let copies = if request.copies == 0 { meta.quantity.max(1) } else { request.copies };
+        let options = LayoutOptions { copies, sides: request.sides, media: request.media.as_deref(), fit: request.fit };
+        let (spec, layout) =
+            self.layout(&capabilities, PieceOf::new(meta.trim, meta.page_count), meta.page_count, options)?;
         let ticket = JobTicket {
             // An uploaded file's name stays with the session: the printer's job list is public.
             job_name: match meta.product_id.as_str() {
                 "" => "podconnect upload".to_owned(),
                 product => format!("podconnect {product}"),
             },
-            copies,
-            sides: request.sides.unwrap_or(capabilities.sides_default()),
+            // Imposed sheets hold every piece: the printer prints the document once.
+            copies: if layout.imposed { 1 } else { copies },
+            sides: layout.sides,
             color_mode: request.color_mode.unwrap_or(capabilities.color_default()),
-            media: request.media.clone().or(capabilities.default_media.clone()),
+            media: Some(layout.sheet.keyword.clone()).filter(|m| !m.is_empty()),
             document_format: "application/pdf".into(),
         };
         check_ticket(&ticket, &capabilities)?;
@@ -107,11 +114,21 @@ impl Jobs {
             created_ms: now,
             updated_ms: now,
             ended_ms: None,
+            layout,
+            document_sha256: String::new(),
             pull_link: None,
             pull_expires_ms: None,
             printer_ref: None,
         };
-        let pdf = self.deps.customization.print_file_bytes(session, &file_id).await?;
+        let mut pdf = self.deps.customization.print_file_bytes(session, &file_id).await?;
+        if let Some(spec) = &spec {
+            pdf = self.deps.imposer.impose(pdf, spec).await?;
+        }
+        // Up to 64 MiB: hashed off the async workers, so other calls are not held up meanwhile.
+        let hashed = pdf.clone();
+        job.document_sha256 = tokio::task::spawn_blocking(move || hex::encode(sha2::Sha256::digest(&hashed)))
+            .await
+            .map_err(|e| CoreError::internal("cannot hash the print document", e))?;
         let mut link = None;
         let document = if pulled {
             let pull = self.create_pull_link(session, &mut job, &pdf).await?;
@@ -136,9 +153,10 @@ impl Jobs {
             started_ms: job.created_ms,
         };
         self.deps.running.started(&remembered).await?;
+        self.register_running(session, &job).await?;
 
         match self.printer(&device) {
-            Some(printer) => match printer.submit(&device, &ticket, document).await {
+            Some(printer) => match self.holding(&job.id, printer.submit(&device, &ticket, document)).await {
                 Ok(reference) => {
                     job.printer_ref = Some(reference.0.clone());
                     job.device_job_id = reference.0;
@@ -159,7 +177,7 @@ impl Jobs {
             // An EIP device pulls the link itself; its weblet reports the states.
             None => self.spawn_pull_follower(session.clone(), device, job.id.clone()),
         }
-        self.hub.publish(&job);
+        self.hub.publish(&self.deps.sessions.data(session), &job).await;
         Ok((job, link))
     }
 
@@ -184,7 +202,13 @@ impl Jobs {
                 return Ok((ended?, None));
             }
         };
-        let watch = Watch { receiver, sessions: self.deps.sessions.clone(), session: session.clone(), _slot: slot };
+        let watch = Watch {
+            receiver,
+            sessions: self.deps.sessions.clone(),
+            session: session.clone(),
+            last: job.clone(),
+            _slot: slot,
+        };
         Ok((job, Some(watch)))
     }
 
@@ -203,7 +227,7 @@ impl Jobs {
                 job.message = "Canceling".into();
                 job.updated_ms = now_ms();
                 self.save(session, &job).await?;
-                self.hub.publish(&job);
+                self.hub.publish(&self.deps.sessions.data(session), &job).await;
             }
             _ => {
                 let reasons = vec!["job-canceled-by-user".into()];
@@ -266,11 +290,12 @@ impl Jobs {
         job.pages_printed = status.pages_printed.or(job.pages_printed);
         job.updated_ms = now_ms();
         self.save(session, job).await?;
-        self.hub.publish(job);
+        self.hub.publish(&self.deps.sessions.data(session), job).await;
         Ok(())
     }
 
-    /// Ends a job: records it, deletes its print-ready file and pull link, tells watchers.
+    /// Ends a job: records it, deletes its print-ready file and pull link, tells watchers. Only
+    /// the first to end a job does this (instances may race: a device's report and a follower).
     pub(super) async fn finish(
         &self,
         session: &Session,
@@ -280,6 +305,12 @@ impl Jobs {
         reasons: Vec<String>,
         message: String,
     ) -> CoreResult<()> {
+        if !self.claim_end(&job.id).await? {
+            if let Ok(ended) = self.load(session, &job.id).await {
+                *job = ended;
+            }
+            return Ok(());
+        }
         let now = now_ms();
         job.state = state;
         job.reasons = reasons;
@@ -300,10 +331,10 @@ impl Jobs {
             JobState::Canceled => JobOutcome::Canceled,
             _ => JobOutcome::Aborted,
         });
-        event.pages = job.pages_printed.or(Some(job.page_count * job.copies));
+        event.pages = job.pages_printed.or(Some(job.pages_total()));
         event.duration = Some(Duration::from_millis(now.saturating_sub(job.created_ms)));
         self.deps.usage.record(event).await;
-        self.hub.publish(job);
+        self.hub.publish(&self.deps.sessions.data(session), job).await;
         Ok(())
     }
 }

@@ -6,9 +6,12 @@
 //! One job per file: `lifecycle` (submit, cancel, reported and polled states, the end of a job),
 //! `runner` (following a job at its printer, with a deadline), `watch` (the watcher hub and
 //! WatchJob streams), `pull` (one-time pull links), `recovery` (jobs a restart interrupted) and
-//! `ticket` (a request checked against the printer's capabilities; `request_id` retries).
+//! `ticket` (a request checked against the printer's capabilities; `request_id` retries) and
+//! `lease` (one instance follows each running job; another takes over when it dies).
 
+mod lease;
 mod lifecycle;
+mod plan;
 mod pull;
 mod recovery;
 mod runner;
@@ -24,17 +27,22 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::customization::Customization;
-use crate::domain::devices::{Capabilities, ColorMode, DeliveryMode, Device, DeviceStore, Sides, default_capabilities};
+use crate::domain::devices::{
+    Capabilities, ColorMode, DeliveryMode, Device, DeviceStore, Media, Sides, default_capabilities,
+};
 use crate::domain::ephemeral::EphemeralStore;
 use crate::domain::error::{CoreError, CoreResult};
+use crate::domain::events::EventBus;
 use crate::domain::ids::{DeviceId, ProductId};
+use crate::domain::imposition::{Imposer, Layout, SheetPolicy};
 use crate::domain::printing::{JobState, Printer};
-use crate::domain::records::{check_id, from_ms};
+use crate::domain::records::{check_id, decode_record, from_ms};
 use crate::domain::session::{Session, SessionManager};
 use crate::domain::usage::{UsageEvent, UsageKind, UsageSink};
 
+pub use plan::{JobPlan, PlanRequest};
 pub use pull::{PullDownload, PullLinks, PullTicket};
-pub use recovery::{RunningJob, RunningJobs, recover_interrupted};
+pub use recovery::{RunningJob, RunningJobs, recover_abandoned, recover_interrupted};
 use watch::Hub;
 pub use watch::Watch;
 
@@ -52,6 +60,8 @@ pub struct SubmitRequest {
     pub sides: Option<Sides>,
     pub color_mode: Option<ColorMode>,
     pub media: Option<String>,
+    /// Scale a product down to the sheet when it is larger than every sheet.
+    pub fit: bool,
     /// Retrying with the same id returns the first job instead of printing twice.
     pub request_id: Option<String>,
 }
@@ -94,6 +104,11 @@ pub struct Job {
     pub(super) pull_expires_ms: Option<u64>,
     /// The printer's handle, once submitted.
     pub(super) printer_ref: Option<String>,
+    // Stored fields are only ever appended (`records::decode_record`); these came with imposition.
+    /// How the pieces are laid out on the sheets.
+    pub layout: Layout,
+    /// SHA-256 (hex) of the document the printer gets.
+    pub document_sha256: String,
 }
 
 impl Job {
@@ -105,6 +120,35 @@ impl Job {
     }
     pub fn ended_at(&self) -> Option<SystemTime> {
         self.ended_ms.map(from_ms)
+    }
+
+    /// Reads a stored job, also one an older or newer core stored (`records::decode_record`);
+    /// one stored before jobs had layouts printed its file as it is.
+    pub(super) fn read(bytes: &[u8]) -> Result<Job, postcard::Error> {
+        let mut job: Job = decode_record(bytes)?;
+        if job.layout.sheet.keyword.is_empty() {
+            let sheet = default_capabilities().media.into_iter().find(|m| m.keyword == job.media);
+            let sheet = sheet.unwrap_or_else(|| Media {
+                keyword: job.media.clone(),
+                display_name: job.media.clone(),
+                width_mm: 0.0,
+                height_mm: 0.0,
+            });
+            job.layout = Layout::as_is(sheet, None, job.page_count, job.copies, job.sides);
+        }
+        Ok(job)
+    }
+
+    /// Pages (impressions, one per printed side of a sheet) the printer prints for the whole
+    /// job, what `pages_printed` counts up to: the sides of the imposed sheets, or the file's
+    /// pages times its copies when it prints as it is.
+    pub fn pages_total(&self) -> u32 {
+        if self.layout.imposed {
+            let sides = if self.layout.sides == Sides::OneSided { 1 } else { 2 };
+            self.layout.sheet_count.saturating_mul(sides)
+        } else {
+            self.page_count.saturating_mul(self.copies)
+        }
     }
 }
 
@@ -124,6 +168,9 @@ pub struct JobPolicy {
     pub deadline: Duration,
     /// How long a pull link works.
     pub pull_link_ttl: Duration,
+    /// How long a job's follower may go without renewing its lease before another instance
+    /// takes the job over.
+    pub lease: Duration,
 }
 
 /// The delivery modes, one printer implementation each.
@@ -151,9 +198,17 @@ pub struct JobsDeps {
     pub printers: Printers,
     /// Pull links' index (their documents live in the sessions' scopes).
     pub store: Arc<dyn EphemeralStore>,
+    /// Where job changes travel to watchers on every instance.
+    pub bus: Arc<dyn EventBus>,
+    /// This instance's name in job leases (unique among the instances sharing the store).
+    pub instance: String,
     pub running: Arc<dyn RunningJobs>,
     pub usage: Arc<dyn UsageSink>,
     pub policy: JobPolicy,
+    /// Lays products out on the printer's sheets.
+    pub imposer: Arc<dyn Imposer>,
+    /// Which sheets imposition prefers, and the margin it keeps.
+    pub sheets: SheetPolicy,
     /// `{base}/{token}.pdf` is a pull link; the base is where `PullServer` is reachable.
     pub pull_base_url: String,
 }
@@ -164,12 +219,16 @@ pub struct Jobs {
     hub: Hub,
     /// Open WatchJob streams per session scope.
     watches: Arc<Mutex<HashMap<String, usize>>>,
+    /// The jobs this instance follows now (a lease of its own that lapsed, say while the store
+    /// could not be reached, is taken again, not followed twice).
+    following: lease::Following,
 }
 
 impl Jobs {
     pub fn new(mut deps: JobsDeps) -> Self {
         deps.pull_base_url = deps.pull_base_url.trim_end_matches('/').to_owned();
-        Jobs { deps, hub: Hub::default(), watches: Arc::default() }
+        let hub = Hub::new(deps.bus.clone());
+        Jobs { deps, hub, watches: Arc::default(), following: lease::Following::default() }
     }
 
     /// Whether a session may start on this device (NOT_FOUND when the server requires registered
@@ -246,7 +305,7 @@ impl Jobs {
             return Err(not_found());
         }
         let bytes = self.deps.sessions.data(session).get(&job_key(job_id)).await?.ok_or_else(not_found)?;
-        postcard::from_bytes(&bytes).map_err(|e| CoreError::internal("a stored job is unreadable", e))
+        Job::read(&bytes).map_err(|e| CoreError::internal("a stored job is unreadable", e))
     }
 
     pub(super) async fn save(&self, session: &Session, job: &Job) -> CoreResult<()> {

@@ -1,6 +1,8 @@
 //! Following jobs to their end: a runner polls the printer with a deadline (and cancels there
 //! when it passes); a job a device pulls itself is aborted when its link expires unfetched, or
-//! at the deadline when the device never reports its end. Both stop when the session ends.
+//! at the deadline when the device never reports its end. Both stop when the session ends, and
+//! when another instance holds the job's lease; both start again from the stored job on the
+//! instance that takes a lapsed lease over.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,8 +25,14 @@ impl Jobs {
         job: Job,
     ) {
         let this = self.clone();
+        let Some(follow) = self.following.start(&job.id) else { return };
         tokio::spawn(async move {
-            let deadline = tokio::time::Instant::now() + this.deps.policy.deadline;
+            let _follow = follow;
+            // From when the job was made, also for a job taken over from another instance.
+            let left = Duration::from_millis(
+                (job.created_ms + this.deps.policy.deadline.as_millis() as u64).saturating_sub(now_ms()),
+            );
+            let deadline = tokio::time::Instant::now() + left;
             let reference = PrinterJobRef(job.printer_ref.clone().unwrap_or_default());
             let mut job = job;
             let mut failures = 0u32;
@@ -61,10 +69,13 @@ impl Jobs {
                 }
                 if !matches!(this.deps.sessions.is_open(&session).await, Ok(true)) {
                     // The app closed: its data is gone; let the printer finish on its own.
-                    this.hub.forget(&job.id);
+                    this.hub.forget(&job.id).await;
+                    this.let_go(&job.id).await;
                     return;
                 }
-                tokio::time::sleep(this.deps.policy.poll_every).await;
+                if !this.hold_for(&job.id, this.deps.policy.poll_every).await {
+                    return;
+                }
             }
         });
     }
@@ -73,7 +84,9 @@ impl Jobs {
     /// deadline when the device never reports its end. Stops when the session ends.
     pub(super) fn spawn_pull_follower(self: &Arc<Self>, session: Session, device: Device, job_id: String) {
         let this = self.clone();
+        let Some(follow) = self.following.start(&job_id) else { return };
         tokio::spawn(async move {
+            let _follow = follow;
             loop {
                 let Ok(mut job) = this.load(&session, &job_id).await else { return };
                 if job.state.is_terminal() {
@@ -82,7 +95,9 @@ impl Jobs {
                 let now = now_ms();
                 if let (Some(link), Some(expires)) = (job.pull_link.clone(), job.pull_expires_ms) {
                     if now < expires {
-                        tokio::time::sleep(Duration::from_millis(expires - now)).await;
+                        if !this.hold_for(&job_id, Duration::from_millis(expires - now)).await {
+                            return;
+                        }
                         continue;
                     }
                     // Still there when the link expired: never fetched, and now nobody can.
@@ -95,7 +110,9 @@ impl Jobs {
                 }
                 let deadline = job.created_ms + this.deps.policy.deadline.as_millis() as u64;
                 if now < deadline {
-                    tokio::time::sleep(Duration::from_millis(deadline - now)).await;
+                    if !this.hold_for(&job_id, Duration::from_millis(deadline - now)).await {
+                        return;
+                    }
                     continue;
                 }
                 let reasons = vec!["job-timeout".into()];

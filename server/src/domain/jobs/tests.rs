@@ -38,6 +38,14 @@ pub(super) fn job(id: &str, state: JobState) -> Job {
         created_ms: 0,
         updated_ms: 0,
         ended_ms: None,
+        layout: crate::domain::imposition::Layout::as_is(
+            crate::domain::devices::default_capabilities().media[0].clone(),
+            None,
+            1,
+            1,
+            Sides::OneSided,
+        ),
+        document_sha256: String::new(),
         pull_link: None,
         pull_expires_ms: None,
         printer_ref: None,
@@ -90,6 +98,9 @@ impl RunningJobs for ForgetfulRunningJobs {
         Ok(())
     }
     async fn drain(&self) -> CoreResult<Vec<RunningJob>> {
+        Ok(Vec::new())
+    }
+    async fn drain_started_before(&self, _: u64) -> CoreResult<Vec<RunningJob>> {
         Ok(Vec::new())
     }
 }
@@ -157,16 +168,39 @@ async fn service() -> (Arc<Jobs>, Session, String) {
         unregistered: UnregisteredDevices::Use(Box::new(stand_in)),
         printers: Printers { ipp: printer.clone(), spool: printer },
         store,
+        bus: crate::store::memory::LocalBus::new(),
+        instance: "test-instance".into(),
         running: Arc::new(ForgetfulRunningJobs),
         usage: Arc::new(NoUsage),
         policy: JobPolicy {
             poll_every: Duration::from_millis(100),
             deadline: Duration::from_secs(60),
             pull_link_ttl: Duration::from_secs(60),
+            lease: Duration::from_secs(6),
         },
+        imposer: Arc::new(crate::printing::imposition::SheetImposer::new(
+            crate::storefront::customizer::RenderPool::new(RenderLimits {
+                concurrent: 1,
+                wait: Duration::from_secs(10),
+            }),
+        )),
+        sheets: crate::domain::imposition::SheetPolicy::default(),
         pull_base_url: "https://core.test/print-files".into(),
     });
     (Arc::new(jobs), session, file.id)
+}
+
+/// One session's data on a store of its own (kept alive by the returned store).
+pub(super) async fn session_data() -> (crate::domain::session::SessionData, Arc<SessionManager>) {
+    let limits = SessionLimits {
+        idle: Duration::from_secs(60),
+        absolute: Duration::from_secs(600),
+        max_per_device: 8,
+        max_total: 64,
+    };
+    let sessions = Arc::new(SessionManager::new(MemoryStore::new(), Key256::generate(), limits, Arc::new(NoUsage)));
+    let (_, session) = sessions.start(DeviceId::parse("mfd-1").unwrap(), "").await.unwrap();
+    (sessions.data(&session), sessions)
 }
 
 fn submit(file_id: &str) -> SubmitRequest {
@@ -176,6 +210,7 @@ fn submit(file_id: &str) -> SubmitRequest {
         sides: None,
         color_mode: None,
         media: None,
+        fit: false,
         request_id: Some("0b6f0b0e-4c2a-4f1e-9a55-2c7f4f0e8d11".into()),
     }
 }
@@ -212,4 +247,104 @@ async fn watching_an_unknown_or_ended_job_leaves_nothing_in_the_hub() {
     }
     assert_eq!(jobs.hub.len(), 0, "watches on an ended job left channels behind");
     assert!(jobs.watches.lock().unwrap().is_empty(), "no watch slot is held");
+}
+
+#[test]
+fn pages_total_counts_the_printed_sides_of_sheets_not_pieces_times_pages() {
+    let a4 = crate::domain::devices::default_capabilities().media[0].clone();
+    // 100 two-page cards, 9 to a two-sided A4 sheet: 12 sheets, 24 impressions (not 200).
+    let mut cards = job("cards", JobState::Processing);
+    (cards.copies, cards.page_count) = (100, 2);
+    cards.layout = Layout {
+        imposed: true,
+        per_sheet: 9,
+        sheet_count: 12,
+        sides: Sides::TwoSidedShortEdge,
+        pieces: 100,
+        sheets_one_per_sheet: 100,
+        ..Layout::as_is(a4.clone(), None, 2, 100, Sides::TwoSidedShortEdge)
+    };
+    assert_eq!(cards.pages_total(), 24);
+    // One-sided with the backs on sheets of their own: every sheet is one impression.
+    cards.layout.sides = Sides::OneSided;
+    cards.layout.backs_separate = true;
+    cards.layout.sheet_count = 24;
+    assert_eq!(cards.pages_total(), 24);
+    // A three-page file printed as it is, 5 copies, two-sided: every page is an impression.
+    let mut upload = job("upload", JobState::Processing);
+    (upload.copies, upload.page_count) = (5, 3);
+    upload.layout = Layout::as_is(a4, None, 3, 5, Sides::TwoSidedLongEdge);
+    assert_eq!(upload.pages_total(), 15);
+}
+
+/// A job as cores stored it before jobs had layouts (the field order matters to postcard).
+#[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct StoredBeforeLayouts {
+    id: String,
+    state: JobState,
+    reasons: Vec<String>,
+    message: String,
+    file_id: String,
+    draft_id: String,
+    product_id: Option<ProductId>,
+    device_id: DeviceId,
+    delivery: DeliveryMode,
+    copies: u32,
+    sides: Sides,
+    color_mode: ColorMode,
+    media: String,
+    page_count: u32,
+    pages_printed: Option<u32>,
+    device_job_id: String,
+    created_ms: u64,
+    updated_ms: u64,
+    ended_ms: Option<u64>,
+    pull_link: Option<String>,
+    pull_expires_ms: Option<u64>,
+    printer_ref: Option<String>,
+}
+
+#[test]
+fn cores_of_the_previous_version_and_this_one_read_each_others_jobs() {
+    let mut job = job("j1", JobState::Processing);
+    (job.copies, job.page_count, job.sides) = (3, 2, Sides::TwoSidedLongEdge);
+    job.media = "iso_a4_210x297mm".into();
+    (job.pull_link, job.printer_ref) = (Some("pull-1".into()), Some("ipp-7".into()));
+    job.document_sha256 = "ab".repeat(32);
+    let old = StoredBeforeLayouts {
+        id: job.id.clone(),
+        state: job.state,
+        reasons: vec!["job-printing".into()],
+        message: "Printing".into(),
+        file_id: job.file_id.clone(),
+        draft_id: job.draft_id.clone(),
+        product_id: job.product_id.clone(),
+        device_id: job.device_id.clone(),
+        delivery: job.delivery,
+        copies: job.copies,
+        sides: job.sides,
+        color_mode: job.color_mode,
+        media: job.media.clone(),
+        page_count: job.page_count,
+        pages_printed: Some(4),
+        device_job_id: "7".into(),
+        created_ms: 1,
+        updated_ms: 2,
+        ended_ms: None,
+        pull_link: job.pull_link.clone(),
+        pull_expires_ms: Some(9),
+        printer_ref: job.printer_ref.clone(),
+    };
+    // This core reads the older job: the same job, its file printed as it is on its media.
+    let read = Job::read(&postcard::to_allocvec(&old).unwrap()).expect("an older job reads");
+    assert_eq!((read.pull_link.as_deref(), read.printer_ref.as_deref()), (Some("pull-1"), Some("ipp-7")));
+    assert_eq!((read.pages_printed, read.pull_expires_ms, read.reasons.len()), (Some(4), Some(9), 1));
+    assert!(!read.layout.imposed);
+    assert_eq!((read.layout.sheet.display_name.as_str(), read.layout.pieces, read.pages_total()), ("A4", 3, 6));
+    assert!(read.document_sha256.is_empty());
+    // The older core reads this one's job: its fields where they were.
+    let new = postcard::to_allocvec(&job).unwrap();
+    let seen: StoredBeforeLayouts = postcard::from_bytes(&new).expect("a newer job reads");
+    assert_eq!((seen.pull_link, seen.printer_ref, seen.copies), (job.pull_link.clone(), job.printer_ref.clone(), 3));
+    assert_eq!(Job::read(&new).unwrap(), job);
 }

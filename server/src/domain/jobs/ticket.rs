@@ -75,11 +75,12 @@ impl SubmitRequest {
             DocumentRef::Draft(id) => format!("draft:{id}"),
         };
         let options = format!(
-            "{document}\n{}\n{:?}\n{:?}\n{}",
+            "{document}\n{}\n{:?}\n{:?}\n{}\n{}",
             self.copies,
             self.sides.map(Sides::keyword),
             self.color_mode.map(ColorMode::keyword),
-            self.media.as_deref().unwrap_or_default()
+            self.media.as_deref().unwrap_or_default(),
+            self.fit
         );
         Sha256::digest(options.as_bytes()).into()
     }
@@ -106,6 +107,7 @@ mod tests {
             sides: None,
             color_mode: None,
             media: None,
+            fit: false,
             request_id: Some("x".into()),
         };
         let two = SubmitRequest { copies: 2, ..one.clone() };

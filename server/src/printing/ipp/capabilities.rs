@@ -5,13 +5,14 @@ use ipp::request::IppRequestResponse;
 use ipp::value::IppValue;
 
 use super::answer::{each, printer_value, text};
-use crate::domain::devices::{Capabilities, ColorMode, Media, Sides};
+use crate::domain::devices::{Capabilities, ColorMode, Media, ReadyMedia, Sides};
 
 pub(super) fn read_capabilities(answer: &IppRequestResponse) -> Capabilities {
     let strings = |name: &str| -> Vec<String> {
         printer_value(answer, name).map(|value| each(value).filter_map(text).collect()).unwrap_or_default()
     };
-    let media = strings("media-supported").iter().filter_map(|keyword| parse_media(keyword)).collect();
+    let media: Vec<Media> = strings("media-supported").iter().filter_map(|keyword| parse_media(keyword)).collect();
+    let media_ready = read_media_ready(answer, &media, &strings("media-ready"));
     let default_media = strings("media-default").into_iter().next().filter(|media| media != "none");
     let sides: Vec<Sides> =
         strings("sides-supported").iter().filter_map(|keyword| Sides::from_keyword(keyword)).collect();
@@ -51,7 +52,59 @@ pub(super) fn read_capabilities(answer: &IppRequestResponse) -> Capabilities {
         document_formats: strings("document-format-supported"),
         accepting_jobs,
         state_reasons,
+        media_ready,
     }
+}
+
+/// The media loaded now: `media-col-ready` names each tray's size and source (PWG 5100.7);
+/// `media-ready` keywords add what it does not cover. A size is named by the supported keyword
+/// of that size (within a millimetre), or by its own keyword when it has one.
+fn read_media_ready(answer: &IppRequestResponse, supported: &[Media], keywords: &[String]) -> Vec<ReadyMedia> {
+    let mut ready: Vec<ReadyMedia> = Vec::new();
+    let close = |a: f64, b: f64| (a - b).abs() <= 1.0;
+    for value in printer_value(answer, "media-col-ready").map(each).into_iter().flatten() {
+        let IppValue::Collection(members) = value else { continue };
+        let source = members.get("media-source").and_then(text).filter(|s| !s.is_empty());
+        let named = members.get("media-size-name").or(members.get("media-key")).and_then(text);
+        let margins = ["media-top-margin", "media-bottom-margin", "media-left-margin", "media-right-margin"]
+            .iter()
+            .filter_map(|name| match members.get(*name) {
+                Some(IppValue::Integer(hundredths)) if (0..=10_000).contains(hundredths) => {
+                    Some(f64::from(*hundredths) / 100.0)
+                }
+                _ => None,
+            })
+            .fold(None, |max: Option<f64>, m| Some(max.map_or(m, |max| max.max(m))));
+        let size = match members.get("media-size") {
+            Some(IppValue::Collection(size)) => match (size.get("x-dimension"), size.get("y-dimension")) {
+                (Some(IppValue::Integer(x)), Some(IppValue::Integer(y))) if *x > 0 && *y > 0 => {
+                    Some((f64::from(*x) / 100.0, f64::from(*y) / 100.0))
+                }
+                _ => None,
+            },
+            _ => None,
+        };
+        let media = match size {
+            Some((w, h)) => supported
+                .iter()
+                .find(|m| close(m.width_mm, w) && close(m.height_mm, h))
+                .cloned()
+                .or_else(|| named.as_deref().and_then(parse_media).filter(|m| close(m.width_mm, w))),
+            None => named.as_deref().and_then(parse_media),
+        };
+        if let Some(media) = media {
+            ready.push(ReadyMedia { media, source, margin_mm: margins });
+        }
+    }
+    for keyword in keywords {
+        if ready.iter().any(|r| &r.media.keyword == keyword) {
+            continue;
+        }
+        if let Some(media) = parse_media(keyword) {
+            ready.push(ReadyMedia { media, source: None, margin_mm: None });
+        }
+    }
+    ready
 }
 
 /// A PWG 5101.1 self-describing media name (`class_name_WxHunit`, e.g. `iso_a4_210x297mm`,

@@ -78,6 +78,8 @@ impl Printer for IppPrinter {
         let wanted = [
             "media-supported",
             "media-default",
+            "media-ready",
+            "media-col-ready",
             "sides-supported",
             "sides-default",
             "print-color-mode-supported",

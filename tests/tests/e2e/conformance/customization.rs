@@ -509,18 +509,35 @@ async fn finalize_draft_again_returns_the_same_print_file() {
 }
 
 #[tokio::test]
-async fn the_printer_gets_exactly_the_file_finalize_draft_reported() {
+async fn the_printer_gets_exactly_the_document_the_job_reports() {
+    // print.proto, Job.document_sha256: a card's imposed sheets; the print file itself for a
+    // product whose page is the sheet (PrintLayout.imposed false).
     let conf = Conf::start().await;
     let draft = conf.valid_card().await;
     let file = conf.finalize(&draft.id).await.print_file.unwrap();
     let job = conf.submit(submit_draft(&draft.id)).await;
     assert_eq!(job.file_id, file.file_id);
     let (states, _) = conf.watch(&conf.token, &job.id).await;
-    assert_eq!(states.last().map(|j| j.state()), Some(pb::JobState::Completed));
+    let done = states.last().expect("the job").clone();
+    assert_eq!(done.state(), pb::JobState::Completed);
     let spooled = conf.spooled();
     assert_eq!(spooled.len(), 1, "{spooled:?}");
     let bytes = std::fs::read(&spooled[0]).unwrap();
-    assert_eq!((bytes.len() as i64, sha256_hex(&bytes)), (file.size_bytes, file.sha256));
+    assert_eq!(sha256_hex(&bytes), done.document_sha256);
+    assert!(done.layout.as_ref().is_some_and(|l| l.imposed), "a card is laid out on the sheet: {done:?}");
+    assert_ne!(done.document_sha256, file.sha256);
+
+    let (draft, file) = conf.finalized_static().await;
+    let job = conf.submit(submit_draft(&draft.id)).await;
+    let (states, _) = conf.watch(&conf.token, &job.id).await;
+    let done = states.last().expect("the job").clone();
+    assert_eq!(done.state(), pb::JobState::Completed);
+    assert!(done.layout.as_ref().is_some_and(|l| !l.imposed), "an A4 notice on A4 prints as it is: {done:?}");
+    let new: Vec<_> = conf.spooled().into_iter().filter(|p| !spooled.contains(p)).collect();
+    assert_eq!(new.len(), 1, "{new:?}");
+    let bytes = std::fs::read(&new[0]).unwrap();
+    assert_eq!((bytes.len() as i64, sha256_hex(&bytes)), (file.size_bytes, file.sha256.clone()));
+    assert_eq!(done.document_sha256, file.sha256);
 }
 
 /// Values that make a product's draft VALID, from its form only: the example values a person
@@ -561,7 +578,8 @@ async fn every_print_file_has_the_documented_trim_bleed_and_media_boxes() {
     // customization.proto, PrintFile.trim_size: TrimBox = trim size, BleedBox = trim + bleed on
     // every side, MediaBox = BleedBox or BleedBox + a 10 mm slug on every side. What the
     // printer receives (the spool folder) is checked with poppler's pdfinfo.
-    let conf = Conf::printing(Duration::from_millis(10)).await;
+    // The file is read in process; what the printer receives is the sheets of the job's layout.
+    let conf = Conf::in_process_printing(Duration::from_millis(10)).await;
     let page = conf
         .catalog()
         .list_products(conf.req(pb::ListProductsRequest { page_size: 100, ..Default::default() }))
@@ -580,19 +598,20 @@ async fn every_print_file_has_the_documented_trim_bleed_and_media_boxes() {
         }
         let draft = created.draft.unwrap();
         let file = conf.finalize(&draft.id).await.print_file.unwrap();
+        let session = conf.core.services().sessions.authenticate(&conf.token).await.expect("the session");
+        let pdf = conf.core.services().customization.print_file_bytes(&session, &file.file_id).await.expect("the file");
         let before = conf.spooled();
         let job = conf.submit(submit_file(&file.file_id)).await;
         let (states, _) = conf.watch(&conf.token, &job.id).await;
         assert_eq!(states.last().map(|j| j.state()), Some(pb::JobState::Completed), "{}", summary.id);
         let new: Vec<_> = conf.spooled().into_iter().filter(|p| !before.contains(p)).collect();
         assert_eq!(new.len(), 1, "one job, one file: {new:?}");
-        let newest = &new[0];
-        let output = std::process::Command::new("pdfinfo")
-            .arg("-box")
-            .arg(newest)
-            .output()
-            .expect("pdfinfo runs (the test command installs poppler-utils)");
-        let info = String::from_utf8_lossy(&output.stdout).into_owned();
+        let sheet = job.layout.as_ref().and_then(|l| l.sheet.clone()).expect("the job's sheet");
+        let printed = tests::pdf::poppler("pdfinfo", &["-box"], &std::fs::read(&new[0]).unwrap());
+        if !near(pdf_box_mm(&printed, "MediaBox:"), (sheet.width_mm, sheet.height_mm)) {
+            wrong.push(format!("{}: the printer got {printed} instead of {} sheets", summary.id, sheet.display_name));
+        }
+        let info = tests::pdf::poppler("pdfinfo", &["-box"], &pdf);
         let trim = file.trim_size.expect("trim_size is set");
         let bleed = (trim.width_mm + 2.0 * trim.bleed_mm, trim.height_mm + 2.0 * trim.bleed_mm);
         let slug = (bleed.0 + 20.0, bleed.1 + 20.0);

@@ -23,13 +23,17 @@ fn ipp_device(id: &str, uri: &str) -> pb::Device {
 }
 
 fn valid_capabilities() -> pb::PrinterCapabilities {
+    let a4 = pb::Media {
+        keyword: "iso_a4_210x297mm".into(),
+        display_name: "A4".into(),
+        width_mm: 210.0,
+        height_mm: 297.0,
+        ..Default::default()
+    };
     pb::PrinterCapabilities {
-        media_supported: vec![pb::Media {
-            keyword: "iso_a4_210x297mm".into(),
-            display_name: "A4".into(),
-            width_mm: 210.0,
-            height_mm: 297.0,
-        }],
+        media_supported: vec![a4.clone()],
+        // What is loaded, with its tray and margin: imposition picks its sheet from these.
+        media_ready: vec![pb::Media { source: "tray-1".into(), margin_mm: 4.0, ..a4 }],
         media_default: "iso_a4_210x297mm".into(),
         sides_supported: vec![pb::Sides::OneSided as i32],
         sides_default: pb::Sides::OneSided as i32,
@@ -147,6 +151,26 @@ async fn register_device_breaking_a_rule_of_device_is_invalid_argument_naming_th
             pb::Device {
                 capabilities: Some(pb::PrinterCapabilities {
                     color_modes_supported: vec![pb::ColorMode::Monochrome as i32],
+                    ..caps()
+                }),
+                ..spool_device("mfd-b")
+            },
+        ),
+        (
+            "media_ready",
+            pb::Device {
+                capabilities: Some(pb::PrinterCapabilities {
+                    media_ready: vec![pb::Media { keyword: "iso_a4_210x297mm".into(), ..Default::default() }],
+                    ..caps()
+                }),
+                ..spool_device("mfd-b")
+            },
+        ),
+        (
+            "margin_mm",
+            pb::Device {
+                capabilities: Some(pb::PrinterCapabilities {
+                    media_ready: vec![pb::Media { margin_mm: 45.0, ..caps().media_supported[0].clone() }],
                     ..caps()
                 }),
                 ..spool_device("mfd-b")

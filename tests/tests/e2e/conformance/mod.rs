@@ -102,6 +102,15 @@ impl Conf {
         Conf::from(builder, spool).await
     }
 
+    /// As `printing`, with the core in this process (its services at hand).
+    async fn in_process_printing(print_time: Duration) -> Conf {
+        let (builder, spool) = Conf::builder_printing(print_time);
+        let core = builder.in_process().await.expect("the core starts");
+        let channel = core.channel().await;
+        let token = start_session(&channel, DEVICE).await;
+        Conf { core, channel, token, spool, _files: tempfile::tempdir().expect("a temp folder") }
+    }
+
     async fn from(builder: CoreBuilder, spool: tempfile::TempDir) -> Conf {
         let files = tempfile::tempdir().expect("a temp folder");
         Conf::on_device(builder, spool, files, DEVICE).await

@@ -1,7 +1,8 @@
 //! PrintService as print.proto documents it: capabilities, SubmitJob's argument checks,
 //! idempotency and limits, files deleted after printing, WatchJob's stream, CancelJob, device
 //! pull (one-time links that end with the session, `job-fetchable`, ABORTED when never fetched)
-//! and ReportDeviceJobState's checks.
+//! and ReportDeviceJobState's checks; PlanJob's checks and its layout of products and uploads;
+//! a job's pages_total.
 
 use proto::v1 as pb;
 use tests::client::authed;
@@ -572,4 +573,76 @@ async fn a_pull_link_expires_the_link_time_after_submit_job() {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     let expires = link.expire_time.expect("expire_time").seconds;
     assert!((expires - now - 300).abs() <= 30, "minutes after SubmitJob, as configured: {}", expires - now);
+}
+
+fn plan_draft(draft_id: &str, copies: i32) -> pb::PlanJobRequest {
+    pb::PlanJobRequest {
+        document: Some(pb::plan_job_request::Document::DraftId(draft_id.into())),
+        copies,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn plan_job_refuses_what_submit_job_refuses_and_plans_uploads_as_they_are() {
+    let conf = Conf::start().await;
+    let card = conf.valid_card().await.id;
+    let unauthenticated = conf.print().plan_job(plan_draft(&card, 1)).await;
+    expect_status(unauthenticated, Code::Unauthenticated, &[]);
+    let cases = [
+        (pb::PlanJobRequest { document: None, ..plan_draft(&card, 1) }, Code::InvalidArgument, "draft_id"),
+        (plan_draft(&card, -1), Code::InvalidArgument, "copies"),
+        (pb::PlanJobRequest { preview_width_px: -5, ..plan_draft(&card, 1) }, Code::InvalidArgument, "preview"),
+        (plan_draft(&card, 100_000), Code::InvalidArgument, "copies"),
+        (pb::PlanJobRequest { media: "iso_a9".into(), ..plan_draft(&card, 1) }, Code::InvalidArgument, "iso_a9"),
+        (plan_draft("no-such-draft", 1), Code::NotFound, "draft"),
+    ];
+    for (request, code, named) in cases {
+        expect_status(conf.print().plan_job(conf.req(request)).await, code, &[named]);
+    }
+
+    // Copies 0 = the draft's quantity; the embedded printer reports no loaded paper, so the
+    // supported sizes are tried in the server's order (A4 first).
+    let plan = conf.print().plan_job(conf.req(plan_draft(&card, 0))).await.expect("PlanJob").into_inner();
+    let layout = plan.layout.expect("a layout");
+    assert_eq!(layout.sheet.as_ref().expect("a sheet").keyword, "iso_a4_210x297mm");
+    assert!(layout.imposed && layout.pieces > 0, "{layout:?}");
+    let a3 = pb::PlanJobRequest { media: "iso_a3_297x420mm".into(), ..plan_draft(&card, 100) };
+    let on_a3 = conf.print().plan_job(conf.req(a3)).await.expect("PlanJob").into_inner().layout.expect("a layout");
+    assert!(on_a3.pieces_per_sheet >= 2 * layout.pieces_per_sheet, "A3 holds twice A4's cards: {on_a3:?}");
+
+    // An uploaded PDF prints as it is: copies of the file, on the printer's default sheet.
+    let file = conf.try_upload(upload(&tests::pdf::pdf(3))).await.expect("UploadPrintFile");
+    let request = pb::PlanJobRequest {
+        document: Some(pb::plan_job_request::Document::FileId(file.file_id)),
+        copies: 2,
+        preview_width_px: 200,
+        ..Default::default()
+    };
+    let plan = conf.print().plan_job(conf.req(request)).await.expect("PlanJob").into_inner();
+    let layout = plan.layout.expect("a layout");
+    assert!(!layout.imposed);
+    assert_eq!((layout.pieces, layout.pieces_per_sheet, layout.sheet_count), (2, 1, 6), "{layout:?}");
+    assert!(plan.sheet_previews.is_empty(), "an upload has no piece to show on a sheet");
+}
+
+#[tokio::test]
+async fn a_jobs_pages_total_is_the_printed_sides_of_its_sheets() {
+    let conf = slow_printer().await;
+    // 100 two-sided cards, several to a sheet: the sides of the sheets, not 100 × 2 pages.
+    let card = conf.valid_card().await.id;
+    conf.finalize(&card).await;
+    let cards = conf.submit(pb::SubmitJobRequest { copies: 100, ..submit_draft(&card) }).await;
+    let layout = cards.layout.clone().expect("a layout");
+    assert!(layout.imposed && layout.pieces_per_sheet > 1, "{layout:?}");
+    let sides = if layout.sides() == pb::Sides::OneSided { 1 } else { 2 };
+    assert_eq!(cards.pages_total, layout.sheet_count * sides, "{cards:?}");
+    assert!(cards.pages_total < cards.copies * cards.page_count);
+    // A file printed as it is: every page of every copy.
+    let file = conf.try_upload(upload(&tests::pdf::pdf(3))).await.expect("UploadPrintFile");
+    let as_is = conf.submit(pb::SubmitJobRequest { copies: 2, ..submit_file(&file.file_id) }).await;
+    assert_eq!((as_is.page_count, as_is.pages_total), (3, 6));
+    // GetJob says the same.
+    let got = conf.print().get_job(conf.req(pb::GetJobRequest { job_id: cards.id.clone() })).await;
+    assert_eq!(got.expect("GetJob").into_inner().job.expect("a job").pages_total, cards.pages_total);
 }

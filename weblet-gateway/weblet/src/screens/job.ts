@@ -5,6 +5,7 @@ import { print, SHORT } from "../api";
 import { button, clear, h } from "../dom";
 import { isTerminal, jobStateLabel, jobStateName, timeOfDay } from "../format";
 import { type Job, JobState, type SubmitJobResponse } from "../gen/podconnect/v1/print_pb";
+import { layoutWords } from "../layout";
 import { nav } from "../routes";
 import { alive, exit, failed, type Screen, screen } from "../screen";
 import type { Flow } from "../state";
@@ -22,7 +23,16 @@ export function jobScreen(flow: Flow, submitted: SubmitJobResponse): void {
   const message = h("p", { class: "state-text", testid: "job-message" });
   const progress = h("p", { class: "muted", testid: "job-progress" });
   const note = h("div", { class: "job-note" });
-  const box = h("div", { class: "state state-job", testid: "job" }, icon, state, message, progress, note);
+  const box = h(
+    "div",
+    { class: "state state-job", testid: "job" },
+    icon,
+    state,
+    message,
+    jobLayout(flow, job0, "job-layout"),
+    progress,
+    note,
+  );
   s.body.appendChild(box);
   const pull = submitted.pullDelivery;
   if (pull?.documentUrl) {
@@ -63,7 +73,9 @@ export function jobScreen(flow: Flow, submitted: SubmitJobResponse): void {
     box.setAttribute("data-state", name);
     const msg = job.stateMessage || "";
     message.textContent = msg.trim().toLowerCase() === label.toLowerCase() ? "" : msg;
-    const total = job.pageCount * job.copies;
+    // Printed sides of sheets, as the printer counts them: 100 cards on 12 two-sided sheets are
+    // 24 pages, not 100 × 2.
+    const total = job.pagesTotal;
     progress.textContent =
       job.pagesPrinted !== undefined && job.pagesPrinted > 0
         ? `Pages printed: ${job.pagesPrinted}${total ? ` of ${total}` : ""}`
@@ -105,6 +117,13 @@ export function jobScreen(flow: Flow, submitted: SubmitJobResponse): void {
   void watch();
 }
 
+/** "100 × Classic Business Card on 12 A4 sheets, two-sided", or nothing for a job without a layout. */
+function jobLayout(flow: Flow, job: Job, testid: string): HTMLElement | null {
+  if (!job.layout) return null;
+  const words = layoutWords(job.layout, flow.product.displayName || "");
+  return h("p", { class: "muted job-layout", testid, text: words.summary });
+}
+
 function stateIcon(state: JobState): string {
   if (state === JobState.COMPLETED) return "icon-ok";
   if (isTerminal(state)) return "icon-alert";
@@ -134,6 +153,7 @@ export function doneScreen(flow: Flow, job: Job): void {
         testid: "done-message",
         text: `Collect your ${flow.product.displayName} from the printer's output tray.`,
       }),
+      jobLayout(flow, job, "done-layout"),
       job.stateMessage && !/^printed\.?$/i.test(job.stateMessage.trim())
         ? h("p", { class: "muted", testid: "job-message", text: job.stateMessage })
         : null,

@@ -15,13 +15,15 @@ import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobu
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { PreviewPage } from "./customization_pb";
+import { file_podconnect_v1_customization } from "./customization_pb";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file podconnect/v1/print.proto.
  */
 export const file_podconnect_v1_print: GenFile = /*@__PURE__*/
-  fileDesc("Chlwb2Rjb25uZWN0L3YxL3ByaW50LnByb3RvEg1wb2Rjb25uZWN0LnYxIlMKBU1lZGlhEg8KB2tleXdvcmQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJEhAKCHdpZHRoX21tGAMgASgBEhEKCWhlaWdodF9tbRgEIAEoASLeAgoTUHJpbnRlckNhcGFiaWxpdGllcxItCg9tZWRpYV9zdXBwb3J0ZWQYASADKAsyFC5wb2Rjb25uZWN0LnYxLk1lZGlhEhUKDW1lZGlhX2RlZmF1bHQYAiABKAkSLQoPc2lkZXNfc3VwcG9ydGVkGAMgAygOMhQucG9kY29ubmVjdC52MS5TaWRlcxIrCg1zaWRlc19kZWZhdWx0GAQgASgOMhQucG9kY29ubmVjdC52MS5TaWRlcxI3ChVjb2xvcl9tb2Rlc19zdXBwb3J0ZWQYBSADKA4yGC5wb2Rjb25uZWN0LnYxLkNvbG9yTW9kZRI0ChJjb2xvcl9tb2RlX2RlZmF1bHQYBiABKA4yGC5wb2Rjb25uZWN0LnYxLkNvbG9yTW9kZRISCgpjb3BpZXNfbWF4GAcgASgFEiIKGmRvY3VtZW50X2Zvcm1hdHNfc3VwcG9ydGVkGAggAygJIh8KHUdldFByaW50ZXJDYXBhYmlsaXRpZXNSZXF1ZXN0IqwCCh5HZXRQcmludGVyQ2FwYWJpbGl0aWVzUmVzcG9uc2USEQoJZGV2aWNlX2lkGAEgASgJEhsKE2RldmljZV9kaXNwbGF5X25hbWUYAiABKAkSMgoNZGVsaXZlcnlfbW9kZRgDIAEoDjIbLnBvZGNvbm5lY3QudjEuRGVsaXZlcnlNb2RlEjgKDGNhcGFiaWxpdGllcxgEIAEoCzIiLnBvZGNvbm5lY3QudjEuUHJpbnRlckNhcGFiaWxpdGllcxIbCg5hY2NlcHRpbmdfam9icxgFIAEoCEgAiAEBEh0KFXByaW50ZXJfc3RhdGVfcmVhc29ucxgGIAMoCRIdChVwcmludGVyX3N0YXRlX21lc3NhZ2UYByABKAlCEQoPX2FjY2VwdGluZ19qb2JzIssBChBTdWJtaXRKb2JSZXF1ZXN0EhEKB2ZpbGVfaWQYASABKAlIABISCghkcmFmdF9pZBgCIAEoCUgAEg4KBmNvcGllcxgDIAEoBRIjCgVzaWRlcxgEIAEoDjIULnBvZGNvbm5lY3QudjEuU2lkZXMSLAoKY29sb3JfbW9kZRgFIAEoDjIYLnBvZGNvbm5lY3QudjEuQ29sb3JNb2RlEg0KBW1lZGlhGAYgASgJEhIKCnJlcXVlc3RfaWQYByABKAlCCgoIZG9jdW1lbnQiaAoRU3VibWl0Sm9iUmVzcG9uc2USHwoDam9iGAEgASgLMhIucG9kY29ubmVjdC52MS5Kb2ISMgoNcHVsbF9kZWxpdmVyeRgCIAEoCzIbLnBvZGNvbm5lY3QudjEuUHVsbERlbGl2ZXJ5IlUKDFB1bGxEZWxpdmVyeRIUCgxkb2N1bWVudF91cmwYASABKAkSLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIh8KDUdldEpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJIjEKDkdldEpvYlJlc3BvbnNlEh8KA2pvYhgBIAEoCzISLnBvZGNvbm5lY3QudjEuSm9iIiEKD1dhdGNoSm9iUmVxdWVzdBIOCgZqb2JfaWQYASABKAkiMwoQV2F0Y2hKb2JSZXNwb25zZRIfCgNqb2IYASABKAsyEi5wb2Rjb25uZWN0LnYxLkpvYiIiChBDYW5jZWxKb2JSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCSI0ChFDYW5jZWxKb2JSZXNwb25zZRIfCgNqb2IYASABKAsyEi5wb2Rjb25uZWN0LnYxLkpvYiKxAQobUmVwb3J0RGV2aWNlSm9iU3RhdGVSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCRImCgVzdGF0ZRgCIAEoDjIXLnBvZGNvbm5lY3QudjEuSm9iU3RhdGUSFQoNc3RhdGVfcmVhc29ucxgDIAMoCRIVCg1kZXZpY2Vfam9iX2lkGAQgASgJEhoKDXBhZ2VzX3ByaW50ZWQYBSABKAVIAIgBAUIQCg5fcGFnZXNfcHJpbnRlZCI/ChxSZXBvcnREZXZpY2VKb2JTdGF0ZVJlc3BvbnNlEh8KA2pvYhgBIAEoCzISLnBvZGNvbm5lY3QudjEuSm9iIsAECgNKb2ISCgoCaWQYASABKAkSJgoFc3RhdGUYAiABKA4yFy5wb2Rjb25uZWN0LnYxLkpvYlN0YXRlEhUKDXN0YXRlX3JlYXNvbnMYAyADKAkSFQoNc3RhdGVfbWVzc2FnZRgEIAEoCRIPCgdmaWxlX2lkGAUgASgJEhAKCGRyYWZ0X2lkGAYgASgJEhIKCnByb2R1Y3RfaWQYByABKAkSEQoJZGV2aWNlX2lkGAggASgJEjIKDWRlbGl2ZXJ5X21vZGUYCSABKA4yGy5wb2Rjb25uZWN0LnYxLkRlbGl2ZXJ5TW9kZRIOCgZjb3BpZXMYCiABKAUSIwoFc2lkZXMYCyABKA4yFC5wb2Rjb25uZWN0LnYxLlNpZGVzEiwKCmNvbG9yX21vZGUYDCABKA4yGC5wb2Rjb25uZWN0LnYxLkNvbG9yTW9kZRINCgVtZWRpYRgNIAEoCRISCgpwYWdlX2NvdW50GA4gASgFEhoKDXBhZ2VzX3ByaW50ZWQYDyABKAVIAIgBARIVCg1kZXZpY2Vfam9iX2lkGBAgASgJEi8KC2NyZWF0ZV90aW1lGBEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgSIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYEyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQhAKDl9wYWdlc19wcmludGVkKogBCgxEZWxpdmVyeU1vZGUSHQoZREVMSVZFUllfTU9ERV9VTlNQRUNJRklFRBAAEhoKFkRFTElWRVJZX01PREVfSVBQX1BVU0gQARIdChlERUxJVkVSWV9NT0RFX0RFVklDRV9QVUxMEAISHgoaREVMSVZFUllfTU9ERV9TUE9PTF9GT0xERVIQAypyCgVTaWRlcxIVChFTSURFU19VTlNQRUNJRklFRBAAEhMKD1NJREVTX09ORV9TSURFRBABEh0KGVNJREVTX1RXT19TSURFRF9MT05HX0VER0UQAhIeChpTSURFU19UV09fU0lERURfU0hPUlRfRURHRRADKlgKCUNvbG9yTW9kZRIaChZDT0xPUl9NT0RFX1VOU1BFQ0lGSUVEEAASFAoQQ09MT1JfTU9ERV9DT0xPUhABEhkKFUNPTE9SX01PREVfTU9OT0NIUk9NRRACKtUBCghKb2JTdGF0ZRIZChVKT0JfU1RBVEVfVU5TUEVDSUZJRUQQABIVChFKT0JfU1RBVEVfUEVORElORxADEhIKDkpPQl9TVEFURV9IRUxEEAQSGAoUSk9CX1NUQVRFX1BST0NFU1NJTkcQBRIVChFKT0JfU1RBVEVfU1RPUFBFRBAGEhYKEkpPQl9TVEFURV9DQU5DRUxFRBAHEhUKEUpPQl9TVEFURV9BQk9SVEVEEAgSFwoTSk9CX1NUQVRFX0NPTVBMRVRFRBAJIgQIARABIgQIAhACMqwECgxQcmludFNlcnZpY2USdQoWR2V0UHJpbnRlckNhcGFiaWxpdGllcxIsLnBvZGNvbm5lY3QudjEuR2V0UHJpbnRlckNhcGFiaWxpdGllc1JlcXVlc3QaLS5wb2Rjb25uZWN0LnYxLkdldFByaW50ZXJDYXBhYmlsaXRpZXNSZXNwb25zZRJOCglTdWJtaXRKb2ISHy5wb2Rjb25uZWN0LnYxLlN1Ym1pdEpvYlJlcXVlc3QaIC5wb2Rjb25uZWN0LnYxLlN1Ym1pdEpvYlJlc3BvbnNlEkUKBkdldEpvYhIcLnBvZGNvbm5lY3QudjEuR2V0Sm9iUmVxdWVzdBodLnBvZGNvbm5lY3QudjEuR2V0Sm9iUmVzcG9uc2USTQoIV2F0Y2hKb2ISHi5wb2Rjb25uZWN0LnYxLldhdGNoSm9iUmVxdWVzdBofLnBvZGNvbm5lY3QudjEuV2F0Y2hKb2JSZXNwb25zZTABEk4KCUNhbmNlbEpvYhIfLnBvZGNvbm5lY3QudjEuQ2FuY2VsSm9iUmVxdWVzdBogLnBvZGNvbm5lY3QudjEuQ2FuY2VsSm9iUmVzcG9uc2USbwoUUmVwb3J0RGV2aWNlSm9iU3RhdGUSKi5wb2Rjb25uZWN0LnYxLlJlcG9ydERldmljZUpvYlN0YXRlUmVxdWVzdBorLnBvZGNvbm5lY3QudjEuUmVwb3J0RGV2aWNlSm9iU3RhdGVSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("Chlwb2Rjb25uZWN0L3YxL3ByaW50LnByb3RvEg1wb2Rjb25uZWN0LnYxInYKBU1lZGlhEg8KB2tleXdvcmQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJEhAKCHdpZHRoX21tGAMgASgBEhEKCWhlaWdodF9tbRgEIAEoARIOCgZzb3VyY2UYBSABKAkSEQoJbWFyZ2luX21tGAYgASgBIokDChNQcmludGVyQ2FwYWJpbGl0aWVzEi0KD21lZGlhX3N1cHBvcnRlZBgBIAMoCzIULnBvZGNvbm5lY3QudjEuTWVkaWESFQoNbWVkaWFfZGVmYXVsdBgCIAEoCRItCg9zaWRlc19zdXBwb3J0ZWQYAyADKA4yFC5wb2Rjb25uZWN0LnYxLlNpZGVzEisKDXNpZGVzX2RlZmF1bHQYBCABKA4yFC5wb2Rjb25uZWN0LnYxLlNpZGVzEjcKFWNvbG9yX21vZGVzX3N1cHBvcnRlZBgFIAMoDjIYLnBvZGNvbm5lY3QudjEuQ29sb3JNb2RlEjQKEmNvbG9yX21vZGVfZGVmYXVsdBgGIAEoDjIYLnBvZGNvbm5lY3QudjEuQ29sb3JNb2RlEhIKCmNvcGllc19tYXgYByABKAUSIgoaZG9jdW1lbnRfZm9ybWF0c19zdXBwb3J0ZWQYCCADKAkSKQoLbWVkaWFfcmVhZHkYCSADKAsyFC5wb2Rjb25uZWN0LnYxLk1lZGlhIh8KHUdldFByaW50ZXJDYXBhYmlsaXRpZXNSZXF1ZXN0IqwCCh5HZXRQcmludGVyQ2FwYWJpbGl0aWVzUmVzcG9uc2USEQoJZGV2aWNlX2lkGAEgASgJEhsKE2RldmljZV9kaXNwbGF5X25hbWUYAiABKAkSMgoNZGVsaXZlcnlfbW9kZRgDIAEoDjIbLnBvZGNvbm5lY3QudjEuRGVsaXZlcnlNb2RlEjgKDGNhcGFiaWxpdGllcxgEIAEoCzIiLnBvZGNvbm5lY3QudjEuUHJpbnRlckNhcGFiaWxpdGllcxIbCg5hY2NlcHRpbmdfam9icxgFIAEoCEgAiAEBEh0KFXByaW50ZXJfc3RhdGVfcmVhc29ucxgGIAMoCRIdChVwcmludGVyX3N0YXRlX21lc3NhZ2UYByABKAlCEQoPX2FjY2VwdGluZ19qb2JzIrcBCg5QbGFuSm9iUmVxdWVzdBIRCgdmaWxlX2lkGAEgASgJSAASEgoIZHJhZnRfaWQYAiABKAlIABIOCgZjb3BpZXMYAyABKAUSIwoFc2lkZXMYBCABKA4yFC5wb2Rjb25uZWN0LnYxLlNpZGVzEg0KBW1lZGlhGAYgASgJEhQKDGZpdF90b19zaGVldBgIIAEoCBIYChBwcmV2aWV3X3dpZHRoX3B4GAkgASgFQgoKCGRvY3VtZW50InEKD1BsYW5Kb2JSZXNwb25zZRIqCgZsYXlvdXQYASABKAsyGi5wb2Rjb25uZWN0LnYxLlByaW50TGF5b3V0EjIKDnNoZWV0X3ByZXZpZXdzGAIgAygLMhoucG9kY29ubmVjdC52MS5QcmV2aWV3UGFnZSKHAgoLUHJpbnRMYXlvdXQSDwoHaW1wb3NlZBgBIAEoCBIjCgVzaGVldBgCIAEoCzIULnBvZGNvbm5lY3QudjEuTWVkaWESDgoGcGllY2VzGAMgASgFEhgKEHBpZWNlc19wZXJfc2hlZXQYBCABKAUSEwoLc2hlZXRfY291bnQYBSABKAUSIwoFc2lkZXMYBiABKA4yFC5wb2Rjb25uZWN0LnYxLlNpZGVzEiAKGGJhY2tzX29uX3NlcGFyYXRlX3NoZWV0cxgHIAEoCBIPCgdyb3RhdGVkGAggASgIEg0KBXNjYWxlGAkgASgBEhwKFHNoZWV0c19vbmVfcGVyX3NoZWV0GAogASgFIuEBChBTdWJtaXRKb2JSZXF1ZXN0EhEKB2ZpbGVfaWQYASABKAlIABISCghkcmFmdF9pZBgCIAEoCUgAEg4KBmNvcGllcxgDIAEoBRIjCgVzaWRlcxgEIAEoDjIULnBvZGNvbm5lY3QudjEuU2lkZXMSLAoKY29sb3JfbW9kZRgFIAEoDjIYLnBvZGNvbm5lY3QudjEuQ29sb3JNb2RlEg0KBW1lZGlhGAYgASgJEhQKDGZpdF90b19zaGVldBgIIAEoCBISCgpyZXF1ZXN0X2lkGAcgASgJQgoKCGRvY3VtZW50ImgKEVN1Ym1pdEpvYlJlc3BvbnNlEh8KA2pvYhgBIAEoCzISLnBvZGNvbm5lY3QudjEuSm9iEjIKDXB1bGxfZGVsaXZlcnkYAiABKAsyGy5wb2Rjb25uZWN0LnYxLlB1bGxEZWxpdmVyeSJVCgxQdWxsRGVsaXZlcnkSFAoMZG9jdW1lbnRfdXJsGAEgASgJEi8KC2V4cGlyZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIfCg1HZXRKb2JSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCSIxCg5HZXRKb2JSZXNwb25zZRIfCgNqb2IYASABKAsyEi5wb2Rjb25uZWN0LnYxLkpvYiIhCg9XYXRjaEpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJIjMKEFdhdGNoSm9iUmVzcG9uc2USHwoDam9iGAEgASgLMhIucG9kY29ubmVjdC52MS5Kb2IiIgoQQ2FuY2VsSm9iUmVxdWVzdBIOCgZqb2JfaWQYASABKAkiNAoRQ2FuY2VsSm9iUmVzcG9uc2USHwoDam9iGAEgASgLMhIucG9kY29ubmVjdC52MS5Kb2IisQEKG1JlcG9ydERldmljZUpvYlN0YXRlUmVxdWVzdBIOCgZqb2JfaWQYASABKAkSJgoFc3RhdGUYAiABKA4yFy5wb2Rjb25uZWN0LnYxLkpvYlN0YXRlEhUKDXN0YXRlX3JlYXNvbnMYAyADKAkSFQoNZGV2aWNlX2pvYl9pZBgEIAEoCRIaCg1wYWdlc19wcmludGVkGAUgASgFSACIAQFCEAoOX3BhZ2VzX3ByaW50ZWQiPwocUmVwb3J0RGV2aWNlSm9iU3RhdGVSZXNwb25zZRIfCgNqb2IYASABKAsyEi5wb2Rjb25uZWN0LnYxLkpvYiKaBQoDSm9iEgoKAmlkGAEgASgJEiYKBXN0YXRlGAIgASgOMhcucG9kY29ubmVjdC52MS5Kb2JTdGF0ZRIVCg1zdGF0ZV9yZWFzb25zGAMgAygJEhUKDXN0YXRlX21lc3NhZ2UYBCABKAkSDwoHZmlsZV9pZBgFIAEoCRIQCghkcmFmdF9pZBgGIAEoCRISCgpwcm9kdWN0X2lkGAcgASgJEhEKCWRldmljZV9pZBgIIAEoCRIyCg1kZWxpdmVyeV9tb2RlGAkgASgOMhsucG9kY29ubmVjdC52MS5EZWxpdmVyeU1vZGUSDgoGY29waWVzGAogASgFEiMKBXNpZGVzGAsgASgOMhQucG9kY29ubmVjdC52MS5TaWRlcxIsCgpjb2xvcl9tb2RlGAwgASgOMhgucG9kY29ubmVjdC52MS5Db2xvck1vZGUSDQoFbWVkaWEYDSABKAkSEgoKcGFnZV9jb3VudBgOIAEoBRIaCg1wYWdlc19wcmludGVkGA8gASgFSACIAQESFQoNZGV2aWNlX2pvYl9pZBgQIAEoCRIvCgtjcmVhdGVfdGltZRgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYEiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGBMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIqCgZsYXlvdXQYFCABKAsyGi5wb2Rjb25uZWN0LnYxLlByaW50TGF5b3V0EhcKD2RvY3VtZW50X3NoYTI1NhgVIAEoCRITCgtwYWdlc190b3RhbBgWIAEoBUIQCg5fcGFnZXNfcHJpbnRlZCqIAQoMRGVsaXZlcnlNb2RlEh0KGURFTElWRVJZX01PREVfVU5TUEVDSUZJRUQQABIaChZERUxJVkVSWV9NT0RFX0lQUF9QVVNIEAESHQoZREVMSVZFUllfTU9ERV9ERVZJQ0VfUFVMTBACEh4KGkRFTElWRVJZX01PREVfU1BPT0xfRk9MREVSEAMqcgoFU2lkZXMSFQoRU0lERVNfVU5TUEVDSUZJRUQQABITCg9TSURFU19PTkVfU0lERUQQARIdChlTSURFU19UV09fU0lERURfTE9OR19FREdFEAISHgoaU0lERVNfVFdPX1NJREVEX1NIT1JUX0VER0UQAypYCglDb2xvck1vZGUSGgoWQ09MT1JfTU9ERV9VTlNQRUNJRklFRBAAEhQKEENPTE9SX01PREVfQ09MT1IQARIZChVDT0xPUl9NT0RFX01PTk9DSFJPTUUQAirVAQoISm9iU3RhdGUSGQoVSk9CX1NUQVRFX1VOU1BFQ0lGSUVEEAASFQoRSk9CX1NUQVRFX1BFTkRJTkcQAxISCg5KT0JfU1RBVEVfSEVMRBAEEhgKFEpPQl9TVEFURV9QUk9DRVNTSU5HEAUSFQoRSk9CX1NUQVRFX1NUT1BQRUQQBhIWChJKT0JfU1RBVEVfQ0FOQ0VMRUQQBxIVChFKT0JfU1RBVEVfQUJPUlRFRBAIEhcKE0pPQl9TVEFURV9DT01QTEVURUQQCSIECAEQASIECAIQAjL2BAoMUHJpbnRTZXJ2aWNlEnUKFkdldFByaW50ZXJDYXBhYmlsaXRpZXMSLC5wb2Rjb25uZWN0LnYxLkdldFByaW50ZXJDYXBhYmlsaXRpZXNSZXF1ZXN0Gi0ucG9kY29ubmVjdC52MS5HZXRQcmludGVyQ2FwYWJpbGl0aWVzUmVzcG9uc2USSAoHUGxhbkpvYhIdLnBvZGNvbm5lY3QudjEuUGxhbkpvYlJlcXVlc3QaHi5wb2Rjb25uZWN0LnYxLlBsYW5Kb2JSZXNwb25zZRJOCglTdWJtaXRKb2ISHy5wb2Rjb25uZWN0LnYxLlN1Ym1pdEpvYlJlcXVlc3QaIC5wb2Rjb25uZWN0LnYxLlN1Ym1pdEpvYlJlc3BvbnNlEkUKBkdldEpvYhIcLnBvZGNvbm5lY3QudjEuR2V0Sm9iUmVxdWVzdBodLnBvZGNvbm5lY3QudjEuR2V0Sm9iUmVzcG9uc2USTQoIV2F0Y2hKb2ISHi5wb2Rjb25uZWN0LnYxLldhdGNoSm9iUmVxdWVzdBofLnBvZGNvbm5lY3QudjEuV2F0Y2hKb2JSZXNwb25zZTABEk4KCUNhbmNlbEpvYhIfLnBvZGNvbm5lY3QudjEuQ2FuY2VsSm9iUmVxdWVzdBogLnBvZGNvbm5lY3QudjEuQ2FuY2VsSm9iUmVzcG9uc2USbwoUUmVwb3J0RGV2aWNlSm9iU3RhdGUSKi5wb2Rjb25uZWN0LnYxLlJlcG9ydERldmljZUpvYlN0YXRlUmVxdWVzdBorLnBvZGNvbm5lY3QudjEuUmVwb3J0RGV2aWNlSm9iU3RhdGVSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_podconnect_v1_customization]);
 
 /**
  * A paper size (and kind) a device can print on.
@@ -57,6 +59,24 @@ export type Media = Message<"podconnect.v1.Media"> & {
    * @generated from field: double height_mm = 4;
    */
   heightMm: number;
+
+  /**
+   * Where the media is loaded (IPP `media-source`, e.g. "tray-1", "main", "by-pass-tray"), in
+   * PrinterCapabilities.media_ready and PrintLayout.sheet; empty = not known or not loaded.
+   *
+   * @generated from field: string source = 5;
+   */
+  source: string;
+
+  /**
+   * In PrinterCapabilities.media_ready: how far from each edge the printer can print on this
+   * media in this tray, in millimetres (the largest of the four IPP `media-*-margin` values);
+   * 0 = not known (the core assumes its configured margin). Imposition keeps every piece and
+   * cut mark inside it.
+   *
+   * @generated from field: double margin_mm = 6;
+   */
+  marginMm: number;
 };
 
 /**
@@ -130,6 +150,16 @@ export type PrinterCapabilities = Message<"podconnect.v1.PrinterCapabilities"> &
    * @generated from field: repeated string document_formats_supported = 8;
    */
   documentFormatsSupported: string[];
+
+  /**
+   * The media loaded in the printer now, with the tray each is in (IPP `media-col-ready`, or
+   * `media-ready`), for IPP_PUSH printers that say; for other devices their registration's.
+   * Imposition picks its sheet from these. Empty = not known: the core then picks from
+   * `media_supported`.
+   *
+   * @generated from field: repeated podconnect.v1.Media media_ready = 9;
+   */
+  mediaReady: Media[];
 };
 
 /**
@@ -220,6 +250,195 @@ export const GetPrinterCapabilitiesResponseSchema: GenMessage<GetPrinterCapabili
   messageDesc(file_podconnect_v1_print, 3);
 
 /**
+ * Request of PrintService.PlanJob: the same document and options as SubmitJobRequest.
+ *
+ * @generated from message podconnect.v1.PlanJobRequest
+ */
+export type PlanJobRequest = Message<"podconnect.v1.PlanJobRequest"> & {
+  /**
+   * What would be printed. Exactly one is required.
+   *
+   * @generated from oneof podconnect.v1.PlanJobRequest.document
+   */
+  document: {
+    /**
+     * A print file of this session (PrintFile.file_id).
+     *
+     * @generated from field: string file_id = 1;
+     */
+    value: string;
+    case: "fileId";
+  } | {
+    /**
+     * A draft of this session (Draft.id), FINALIZED or not.
+     *
+     * @generated from field: string draft_id = 2;
+     */
+    value: string;
+    case: "draftId";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * As SubmitJobRequest.copies.
+   *
+   * @generated from field: int32 copies = 3;
+   */
+  copies: number;
+
+  /**
+   * As SubmitJobRequest.sides.
+   *
+   * @generated from field: podconnect.v1.Sides sides = 4;
+   */
+  sides: Sides;
+
+  /**
+   * As SubmitJobRequest.media.
+   *
+   * @generated from field: string media = 6;
+   */
+  media: string;
+
+  /**
+   * As SubmitJobRequest.fit_to_sheet.
+   *
+   * @generated from field: bool fit_to_sheet = 8;
+   */
+  fitToSheet: boolean;
+
+  /**
+   * The width of the sheet images in pixels; 0 = no images. Values below 64 are treated as 64,
+   * values above 2000 as 2000; the height follows the sheet's aspect ratio.
+   *
+   * @generated from field: int32 preview_width_px = 9;
+   */
+  previewWidthPx: number;
+};
+
+/**
+ * Describes the message podconnect.v1.PlanJobRequest.
+ * Use `create(PlanJobRequestSchema)` to create a new message.
+ */
+export const PlanJobRequestSchema: GenMessage<PlanJobRequest> = /*@__PURE__*/
+  messageDesc(file_podconnect_v1_print, 4);
+
+/**
+ * Response of PrintService.PlanJob.
+ *
+ * @generated from message podconnect.v1.PlanJobResponse
+ */
+export type PlanJobResponse = Message<"podconnect.v1.PlanJobResponse"> & {
+  /**
+   * How the job would print.
+   *
+   * @generated from field: podconnect.v1.PrintLayout layout = 1;
+   */
+  layout?: PrintLayout | undefined;
+
+  /**
+   * When asked for and the file is imposed from a draft: the first sheet's front, then its back
+   * when it has one (page_number 1 and 2), with the pieces, their cut marks, and a "PREVIEW"
+   * watermark on each piece.
+   *
+   * @generated from field: repeated podconnect.v1.PreviewPage sheet_previews = 2;
+   */
+  sheetPreviews: PreviewPage[];
+};
+
+/**
+ * Describes the message podconnect.v1.PlanJobResponse.
+ * Use `create(PlanJobResponseSchema)` to create a new message.
+ */
+export const PlanJobResponseSchema: GenMessage<PlanJobResponse> = /*@__PURE__*/
+  messageDesc(file_podconnect_v1_print, 5);
+
+/**
+ * How a job's pieces are laid out on the printer's sheets (imposition).
+ *
+ * @generated from message podconnect.v1.PrintLayout
+ */
+export type PrintLayout = Message<"podconnect.v1.PrintLayout"> & {
+  /**
+   * Whether the file is imposed. False: it prints as it is, `pieces` copies of it (IPP
+   * `copies`, at most the device's `copies_max`): an uploaded file, or a product whose page is
+   * the sheet itself (one per sheet, true size, no cut marks), which needs no imposing.
+   *
+   * @generated from field: bool imposed = 1;
+   */
+  imposed: boolean;
+
+  /**
+   * The sheet printed on, with the tray it comes from (Media.source) where known.
+   *
+   * @generated from field: podconnect.v1.Media sheet = 2;
+   */
+  sheet?: Media | undefined;
+
+  /**
+   * How many pieces are printed in all: the job's copies.
+   *
+   * @generated from field: int32 pieces = 3;
+   */
+  pieces: number;
+
+  /**
+   * How many pieces fit on one sheet (the last sheet may hold fewer).
+   *
+   * @generated from field: int32 pieces_per_sheet = 4;
+   */
+  piecesPerSheet: number;
+
+  /**
+   * How many sheets of paper the job takes.
+   *
+   * @generated from field: int32 sheet_count = 5;
+   */
+  sheetCount: number;
+
+  /**
+   * How the sheets are printed.
+   *
+   * @generated from field: podconnect.v1.Sides sides = 6;
+   */
+  sides: Sides;
+
+  /**
+   * A piece of two or more pages printed one-sided: its backs print on sheets of their own.
+   *
+   * @generated from field: bool backs_on_separate_sheets = 7;
+   */
+  backsOnSeparateSheets: boolean;
+
+  /**
+   * The pieces are turned a quarter turn on the sheet to fit more.
+   *
+   * @generated from field: bool rotated = 8;
+   */
+  rotated: boolean;
+
+  /**
+   * The pieces' size on paper: 1 = true size; below 1 only when `fit_to_sheet` scaled them.
+   *
+   * @generated from field: double scale = 9;
+   */
+  scale: number;
+
+  /**
+   * How many sheets printing one piece per sheet would take, to show what imposition saves.
+   *
+   * @generated from field: int32 sheets_one_per_sheet = 10;
+   */
+  sheetsOnePerSheet: number;
+};
+
+/**
+ * Describes the message podconnect.v1.PrintLayout.
+ * Use `create(PrintLayoutSchema)` to create a new message.
+ */
+export const PrintLayoutSchema: GenMessage<PrintLayout> = /*@__PURE__*/
+  messageDesc(file_podconnect_v1_print, 6);
+
+/**
  * Request of PrintService.SubmitJob.
  *
  * @generated from message podconnect.v1.SubmitJobRequest
@@ -250,15 +469,18 @@ export type SubmitJobRequest = Message<"podconnect.v1.SubmitJobRequest"> & {
   } | { case: undefined; value?: undefined };
 
   /**
-   * How many copies of the file. 0 = the file's PrintFile.suggested_copies. At most the device's
-   * `copies_max`.
+   * How many copies: for a product's print file, pieces (100 = 100 business cards, however many
+   * fit on a sheet); for an uploaded file, copies of the file, at most the device's
+   * `copies_max`. 0 = the file's PrintFile.suggested_copies.
    *
    * @generated from field: int32 copies = 3;
    */
   copies: number;
 
   /**
-   * Which sides to print; UNSPECIFIED = the device's default.
+   * Which sides of the sheet to print. UNSPECIFIED: for a product of two or more pages, two-sided
+   * where the printer can (turned on the edge that keeps the pieces' backs upright), otherwise
+   * one-sided with the backs on sheets of their own; for anything else the device's default.
    *
    * @generated from field: podconnect.v1.Sides sides = 4;
    */
@@ -272,11 +494,23 @@ export type SubmitJobRequest = Message<"podconnect.v1.SubmitJobRequest"> & {
   colorMode: ColorMode;
 
   /**
-   * The media keyword (Media.keyword); empty = the device's default.
+   * The media keyword (Media.keyword) of the sheet to print on. Empty: for a product's print
+   * file, the core picks among the media loaded (PrinterCapabilities.media_ready), in the
+   * server's order of preference (e.g. A4 before A3), the first the piece fits on at true size;
+   * for an uploaded file, the device's default.
    *
    * @generated from field: string media = 6;
    */
   media: string;
+
+  /**
+   * For a product's print file: scale the piece down to the sheet when it is larger than every
+   * sheet the printer holds (one per sheet). False = true size only: such a job is refused.
+   * Pieces are never scaled up. Ignored for files printed as they are.
+   *
+   * @generated from field: bool fit_to_sheet = 8;
+   */
+  fitToSheet: boolean;
 
   /**
    * Optional. Makes the call idempotent within the session: a UUID in its 36-character
@@ -294,7 +528,7 @@ export type SubmitJobRequest = Message<"podconnect.v1.SubmitJobRequest"> & {
  * Use `create(SubmitJobRequestSchema)` to create a new message.
  */
 export const SubmitJobRequestSchema: GenMessage<SubmitJobRequest> = /*@__PURE__*/
-  messageDesc(file_podconnect_v1_print, 4);
+  messageDesc(file_podconnect_v1_print, 7);
 
 /**
  * Response of PrintService.SubmitJob.
@@ -322,7 +556,7 @@ export type SubmitJobResponse = Message<"podconnect.v1.SubmitJobResponse"> & {
  * Use `create(SubmitJobResponseSchema)` to create a new message.
  */
 export const SubmitJobResponseSchema: GenMessage<SubmitJobResponse> = /*@__PURE__*/
-  messageDesc(file_podconnect_v1_print, 5);
+  messageDesc(file_podconnect_v1_print, 8);
 
 /**
  * A one-time, short-lived URL from which a pulling printer fetches a job's file. The URL is a
@@ -357,7 +591,7 @@ export type PullDelivery = Message<"podconnect.v1.PullDelivery"> & {
  * Use `create(PullDeliverySchema)` to create a new message.
  */
 export const PullDeliverySchema: GenMessage<PullDelivery> = /*@__PURE__*/
-  messageDesc(file_podconnect_v1_print, 6);
+  messageDesc(file_podconnect_v1_print, 9);
 
 /**
  * Request of PrintService.GetJob.
@@ -378,7 +612,7 @@ export type GetJobRequest = Message<"podconnect.v1.GetJobRequest"> & {
  * Use `create(GetJobRequestSchema)` to create a new message.
  */
 export const GetJobRequestSchema: GenMessage<GetJobRequest> = /*@__PURE__*/
-  messageDesc(file_podconnect_v1_print, 7);
+  messageDesc(file_podconnect_v1_print, 10);
 
 /**
  * Response of PrintService.GetJob.
@@ -399,7 +633,7 @@ export type GetJobResponse = Message<"podconnect.v1.GetJobResponse"> & {
  * Use `create(GetJobResponseSchema)` to create a new message.
  */
 export const GetJobResponseSchema: GenMessage<GetJobResponse> = /*@__PURE__*/
-  messageDesc(file_podconnect_v1_print, 8);
+  messageDesc(file_podconnect_v1_print, 11);
 
 /**
  * Request of PrintService.WatchJob.
@@ -420,7 +654,7 @@ export type WatchJobRequest = Message<"podconnect.v1.WatchJobRequest"> & {
  * Use `create(WatchJobRequestSchema)` to create a new message.
  */
 export const WatchJobRequestSchema: GenMessage<WatchJobRequest> = /*@__PURE__*/
-  messageDesc(file_podconnect_v1_print, 9);
+  messageDesc(file_podconnect_v1_print, 12);
 
 /**
  * One message of PrintService.WatchJob's stream.
@@ -441,7 +675,7 @@ export type WatchJobResponse = Message<"podconnect.v1.WatchJobResponse"> & {
  * Use `create(WatchJobResponseSchema)` to create a new message.
  */
 export const WatchJobResponseSchema: GenMessage<WatchJobResponse> = /*@__PURE__*/
-  messageDesc(file_podconnect_v1_print, 10);
+  messageDesc(file_podconnect_v1_print, 13);
 
 /**
  * Request of PrintService.CancelJob.
@@ -462,7 +696,7 @@ export type CancelJobRequest = Message<"podconnect.v1.CancelJobRequest"> & {
  * Use `create(CancelJobRequestSchema)` to create a new message.
  */
 export const CancelJobRequestSchema: GenMessage<CancelJobRequest> = /*@__PURE__*/
-  messageDesc(file_podconnect_v1_print, 11);
+  messageDesc(file_podconnect_v1_print, 14);
 
 /**
  * Response of PrintService.CancelJob.
@@ -484,7 +718,7 @@ export type CancelJobResponse = Message<"podconnect.v1.CancelJobResponse"> & {
  * Use `create(CancelJobResponseSchema)` to create a new message.
  */
 export const CancelJobResponseSchema: GenMessage<CancelJobResponse> = /*@__PURE__*/
-  messageDesc(file_podconnect_v1_print, 12);
+  messageDesc(file_podconnect_v1_print, 15);
 
 /**
  * Request of PrintService.ReportDeviceJobState.
@@ -539,7 +773,7 @@ export type ReportDeviceJobStateRequest = Message<"podconnect.v1.ReportDeviceJob
  * Use `create(ReportDeviceJobStateRequestSchema)` to create a new message.
  */
 export const ReportDeviceJobStateRequestSchema: GenMessage<ReportDeviceJobStateRequest> = /*@__PURE__*/
-  messageDesc(file_podconnect_v1_print, 13);
+  messageDesc(file_podconnect_v1_print, 16);
 
 /**
  * Response of PrintService.ReportDeviceJobState.
@@ -560,7 +794,7 @@ export type ReportDeviceJobStateResponse = Message<"podconnect.v1.ReportDeviceJo
  * Use `create(ReportDeviceJobStateResponseSchema)` to create a new message.
  */
 export const ReportDeviceJobStateResponseSchema: GenMessage<ReportDeviceJobStateResponse> = /*@__PURE__*/
-  messageDesc(file_podconnect_v1_print, 14);
+  messageDesc(file_podconnect_v1_print, 17);
 
 /**
  * A print job of the session. Carries no personal data: no user names, no file contents.
@@ -638,7 +872,7 @@ export type Job = Message<"podconnect.v1.Job"> & {
   deliveryMode: DeliveryMode;
 
   /**
-   * How many copies of the file.
+   * How many copies: pieces for an imposed product (`layout`), copies of the file otherwise.
    *
    * @generated from field: int32 copies = 10;
    */
@@ -674,7 +908,7 @@ export type Job = Message<"podconnect.v1.Job"> & {
 
   /**
    * How many pages (impressions) have been printed so far, all copies together; unset = the
-   * printer does not say.
+   * printer does not say. It counts up to `pages_total`.
    *
    * @generated from field: optional int32 pages_printed = 15;
    */
@@ -707,6 +941,32 @@ export type Job = Message<"podconnect.v1.Job"> & {
    * @generated from field: google.protobuf.Timestamp end_time = 19;
    */
   endTime?: Timestamp | undefined;
+
+  /**
+   * How the pieces are laid out on the sheets. Set for every job the core submits.
+   *
+   * @generated from field: podconnect.v1.PrintLayout layout = 20;
+   */
+  layout?: PrintLayout | undefined;
+
+  /**
+   * The SHA-256 (64 lowercase hex digits) of the document the printer gets: the imposed sheets,
+   * or the print file itself when it prints as it is (then PrintFile.sha256), so a printer or
+   * test can check what it received.
+   *
+   * @generated from field: string document_sha256 = 21;
+   */
+  documentSha256: string;
+
+  /**
+   * How many pages (impressions, one per printed side of a sheet) the printer prints for the
+   * whole job: what `pages_printed` counts up to. For an imposed product it comes from the
+   * sheets (12 two-sided sheets = 24), not from pieces × `page_count`; for a file printed as it
+   * is, `page_count` × `copies`.
+   *
+   * @generated from field: int32 pages_total = 22;
+   */
+  pagesTotal: number;
 };
 
 /**
@@ -714,7 +974,7 @@ export type Job = Message<"podconnect.v1.Job"> & {
  * Use `create(JobSchema)` to create a new message.
  */
 export const JobSchema: GenMessage<Job> = /*@__PURE__*/
-  messageDesc(file_podconnect_v1_print, 15);
+  messageDesc(file_podconnect_v1_print, 18);
 
 /**
  * How print-ready files reach a device.
@@ -939,6 +1199,31 @@ export const PrintService: GenService<{
     output: typeof GetPrinterCapabilitiesResponseSchema;
   },
   /**
+   * Says how SubmitJob with the same options would print, without printing or recording
+   * anything: the sheet the core picks (or the one asked for) and the tray it is in, how many
+   * pieces fit on a sheet, how many sheets the job takes and on which sides (PrintLayout); and,
+   * when `preview_width_px` is set, images of the first sheet's front and back, drawn from the
+   * same layout. The draft need not be FINALIZED: the layout depends on the product, the images
+   * show the draft's values as they are now.
+   *
+   * Errors:
+   * - INVALID_ARGUMENT: as SubmitJob (including `copies` that would take more sheets than one
+   *   job may: at least 1,000; the embedded server allows 5,000); `preview_width_px` negative.
+   * - NOT_FOUND: no such print file or draft in this session (or it expired).
+   * - FAILED_PRECONDITION: the product is larger than every sheet the printer holds and
+   *   `fit_to_sheet` is false (the message names the sizes); the server requires registered
+   *   devices and the session's device is no longer registered.
+   * - UNAVAILABLE: the printer cannot be asked right now (IPP_PUSH) and nothing is cached.
+   * - UNAUTHENTICATED: no valid session.
+   *
+   * @generated from rpc podconnect.v1.PrintService.PlanJob
+   */
+  planJob: {
+    methodKind: "unary";
+    input: typeof PlanJobRequestSchema;
+    output: typeof PlanJobResponseSchema;
+  },
+  /**
    * Submits a print job for a print-ready file to the session's device. For IPP_PUSH the server
    * validates the job with the printer (Validate-Job) and sends it (Print-Job); for SPOOL_FOLDER
    * it writes the file into the device's spool folder; for DEVICE_PULL it mints a one-time URL
@@ -950,13 +1235,22 @@ export const PrintService: GenService<{
    * first one stopping, while the job's file was not fetched yet), and submits nothing new.
    *
    * Errors:
-   * - INVALID_ARGUMENT: neither or both of `file_id` and `draft_id`; `copies` negative or above
-   *   the device's `copies_max`; `sides`, `color_mode` or `media` not among the device's
-   *   supported values; `request_id` malformed, or reused with different parameters.
+   * A product's print file (one with a PrintFile.trim_size) is imposed: as many pieces as fit
+   * are placed on each of the printer's sheets, backs lined up with fronts, with cut marks, and
+   * the printer gets the sheets once (IPP `copies` 1); Job.layout says how (see PlanJob). An
+   * uploaded file prints as it is, `copies` times.
+   *
+   * Errors:
+   * - INVALID_ARGUMENT: neither or both of `file_id` and `draft_id`; `copies` negative, for a
+   *   file printed as it is above the device's `copies_max`, for a product more than the sheets
+   *   one job may take (as PlanJob); `sides`, `color_mode` or `media`
+   *   not among the device's supported values; `request_id` malformed, or reused with different
+   *   parameters.
    * - NOT_FOUND: no such print file or draft in this session (or it expired).
-   * - FAILED_PRECONDITION: the draft is not FINALIZED; the printer refused the job's attributes
-   *   or document format (IPP Validate-Job); the server requires registered devices and the
-   *   session's device is no longer registered.
+   * - FAILED_PRECONDITION: the draft is not FINALIZED; the product is larger than every sheet
+   *   and `fit_to_sheet` is false (as PlanJob); the printer
+   *   refused the job's attributes or document format (IPP Validate-Job); the server requires
+   *   registered devices and the session's device is no longer registered.
    * - UNAVAILABLE: the printer cannot be reached or is not accepting jobs; retrying may succeed.
    * - RESOURCE_EXHAUSTED: the session has too many unfinished jobs (at least 5; the embedded
    *   server allows 8).
