@@ -65,7 +65,7 @@ impl IppPrinter {
     async fn validate(&self, target: &Target, ticket: &JobTicket) -> Result<(), Refused> {
         let mut request = new_request(Operation::ValidateJob, target)?;
         add_ticket(&mut request, ticket)?;
-        let answer = self.exchange(target, request, None).await?;
+        let answer = self.ask(target, request).await?;
         check_job_answer(target, "Validate-Job", &answer, ticket)
     }
 }
@@ -94,7 +94,7 @@ impl Printer for IppPrinter {
         let wanted = wanted.map_err(|err| CoreError::internal("cannot build the printer request", err))?;
         add(&mut request, DelimiterTag::OperationAttributes, "requested-attributes", IppValue::Array(wanted))?;
 
-        let answer = self.exchange(&target, request, None).await?;
+        let answer = self.ask(&target, request).await?;
         if !is_success(&answer) {
             return Err(status_error(&target, "Get-Printer-Attributes", &answer).into());
         }
@@ -159,7 +159,7 @@ impl Printer for IppPrinter {
         let wanted = wanted.map_err(|err| CoreError::internal("cannot build the printer request", err))?;
         add(&mut request, DelimiterTag::OperationAttributes, "requested-attributes", IppValue::Array(wanted))?;
 
-        let answer = self.exchange(&target, request, None).await?;
+        let answer = self.ask(&target, request).await?;
         read_job_status(&target, &answer, job_id)
     }
 
@@ -210,6 +210,12 @@ pub fn read_answer_offline(answer: Vec<u8>) -> Result<Vec<CoreResult<String>>, S
 mod tests {
     //! Parsing and mapping that need no printer; the real-printer tests are in tests/tests/e2e.
 
+    use std::sync::{Arc, Mutex};
+
+    use bytes::Bytes;
+    use ipp::model::{IppVersion, StatusCode};
+    use ipp::request::IppRequestResponse;
+
     use super::answer::{printer_value, text, unsupported_attributes};
     use super::status::status_name;
     use super::*;
@@ -229,6 +235,101 @@ mod tests {
             registered_at: None,
             updated_at: None,
         }
+    }
+
+    /// A printer on loopback that answers every request in full, except the first request of
+    /// operation `stall`: that one gets its headers and half its answer, and then nothing. Returns
+    /// its address and the operation of each request it was sent.
+    async fn stalling_printer(stall: Operation) -> (std::net::SocketAddr, Arc<Mutex<Vec<u16>>>) {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((mut stream, _)) = listener.accept().await {
+                // One request per connection (the client opens a new one each time).
+                let mut request = Vec::new();
+                let body_at = loop {
+                    let mut buf = [0u8; 8192];
+                    let n = stream.read(&mut buf).await.unwrap();
+                    assert!(n > 0, "the client sent a whole request");
+                    request.extend_from_slice(&buf[..n]);
+                    if let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&request[..end]).to_ascii_lowercase();
+                        let length = head.lines().find_map(|l| l.strip_prefix("content-length: ")).unwrap();
+                        let length: usize = length.trim().parse().unwrap();
+                        while request.len() < end + 4 + length {
+                            let n = stream.read(&mut buf).await.unwrap();
+                            request.extend_from_slice(&buf[..n]);
+                        }
+                        break end + 4;
+                    }
+                };
+                let body = &request[body_at..];
+                let operation = u16::from_be_bytes([body[2], body[3]]);
+                let id = i32::from_be_bytes([body[4], body[5], body[6], body[7]]);
+                let first_of_its_kind = !log.lock().unwrap().contains(&operation);
+                log.lock().unwrap().push(operation);
+                let mut answer =
+                    IppRequestResponse::new_response(IppVersion::v2_0(), StatusCode::SuccessfulOk, id).unwrap();
+                add(&mut answer, DelimiterTag::JobAttributes, "job-id", IppValue::Integer(7)).unwrap();
+                let state = if operation == Operation::PrintJob as u16 { 3 } else { 9 };
+                add(&mut answer, DelimiterTag::JobAttributes, "job-state", IppValue::Enum(state)).unwrap();
+                let answer = answer.to_bytes();
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/ipp\r\nContent-Length: {}\r\n\r\n",
+                    answer.len()
+                );
+                stream.write_all(head.as_bytes()).await.unwrap();
+                if operation == stall as u16 && first_of_its_kind {
+                    stream.write_all(&answer[..answer.len() / 2]).await.unwrap();
+                    held.push(stream);
+                } else {
+                    stream.write_all(&answer).await.unwrap();
+                }
+            }
+        });
+        (addr, seen)
+    }
+
+    #[tokio::test]
+    async fn a_stalled_answer_to_a_read_is_asked_again_but_a_print_job_is_never_sent_twice() {
+        let ticket = JobTicket {
+            job_name: "Business card".into(),
+            copies: 1,
+            sides: crate::domain::devices::Sides::OneSided,
+            color_mode: crate::domain::devices::ColorMode::Color,
+            media: None,
+            document_format: "application/pdf".into(),
+        };
+        let printer = IppPrinter::new(Duration::from_secs(2));
+        let document = || JobDocument::Bytes(Bytes::from_static(b"%PDF-1.7"));
+
+        // Validate-Job and Get-Job-Attributes stall once each: both are asked again and answered.
+        let (addr, seen) = stalling_printer(Operation::ValidateJob).await;
+        let device = device(&format!("ipp://{addr}/ipp/print"), None);
+        let job = printer.submit(&device, &ticket, document()).await.map_err(|refused| refused.error).unwrap();
+        assert_eq!(job.0, "7");
+        let (validate, print) = (Operation::ValidateJob as u16, Operation::PrintJob as u16);
+        assert_eq!(*seen.lock().unwrap(), [validate, validate, print]);
+        let (addr, seen) = stalling_printer(Operation::GetJobAttributes).await;
+        let device = self::device(&format!("ipp://{addr}/ipp/print"), None);
+        let status = printer.status(&device, &job).await.unwrap();
+        assert_eq!(status.state, crate::domain::printing::JobState::Completed);
+        assert_eq!(seen.lock().unwrap().len(), 2, "asked twice");
+
+        // A Print-Job whose answer stalls may have been taken: it fails within the bound, once.
+        let (addr, seen) = stalling_printer(Operation::PrintJob).await;
+        let device = self::device(&format!("ipp://{addr}/ipp/print"), None);
+        let started = std::time::Instant::now();
+        let refused = printer.submit(&device, &ticket, document()).await.expect_err("the answer never came");
+        assert_eq!(refused.why, Refusal::Unreachable);
+        let said = format!("the printer at {addr} did not answer in time");
+        assert!(matches!(&refused.error, CoreError::Unavailable(m) if m.contains(&said)), "{refused:?}");
+        assert_eq!(*seen.lock().unwrap(), [validate, print], "the document went once");
+        assert!(started.elapsed() < Duration::from_secs(4), "within the printer timeout: {:?}", started.elapsed());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! by a CA). Failures say why, for the job: a pin mismatch, a printer that cannot be reached.
 
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use ipp::request::IppRequestResponse;
@@ -63,33 +64,89 @@ impl Target {
     }
 }
 
+/// Why an exchange failed, and whether asking again can help.
+enum Failed {
+    /// The printer was reached but its answer stalled or broke off.
+    Stalled(Refused),
+    Other(Refused),
+}
+
+impl Failed {
+    fn refused(self) -> Refused {
+        match self {
+            Failed::Stalled(refused) | Failed::Other(refused) => refused,
+        }
+    }
+}
+
 impl IppPrinter {
-    /// Sends one IPP request (plus the document, if any) and parses the answer.
+    /// Sends one IPP request (plus the document, if any) and parses the answer. Never repeated:
+    /// a Print-Job or Print-URI sent twice could print twice.
     pub(super) async fn exchange(
         &self,
         target: &Target,
         request: IppRequestResponse,
         document: Option<&Bytes>,
     ) -> Result<IppRequestResponse, Refused> {
-        let seen_wrong_cert = Arc::new(OnceLock::new());
-        let client = self.client(target, seen_wrong_cert.clone())?;
+        self.send(target, request.to_bytes(), document, self.request_timeout).await.map_err(Failed::refused)
+    }
 
+    /// Sends a request that reads or checks and changes nothing at the printer (Validate-Job,
+    /// Get-Printer-Attributes, Get-Job-Attributes). An answer that stalls or breaks off is asked
+    /// for once more on a new connection, each try within half the bound, so the whole stays
+    /// within it: some printers (ippeveprinter among them) now and then send less of an answer
+    /// than they announced, and a second ask gets all of it.
+    pub(super) async fn ask(
+        &self,
+        target: &Target,
+        request: IppRequestResponse,
+    ) -> Result<IppRequestResponse, Refused> {
         let head = request.to_bytes();
+        let bound = self.request_timeout / 2;
+        match self.send(target, head.clone(), None, bound).await {
+            Err(Failed::Stalled(_)) => {
+                tracing::debug!(printer = %target.address, "the printer's answer stalled; asking once more");
+                self.send(target, head, None, bound).await.map_err(Failed::refused)
+            }
+            answered => answered.map_err(Failed::refused),
+        }
+    }
+
+    async fn send(
+        &self,
+        target: &Target,
+        head: Bytes,
+        document: Option<&Bytes>,
+        bound: Duration,
+    ) -> Result<IppRequestResponse, Failed> {
+        let seen_wrong_cert = Arc::new(OnceLock::new());
+        let client = self.client(target, seen_wrong_cert.clone()).map_err(|err| Failed::Other(err.into()))?;
+        let failed = |err: &reqwest::Error| {
+            let refused = transport_error(target, &seen_wrong_cert, err);
+            if !err.is_connect() && refused.why == Refusal::Unreachable {
+                Failed::Stalled(refused)
+            } else {
+                Failed::Other(refused)
+            }
+        };
+
         let mut body = BytesMut::with_capacity(head.len() + document.map_or(0, |d| d.len()));
         body.put(head);
         if let Some(document) = document {
             body.put(document.clone());
         }
 
-        let sent =
-            client.post(&target.http_url).header("content-type", "application/ipp").body(body.freeze()).send().await;
-        let mut response = match sent {
-            Ok(response) => response,
-            Err(err) => return Err(transport_error(target, &seen_wrong_cert, &err)),
-        };
+        let sent = client
+            .post(&target.http_url)
+            .header("content-type", "application/ipp")
+            .timeout(bound)
+            .body(body.freeze())
+            .send()
+            .await;
+        let mut response = sent.map_err(|err| failed(&err))?;
         let http_status = response.status();
         if !http_status.is_success() {
-            return Err(http_error(target, http_status.as_u16()));
+            return Err(Failed::Other(http_error(target, http_status.as_u16())));
         }
 
         let mut answer = Vec::new();
@@ -97,15 +154,15 @@ impl IppPrinter {
             match response.chunk().await {
                 Ok(Some(chunk)) => {
                     if answer.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                        return Err(not_ipp(target, "the answer is larger than any IPP answer").into());
+                        return Err(Failed::Other(not_ipp(target, "the answer is larger than any IPP answer").into()));
                     }
                     answer.extend_from_slice(&chunk);
                 }
                 Ok(None) => break,
-                Err(err) => return Err(transport_error(target, &seen_wrong_cert, &err)),
+                Err(err) => return Err(failed(&err)),
             }
         }
-        parse_answer(answer).map_err(|detail| not_ipp(target, &detail).into())
+        parse_answer(answer).map_err(|detail| Failed::Other(not_ipp(target, &detail).into()))
     }
 
     /// One HTTP client for one call: TLS is always our rustls config (ring, pin check), so
@@ -209,9 +266,14 @@ fn transport_error(target: &Target, seen_wrong_cert: &OnceLock<[u8; 32]>, err: &
         ))
         .into();
     }
-    let error = if err.is_connect() || err.is_timeout() {
+    let error = if err.is_connect() {
         CoreError::Unavailable(format!(
             "the printer at {} cannot be reached; check it is on and connected",
+            target.address
+        ))
+    } else if err.is_timeout() {
+        CoreError::Unavailable(format!(
+            "the printer at {} did not answer in time; check it is on and not stuck, or raise the printer timeout",
             target.address
         ))
     } else {
