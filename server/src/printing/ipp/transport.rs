@@ -94,8 +94,8 @@ impl IppPrinter {
     /// Sends a request that reads or checks and changes nothing at the printer (Validate-Job,
     /// Get-Printer-Attributes, Get-Job-Attributes). An answer that stalls or breaks off is asked
     /// for once more on a new connection, each try within half the bound, so the whole stays
-    /// within it: some printers (ippeveprinter among them) now and then send less of an answer
-    /// than they announced, and a second ask gets all of it.
+    /// within it: some printers (we have seen it with ippeveprinter) now and then stall partway
+    /// through an answer, and a second ask gets all of it.
     pub(super) async fn ask(
         &self,
         target: &Target,
