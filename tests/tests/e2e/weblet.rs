@@ -21,6 +21,11 @@ use tokio::process::Command;
 /// How long the whole browser walk may take (the script stops itself a little earlier).
 const FLOW_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// How long Chromium's first start in this run may take. On a fresh machine it reads a few hundred
+/// megabytes from disk while the rest of the suite runs; the walks' own 30 s launch bound is for a
+/// warm start (CI once saw two cold starts at once stay silent past it).
+const FIRST_START_TIMEOUT: Duration = Duration::from_secs(180);
+
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ lives in the workspace").to_path_buf()
 }
@@ -66,12 +71,46 @@ fn browser_tools(weblet: &Path) -> (PathBuf, PathBuf, PathBuf) {
     (node, chromium, certutil())
 }
 
+/// Starts Chromium once per run (headless, `about:blank`, a throw-away HOME and profile) before any
+/// walk does, so concurrent walks wait for one cold start instead of racing two; panics with what
+/// Chromium said if it does not start.
+async fn first_start(chromium: &Path) {
+    static STARTED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    STARTED
+        .get_or_init(|| async {
+            let home = tempfile::Builder::new().prefix("weblet-first-start-").tempdir().expect("a temporary HOME");
+            let started = Instant::now();
+            let run = Command::new(chromium)
+                .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--dump-dom"])
+                .arg(format!("--user-data-dir={}", home.path().join("profile").display()))
+                .arg("about:blank")
+                .env("HOME", home.path())
+                .stdin(Stdio::null())
+                .kill_on_drop(true)
+                .output();
+            let output = match tokio::time::timeout(FIRST_START_TIMEOUT, run).await {
+                Ok(output) => output.expect("chromium starts"),
+                Err(_) => panic!("{} did not start within {FIRST_START_TIMEOUT:?}", chromium.display()),
+            };
+            assert!(
+                output.status.success() && String::from_utf8_lossy(&output.stdout).contains("<body>"),
+                "{} --headless --dump-dom about:blank failed ({}):\n{}",
+                chromium.display(),
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            );
+            println!("chromium's first start took {:.1?}", started.elapsed());
+        })
+        .await;
+}
+
 /// Runs `flow.mjs` against a gateway in front of `core` with `args` (the walk to take), checks
 /// that it passed because the browser trusted the CA (not because it ignored errors) and left its
 /// temporary HOME behind it, and returns what it printed.
 async fn browser_walk(core: &TestCore, name: &str, args: &[&str]) -> String {
     let weblet = workspace().join("weblet-gateway/weblet");
     let (node, chromium, certutil) = browser_tools(&weblet);
+    first_start(&chromium).await;
     let gateway =
         TestGateway::builder().weblet_dir(&weblet.join("dist")).spawn(core).await.expect("the gateway starts");
     let url = format!("https://localhost:{}/?device=mfd-lobby", gateway.addr.port());
